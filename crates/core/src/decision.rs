@@ -1,0 +1,641 @@
+//! The decision: given a grant (what a token may do) and a view of the request, allow with the
+//! headers to set and remove, or deny with a status, a machine reason and a message.
+//!
+//! Pure and shared by the filter and the ext_authz server. Query rewriting (PromQL label
+//! enforcement) is a later step that takes [`Allow::effective_policy`] and the request's query.
+
+use crate::headers;
+use crate::route::{RouteTable, check_path};
+use crate::scope::{Role, Scope, ScopeSet};
+use crate::selector::Policy;
+use crate::token::{Token, TokenError};
+
+/// What one live token may do: the snapshot's value, keyed by the token's hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub token_id: i64,
+    pub account_id: i64,
+    /// The account's name, unique in its tenant; sent upstream as `x-tollgate-account`.
+    pub account: String,
+    pub tenant: String,
+    pub role: Role,
+    pub scopes: ScopeSet,
+    pub policy: Policy,
+    /// Unix seconds; `None` never expires.
+    pub expires_at: Option<u64>,
+    /// Admin API only: may act on every tenant (the bootstrap admin).
+    pub all_tenants: bool,
+}
+
+impl Grant {
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// The parts of a request a decision reads. Borrowed from the caller's request representation.
+#[derive(Debug, Clone, Default)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// The path without its query string.
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Values of `X-Forwarded-Tenant-Id` and `X-Scope-OrgID` sent by the client.
+    pub tenant_ids: Vec<&'a str>,
+    /// Values of client-sent `x-tollgate-labels` (normally zero or one).
+    pub labels: Vec<&'a str>,
+    /// Names of client-sent `x-tollgate-*` headers, lower case.
+    pub tollgate_headers: Vec<String>,
+}
+
+impl<'a> RequestView<'a> {
+    /// `path` may carry a query string (Envoy's `:path`); it is split off.
+    pub fn new(method: &'a str, path: &'a str) -> RequestView<'a> {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        RequestView {
+            method,
+            path,
+            query,
+            ..RequestView::default()
+        }
+    }
+
+    /// Records a request header if it matters to the decision; any other header is ignored.
+    pub fn observe_header(&mut self, name: &'a str, value: &'a str) {
+        if name.eq_ignore_ascii_case(headers::FORWARDED_TENANT_ID)
+            || name.eq_ignore_ascii_case(headers::SCOPE_ORG_ID)
+        {
+            self.tenant_ids.push(value);
+        }
+        if name.len() >= headers::TOLLGATE_PREFIX.len()
+            && name.as_bytes()[..headers::TOLLGATE_PREFIX.len()]
+                .eq_ignore_ascii_case(headers::TOLLGATE_PREFIX.as_bytes())
+        {
+            if name.eq_ignore_ascii_case(headers::LABELS) {
+                self.labels.push(value);
+            }
+            self.tollgate_headers.push(name.to_ascii_lowercase());
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Allow(Allow),
+    Deny(Deny),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allow {
+    /// The scope the matched route needed.
+    pub scope: Scope,
+    /// Headers to set upstream, overwriting any client value.
+    pub set_headers: Vec<(&'static str, String)>,
+    /// Headers to remove before the request goes upstream.
+    pub remove_headers: Vec<String>,
+    /// The selector the request is confined to: the client's narrowing if it sent one, else the
+    /// account's policy. Query enforcement rewrites against this.
+    pub effective_policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    pub reason: DenyReason,
+    /// For the client. Never contains a token.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    MissingToken,
+    MalformedToken,
+    /// Unknown, revoked, or belonging to a disabled or deleted account: indistinguishable by
+    /// design, since only live hashes are kept.
+    UnknownToken,
+    ExpiredToken,
+    InvalidPath,
+    RouteNotAllowed,
+    MissingScope,
+    TenantMismatch,
+    InvalidLabels,
+    LabelPolicyViolation,
+}
+
+impl DenyReason {
+    pub const ALL: [DenyReason; 10] = [
+        DenyReason::MissingToken,
+        DenyReason::MalformedToken,
+        DenyReason::UnknownToken,
+        DenyReason::ExpiredToken,
+        DenyReason::InvalidPath,
+        DenyReason::RouteNotAllowed,
+        DenyReason::MissingScope,
+        DenyReason::TenantMismatch,
+        DenyReason::InvalidLabels,
+        DenyReason::LabelPolicyViolation,
+    ];
+
+    /// The machine code in `{"reason": ...}` and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::MissingToken => "missing_token",
+            DenyReason::MalformedToken => "malformed_token",
+            DenyReason::UnknownToken => "unknown_token",
+            DenyReason::ExpiredToken => "expired_token",
+            DenyReason::InvalidPath => "invalid_path",
+            DenyReason::RouteNotAllowed => "route_not_allowed",
+            DenyReason::MissingScope => "missing_scope",
+            DenyReason::TenantMismatch => "tenant_mismatch",
+            DenyReason::InvalidLabels => "invalid_labels",
+            DenyReason::LabelPolicyViolation => "label_policy_violation",
+        }
+    }
+
+    /// 401 when the credential is the problem (the client should get a new token), 400 for a
+    /// request no server should accept, 403 when the credential is fine but not enough.
+    pub fn status(self) -> u16 {
+        match self {
+            DenyReason::MissingToken
+            | DenyReason::MalformedToken
+            | DenyReason::UnknownToken
+            | DenyReason::ExpiredToken => 401,
+            DenyReason::InvalidPath | DenyReason::InvalidLabels => 400,
+            DenyReason::RouteNotAllowed
+            | DenyReason::MissingScope
+            | DenyReason::TenantMismatch
+            | DenyReason::LabelPolicyViolation => 403,
+        }
+    }
+}
+
+impl Deny {
+    pub fn new(reason: DenyReason, message: impl Into<String>) -> Deny {
+        Deny {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.reason.status()
+    }
+
+    pub fn unknown_token() -> Deny {
+        Deny::new(
+            DenyReason::UnknownToken,
+            "token is unknown or has been revoked",
+        )
+    }
+
+    /// The JSON body every denial carries: `{"error": message, "reason": code}`.
+    pub fn json_body(&self) -> String {
+        let mut body = String::with_capacity(self.message.len() + 48);
+        body.push_str("{\"error\":");
+        push_json_string(&mut body, &self.message);
+        body.push_str(",\"reason\":\"");
+        body.push_str(self.reason.as_str());
+        body.push_str("\"}");
+        body
+    }
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Reads the bearer token from an `Authorization` header value, or says why there is none.
+pub fn authenticate(authorization: Option<&str>) -> Result<Token, Deny> {
+    let header = authorization.ok_or_else(|| {
+        Deny::new(
+            DenyReason::MissingToken,
+            "missing bearer token in the Authorization header",
+        )
+    })?;
+    match Token::from_authorization(header) {
+        None => Err(Deny::new(
+            DenyReason::MissingToken,
+            "the Authorization header is not a bearer credential",
+        )),
+        Some(Err(TokenError::Randomness)) | Some(Err(TokenError::BadPrefix)) => Err(Deny::new(
+            DenyReason::MalformedToken,
+            "bearer token is not a Tollgate token",
+        )),
+        Some(Err(err)) => Err(Deny::new(
+            DenyReason::MalformedToken,
+            format!("malformed bearer token: {err}"),
+        )),
+        Some(Ok(token)) => Ok(token),
+    }
+}
+
+/// Decides a request for a known token. `now` is Unix seconds.
+pub fn decide(grant: &Grant, request: &RequestView<'_>, routes: &RouteTable, now: u64) -> Decision {
+    match check(grant, request, routes, now) {
+        Ok(allow) => Decision::Allow(allow),
+        Err(deny) => Decision::Deny(deny),
+    }
+}
+
+fn check(
+    grant: &Grant,
+    request: &RequestView<'_>,
+    routes: &RouteTable,
+    now: u64,
+) -> Result<Allow, Deny> {
+    if grant.is_expired(now) {
+        return Err(Deny::new(DenyReason::ExpiredToken, "token has expired"));
+    }
+    check_path(request.path).map_err(|err| {
+        Deny::new(
+            DenyReason::InvalidPath,
+            format!("invalid request path: {err}"),
+        )
+    })?;
+    let rule = routes.find(request.method, request.path).ok_or_else(|| {
+        Deny::new(
+            DenyReason::RouteNotAllowed,
+            format!(
+                "{} {} is not an allowed route",
+                request.method, request.path
+            ),
+        )
+    })?;
+    if !grant.scopes.contains(rule.scope) {
+        return Err(Deny::new(
+            DenyReason::MissingScope,
+            format!("role {} lacks scope {}", grant.role, rule.scope),
+        ));
+    }
+    if let Some(other) = request.tenant_ids.iter().find(|t| **t != grant.tenant) {
+        return Err(Deny::new(
+            DenyReason::TenantMismatch,
+            format!(
+                "tenant header \"{}\" differs from the token's tenant \"{}\"",
+                other.escape_debug(),
+                grant.tenant
+            ),
+        ));
+    }
+    let effective_policy = effective_policy(&grant.policy, &request.labels)?;
+
+    let mut set_headers = vec![
+        (headers::ACCOUNT, grant.account.clone()),
+        (headers::TENANT, grant.tenant.clone()),
+        (headers::SCOPE_ORG_ID, grant.tenant.clone()),
+    ];
+    if !effective_policy.is_unrestricted() {
+        set_headers.push((headers::LABELS, effective_policy.to_string()));
+    }
+    let mut remove_headers = vec![headers::AUTHORIZATION.to_owned()];
+    for name in &request.tollgate_headers {
+        let overwritten = set_headers.iter().any(|(set, _)| set == name);
+        if !overwritten && !remove_headers.contains(name) {
+            remove_headers.push(name.clone());
+        }
+    }
+    Ok(Allow {
+        scope: rule.scope,
+        set_headers,
+        remove_headers,
+        effective_policy,
+    })
+}
+
+/// A client may narrow its scope with `x-tollgate-labels`, never widen it.
+fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
+    let requested = match sent {
+        [] => return Ok(policy.clone()),
+        [one] => *one,
+        _ => {
+            return Err(Deny::new(
+                DenyReason::InvalidLabels,
+                "x-tollgate-labels was sent more than once",
+            ));
+        }
+    };
+    let requested = Policy::parse(requested).map_err(|err| {
+        Deny::new(
+            DenyReason::InvalidLabels,
+            format!("x-tollgate-labels is not a valid selector: {err}"),
+        )
+    })?;
+    if requested.is_unrestricted() {
+        return Ok(policy.clone());
+    }
+    if !policy.contains(&requested) {
+        return Err(Deny::new(
+            DenyReason::LabelPolicyViolation,
+            format!(
+                "x-tollgate-labels {requested} is not within the account's label policy {policy}"
+            ),
+        ));
+    }
+    Ok(requested)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn grant(role: Role, policy: &str) -> Grant {
+        Grant {
+            token_id: 7,
+            account_id: 3,
+            account: "ci-reader".into(),
+            tenant: "acme".into(),
+            role,
+            scopes: role.scopes(),
+            policy: Policy::parse(policy).unwrap(),
+            expires_at: Some(NOW + 60),
+            all_tenants: false,
+        }
+    }
+
+    fn run(grant: &Grant, method: &str, path: &str, headers: &[(&str, &str)]) -> Decision {
+        let mut view = RequestView::new(method, path);
+        for (name, value) in headers {
+            view.observe_header(name, value);
+        }
+        decide(grant, &view, &RouteTable::default(), NOW)
+    }
+
+    fn outcome(decision: &Decision) -> Result<(), DenyReason> {
+        match decision {
+            Decision::Allow(_) => Ok(()),
+            Decision::Deny(deny) => Err(deny.reason),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        use DenyReason::*;
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let writer = grant(Role::Writer, "");
+        let mut expired = viewer.clone();
+        expired.expires_at = Some(NOW);
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(
+            &Grant,
+            &str,
+            &str,
+            Vec<(&str, &str)>,
+            Result<(), DenyReason>,
+            &str,
+        )> = vec![
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query?query=up",
+                vec![],
+                Ok(()),
+                "viewer reads",
+            ),
+            (
+                &viewer,
+                "POST",
+                "/api/v1/write",
+                vec![],
+                Err(MissingScope),
+                "viewer cannot write",
+            ),
+            (
+                &writer,
+                "POST",
+                "/api/v1/write",
+                vec![],
+                Ok(()),
+                "writer writes",
+            ),
+            (
+                &writer,
+                "GET",
+                "/api/v1/query",
+                vec![],
+                Err(MissingScope),
+                "writer cannot read",
+            ),
+            (
+                &expired,
+                "GET",
+                "/api/v1/query",
+                vec![],
+                Err(ExpiredToken),
+                "expiry is exclusive",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/targets",
+                vec![],
+                Err(RouteNotAllowed),
+                "unmatched route",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/loki/api/v1/../../api/v1/query",
+                vec![],
+                Err(InvalidPath),
+                "dot segments",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![("X-Scope-OrgID", "acme")],
+                Ok(()),
+                "own tenant",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![("X-Scope-OrgID", "other")],
+                Err(TenantMismatch),
+                "other tenant",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![("x-forwarded-tenant-id", "acme"), ("x-scope-orgid", "evil")],
+                Err(TenantMismatch),
+                "every tenant header must match",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![(
+                    "x-tollgate-labels",
+                    r#"{kube_namespace="prometheus", job="x"}"#,
+                )],
+                Ok(()),
+                "narrowing",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![("x-tollgate-labels", r#"{kube_namespace=~".*"}"#)],
+                Err(LabelPolicyViolation),
+                "widening",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![("x-tollgate-labels", "{oops")],
+                Err(InvalidLabels),
+                "bad selector",
+            ),
+            (
+                &viewer,
+                "GET",
+                "/api/v1/query",
+                vec![
+                    ("x-tollgate-labels", "{a=\"b\"}"),
+                    ("x-tollgate-labels", "{a=\"b\"}"),
+                ],
+                Err(InvalidLabels),
+                "repeated header",
+            ),
+            (
+                &writer,
+                "POST",
+                "/v1/logs",
+                vec![("x-tollgate-labels", r#"{team="a"}"#)],
+                Ok(()),
+                "unrestricted may narrow",
+            ),
+        ];
+        for (grant, method, path, headers, want, why) in cases {
+            let decision = run(grant, method, path, &headers);
+            assert_eq!(outcome(&decision), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn allow_sets_identity_and_strips_spoofing() {
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let decision = run(
+            &viewer,
+            "GET",
+            "/api/v1/query?query=up",
+            &[
+                ("x-tollgate-account", "admin"),
+                ("X-Tollgate-Debug", "1"),
+                (
+                    "x-tollgate-labels",
+                    r#"{job="a", kube_namespace="prometheus"}"#,
+                ),
+            ],
+        );
+        let Decision::Allow(allow) = decision else {
+            panic!("expected allow")
+        };
+        assert_eq!(allow.scope, Scope::MetricsRead);
+        assert_eq!(
+            allow.set_headers,
+            vec![
+                ("x-tollgate-account", "ci-reader".to_owned()),
+                ("x-tollgate-tenant", "acme".to_owned()),
+                ("x-scope-orgid", "acme".to_owned()),
+                (
+                    "x-tollgate-labels",
+                    r#"{job="a", kube_namespace="prometheus"}"#.to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            allow.remove_headers,
+            vec!["authorization", "x-tollgate-debug"]
+        );
+        assert_eq!(
+            allow.effective_policy.to_string(),
+            r#"{job="a", kube_namespace="prometheus"}"#
+        );
+
+        let unrestricted = grant(Role::Viewer, "");
+        let Decision::Allow(allow) = run(
+            &unrestricted,
+            "GET",
+            "/api/v1/query",
+            &[("x-tollgate-labels", "")],
+        ) else {
+            panic!("expected allow")
+        };
+        assert!(allow.effective_policy.is_unrestricted());
+        assert!(
+            allow
+                .set_headers
+                .iter()
+                .all(|(name, _)| *name != "x-tollgate-labels")
+        );
+        assert!(
+            allow
+                .remove_headers
+                .contains(&"x-tollgate-labels".to_owned())
+        );
+    }
+
+    #[test]
+    fn deny_statuses_and_bodies() {
+        for reason in DenyReason::ALL {
+            let deny = Deny::new(reason, "a \"quoted\"\nmessage");
+            let body: serde_json::Value = serde_json::from_str(&deny.json_body()).unwrap();
+            assert_eq!(body["reason"], reason.as_str());
+            assert_eq!(body["error"], "a \"quoted\"\nmessage");
+            assert!([400, 401, 403].contains(&deny.status()));
+        }
+        assert_eq!(DenyReason::ExpiredToken.status(), 401);
+        assert_eq!(DenyReason::LabelPolicyViolation.status(), 403);
+    }
+
+    #[test]
+    fn authentication_outcomes() {
+        let token = Token::generate().unwrap();
+        let good = format!("Bearer {}", token.expose_secret());
+        let mut bad = good.clone();
+        bad.pop();
+        bad.push(if good.ends_with('0') { '1' } else { '0' });
+        let cases = [
+            (None, Err(DenyReason::MissingToken), "no header"),
+            (
+                Some("Basic abc"),
+                Err(DenyReason::MissingToken),
+                "other scheme",
+            ),
+            (
+                Some("Bearer abc"),
+                Err(DenyReason::MalformedToken),
+                "not ours",
+            ),
+            (
+                Some(bad.as_str()),
+                Err(DenyReason::MalformedToken),
+                "bad checksum",
+            ),
+            (Some(good.as_str()), Ok(()), "valid"),
+        ];
+        for (header, want, why) in cases {
+            let got = authenticate(header).map(|_| ()).map_err(|d| d.reason);
+            assert_eq!(got, want, "{why}");
+            if let Err(deny) = authenticate(header) {
+                assert!(!deny.message.contains(&token.expose_secret()[5..37]));
+            }
+        }
+    }
+}

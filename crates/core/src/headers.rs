@@ -1,0 +1,13 @@
+//! Header names Tollgate reads and writes. All lower case, as HTTP/2 and Envoy present them.
+
+/// Credentials; removed before the request goes upstream.
+pub const AUTHORIZATION: &str = "authorization";
+/// Every header with this prefix is Tollgate's to set: client-sent ones are removed.
+pub const TOLLGATE_PREFIX: &str = "x-tollgate-";
+pub const ACCOUNT: &str = "x-tollgate-account";
+pub const TENANT: &str = "x-tollgate-tenant";
+/// The effective label selector (canonical). A client may send one to narrow its scope.
+pub const LABELS: &str = "x-tollgate-labels";
+/// Mimir / Loki / Tempo tenant header; always set to the token's tenant.
+pub const SCOPE_ORG_ID: &str = "x-scope-orgid";
+pub const FORWARDED_TENANT_ID: &str = "x-forwarded-tenant-id";

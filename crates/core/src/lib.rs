@@ -1,0 +1,15 @@
+//! Tollgate's pure decision core, shared by the proxy-wasm filter and the server so that both
+//! decide the same way. No IO, no async, no host calls: it builds natively and for `wasm32-wasip1`.
+
+pub mod decision;
+pub mod headers;
+pub mod route;
+pub mod scope;
+pub mod selector;
+pub mod token;
+
+pub use decision::{Allow, Decision, Deny, DenyReason, Grant, RequestView, decide};
+pub use route::{RouteRule, RouteTable};
+pub use scope::{Role, Scope, ScopeSet};
+pub use selector::{Policy, PolicyLimits};
+pub use token::{Token, TokenError, TokenHash};

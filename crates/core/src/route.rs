@@ -1,0 +1,434 @@
+//! Route rules: (method, path pattern) to the scope a request needs. First match wins; an
+//! unmatched request is denied.
+//!
+//! Patterns are `/`-separated segments: a literal, `*` for exactly one segment, or a final `**`
+//! for any remainder (including none).
+
+use crate::scope::Scope;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("path pattern \"{pattern}\" must start with '/'")]
+    NotAbsolute { pattern: String },
+    #[error("path pattern \"{pattern}\" may use \"**\" only as its last segment")]
+    RestNotLast { pattern: String },
+    #[error("method \"{method}\" is not an upper-case HTTP method token")]
+    BadMethod { method: String },
+    #[error("a route rule needs at least one method")]
+    NoMethods,
+}
+
+/// Why a request path is refused before any rule is consulted: spellings that an upstream may
+/// resolve to a different route than the one we matched (dot segments, encoded separators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    #[error("path contains a '.' or '..' segment")]
+    DotSegment,
+    #[error("path contains an encoded '.', '/' or '\\', or a backslash")]
+    EncodedSeparator,
+    #[error("path contains a control character")]
+    ControlCharacter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    One,
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PathPattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    pub fn parse(pattern: &str) -> Result<PathPattern, RouteError> {
+        let Some(rest) = pattern.strip_prefix('/') else {
+            return Err(RouteError::NotAbsolute {
+                pattern: pattern.to_owned(),
+            });
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let last = parts.len() - 1;
+        let mut segments = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            segments.push(match part {
+                "**" if i == last => Segment::Rest,
+                "**" => {
+                    return Err(RouteError::RestNotLast {
+                        pattern: pattern.to_owned(),
+                    });
+                }
+                "*" => Segment::One,
+                literal => Segment::Literal(literal.to_owned()),
+            });
+        }
+        Ok(PathPattern {
+            text: pattern.to_owned(),
+            segments,
+        })
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut parts = rest.split('/');
+        for segment in &self.segments {
+            match segment {
+                Segment::Rest => return true,
+                Segment::One => match parts.next() {
+                    Some(part) if !part.is_empty() => {}
+                    _ => return false,
+                },
+                Segment::Literal(literal) => {
+                    if parts.next() != Some(literal.as_str()) {
+                        return false;
+                    }
+                }
+            }
+        }
+        parts.next().is_none()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl TryFrom<String> for PathPattern {
+    type Error = RouteError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PathPattern::parse(&s)
+    }
+}
+
+impl From<PathPattern> for String {
+    fn from(p: PathPattern) -> String {
+        p.text
+    }
+}
+
+/// One rule of the table; serialised in the filter configuration as
+/// `{"methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteRule {
+    pub methods: Vec<String>,
+    pub path: PathPattern,
+    pub scope: Scope,
+}
+
+impl RouteRule {
+    pub fn new(methods: &[&str], path: &str, scope: Scope) -> Result<RouteRule, RouteError> {
+        let rule = RouteRule {
+            methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            path: PathPattern::parse(path)?,
+            scope,
+        };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// Checks what serde cannot: at least one method, each an upper-case token.
+    pub fn validate(&self) -> Result<(), RouteError> {
+        if self.methods.is_empty() {
+            return Err(RouteError::NoMethods);
+        }
+        for method in &self.methods {
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(RouteError::BadMethod {
+                    method: method.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.methods.iter().any(|m| m == method) && self.path.matches(path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTable {
+    rules: Vec<RouteRule>,
+}
+
+const READ: &[&str] = &["GET", "POST"];
+const GET: &[&str] = &["GET"];
+const POST: &[&str] = &["POST"];
+
+/// The default table: Prometheus, Loki, Tempo, OTLP and Tollgate's admin API. Metadata routes
+/// that expose every series regardless of labels (targets, rules, TSDB status) are deliberately
+/// absent, so they are denied.
+const DEFAULT_RULES: &[(&[&str], &str, Scope)] = &[
+    // Prometheus HTTP API and Mimir.
+    (READ, "/api/v1/query", Scope::MetricsRead),
+    (READ, "/api/v1/query_range", Scope::MetricsRead),
+    (READ, "/api/v1/query_exemplars", Scope::MetricsRead),
+    (READ, "/api/v1/series", Scope::MetricsRead),
+    (READ, "/api/v1/labels", Scope::MetricsRead),
+    (GET, "/api/v1/label/*/values", Scope::MetricsRead),
+    (READ, "/federate", Scope::MetricsRead),
+    (POST, "/api/v1/write", Scope::MetricsWrite),
+    (POST, "/api/v1/push", Scope::MetricsWrite),
+    (POST, "/api/v1/otlp/v1/metrics", Scope::MetricsWrite),
+    // Loki.
+    (POST, "/loki/api/v1/push", Scope::LogsWrite),
+    (READ, "/loki/api/v1/**", Scope::LogsRead),
+    // Tempo.
+    (GET, "/api/traces/**", Scope::TracesRead),
+    (GET, "/api/v2/traces/**", Scope::TracesRead),
+    (GET, "/api/search/**", Scope::TracesRead),
+    (GET, "/api/v2/search/**", Scope::TracesRead),
+    // OTLP/HTTP.
+    (POST, "/v1/metrics", Scope::MetricsWrite),
+    (POST, "/v1/logs", Scope::LogsWrite),
+    (POST, "/v1/traces", Scope::TracesWrite),
+    // Tollgate's admin API.
+    (GET, "/api/v1/serviceaccounts/**", Scope::AccountsRead),
+    (GET, "/api/v1/serviceaccounts", Scope::AccountsRead),
+    (
+        &["POST", "PATCH", "DELETE"],
+        "/api/v1/serviceaccounts/**",
+        Scope::AccountsWrite,
+    ),
+    (POST, "/api/v1/serviceaccounts", Scope::AccountsWrite),
+    (POST, "/api/v1/access-review", Scope::AccountsRead),
+    (GET, "/api/v1/audit", Scope::AccountsRead),
+];
+
+impl RouteTable {
+    pub fn new(rules: Vec<RouteRule>) -> Result<RouteTable, RouteError> {
+        for rule in &rules {
+            rule.validate()?;
+        }
+        Ok(RouteTable { rules })
+    }
+
+    pub fn rules(&self) -> &[RouteRule] {
+        &self.rules
+    }
+
+    /// The first rule matching `method` and `path` (path without its query string).
+    pub fn find(&self, method: &str, path: &str) -> Option<&RouteRule> {
+        self.rules.iter().find(|rule| rule.matches(method, path))
+    }
+}
+
+impl Default for RouteTable {
+    fn default() -> RouteTable {
+        let rules = DEFAULT_RULES
+            .iter()
+            .filter_map(|(methods, path, scope)| RouteRule::new(methods, path, *scope).ok())
+            .collect();
+        RouteTable { rules }
+    }
+}
+
+/// Refuses request paths that different HTTP stacks could resolve differently.
+pub fn check_path(path: &str) -> Result<(), PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if path.chars().any(char::is_control) {
+        return Err(PathError::ControlCharacter);
+    }
+    if path.contains('\\') {
+        return Err(PathError::EncodedSeparator);
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"].iter().any(|enc| lower.contains(enc)) {
+        return Err(PathError::EncodedSeparator);
+    }
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(PathError::DotSegment);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_table_is_complete() {
+        assert_eq!(RouteTable::default().rules().len(), DEFAULT_RULES.len());
+    }
+
+    #[test]
+    fn default_routes() {
+        use Scope::*;
+        let table = RouteTable::default();
+        let cases = [
+            ("GET", "/api/v1/query", Some(MetricsRead), "instant query"),
+            (
+                "POST",
+                "/api/v1/query_range",
+                Some(MetricsRead),
+                "grafana posts queries",
+            ),
+            (
+                "GET",
+                "/api/v1/label/job/values",
+                Some(MetricsRead),
+                "label values",
+            ),
+            ("GET", "/api/v1/label//values", None, "empty label name"),
+            (
+                "GET",
+                "/api/v1/label/a/b/values",
+                None,
+                "two segments for one *",
+            ),
+            ("POST", "/api/v1/write", Some(MetricsWrite), "remote write"),
+            ("GET", "/api/v1/write", None, "remote write is POST only"),
+            (
+                "GET",
+                "/api/v1/targets",
+                None,
+                "targets leak every series: denied",
+            ),
+            ("GET", "/api/v1/status/tsdb", None, "tsdb status: denied"),
+            ("POST", "/loki/api/v1/push", Some(LogsWrite), "loki push"),
+            (
+                "GET",
+                "/loki/api/v1/query_range",
+                Some(LogsRead),
+                "loki query",
+            ),
+            (
+                "GET",
+                "/loki/api/v1/label/app/values",
+                Some(LogsRead),
+                "loki rest",
+            ),
+            (
+                "GET",
+                "/api/traces/abc",
+                Some(TracesRead),
+                "tempo trace by id",
+            ),
+            ("POST", "/v1/traces", Some(TracesWrite), "otlp traces"),
+            ("POST", "/v1/metrics", Some(MetricsWrite), "otlp metrics"),
+            (
+                "GET",
+                "/api/v1/serviceaccounts",
+                Some(AccountsRead),
+                "list accounts",
+            ),
+            (
+                "GET",
+                "/api/v1/serviceaccounts/3/tokens",
+                Some(AccountsRead),
+                "list tokens",
+            ),
+            (
+                "DELETE",
+                "/api/v1/serviceaccounts/3",
+                Some(AccountsWrite),
+                "delete account",
+            ),
+            (
+                "POST",
+                "/api/v1/serviceaccounts",
+                Some(AccountsWrite),
+                "create account",
+            ),
+            (
+                "GET",
+                "/api/v1/query/",
+                None,
+                "trailing slash is another route",
+            ),
+            ("PUT", "/api/v1/query", None, "method not in rule"),
+            ("GET", "/", None, "root"),
+        ];
+        for (method, path, want, why) in cases {
+            assert_eq!(table.find(method, path).map(|r| r.scope), want, "{why}");
+        }
+    }
+
+    #[test]
+    fn pattern_and_rule_errors() {
+        assert!(matches!(
+            PathPattern::parse("api"),
+            Err(RouteError::NotAbsolute { .. })
+        ));
+        assert!(matches!(
+            PathPattern::parse("/a/**/b"),
+            Err(RouteError::RestNotLast { .. })
+        ));
+        assert!(PathPattern::parse("/a/**").unwrap().matches("/a"));
+        assert!(PathPattern::parse("/a/**").unwrap().matches("/a/b/c"));
+        assert_eq!(
+            RouteRule::new(&[], "/a", Scope::LogsRead),
+            Err(RouteError::NoMethods)
+        );
+        assert!(matches!(
+            RouteRule::new(&["get"], "/a", Scope::LogsRead),
+            Err(RouteError::BadMethod { .. })
+        ));
+        let json = r#"{"methods":["GET"],"path":"/x/*","scope":"logs:read"}"#;
+        let rule: RouteRule = serde_json::from_str(json).unwrap();
+        assert!(rule.matches("GET", "/x/y"));
+        assert!(
+            serde_json::from_str::<RouteRule>(
+                r#"{"methods":["GET"],"path":"/x","scope":"logs:read","extra":1}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<RouteRule>(
+                r#"{"methods":["GET"],"path":"x","scope":"logs:read"}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        let cases = [
+            ("/api/v1/query", Ok(()), "plain"),
+            (
+                "/api/v1/label/a%20b/values",
+                Ok(()),
+                "other escapes are fine",
+            ),
+            ("api/v1/query", Err(PathError::NotAbsolute), "relative"),
+            (
+                "/loki/api/v1/../../api/v1/write",
+                Err(PathError::DotSegment),
+                "dot-dot",
+            ),
+            ("/api/v1/./query", Err(PathError::DotSegment), "dot"),
+            (
+                "/api/v1%2fquery",
+                Err(PathError::EncodedSeparator),
+                "encoded slash",
+            ),
+            (
+                "/api/v1/%2E%2E/write",
+                Err(PathError::EncodedSeparator),
+                "encoded dots",
+            ),
+            ("/api\\v1", Err(PathError::EncodedSeparator), "backslash"),
+            (
+                "/api/v1/query\n",
+                Err(PathError::ControlCharacter),
+                "newline",
+            ),
+        ];
+        for (path, want, why) in cases {
+            assert_eq!(check_path(path), want, "{why}");
+        }
+    }
+}

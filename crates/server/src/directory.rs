@@ -1,0 +1,107 @@
+//! The live grants, in memory: an immutable [`Snapshot`] swapped atomically after every
+//! committed write. Checks read the snapshot only: no lock, no disk.
+//!
+//! Publishing is one mechanism whatever the writer: read the change feed after the snapshot's
+//! revision, re-read the grants of the hashes it names, and swap. A second replica (or a
+//! restarted one) converges the same way.
+
+use crate::store::{Store, StoreError};
+use arc_swap::ArcSwap;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tollgate_core::{Grant, TokenHash};
+
+/// Changes read per round while catching up.
+const CATCH_UP_BATCH: u64 = 10_000;
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    revision: u64,
+    // A persistent map: publishing a change copies O(log n) nodes, not the whole map.
+    grants: imbl::HashMap<TokenHash, Arc<Grant>>,
+}
+
+impl Snapshot {
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn get(&self, hash: &TokenHash) -> Option<&Arc<Grant>> {
+        self.grants.get(hash)
+    }
+
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+}
+
+pub struct Directory<S> {
+    store: S,
+    snapshot: ArcSwap<Snapshot>,
+    publish: Mutex<()>,
+}
+
+impl<S: Store> Directory<S> {
+    /// Loads every live grant from the store.
+    pub async fn open(store: S) -> Result<Directory<S>, StoreError> {
+        let set = store.load_grants().await?;
+        let grants = set
+            .grants
+            .into_iter()
+            .map(|(hash, grant)| (hash, Arc::new(grant)))
+            .collect();
+        Ok(Directory {
+            store,
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                revision: set.revision,
+                grants,
+            }),
+            publish: Mutex::new(()),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The current snapshot. Cheap; never blocks.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Brings the snapshot up to the store's latest revision and returns it. Called after every
+    /// committed write; safe to call concurrently (publishes are serialised).
+    pub async fn refresh(&self) -> Result<u64, StoreError> {
+        let _guard = self.publish.lock().await;
+        let mut next = Snapshot::clone(&self.snapshot.load());
+        loop {
+            let changes = self
+                .store
+                .changes_since(next.revision, CATCH_UP_BATCH)
+                .await?;
+            let Some(last) = changes.last() else { break };
+            let last_revision = last.revision;
+            let mut seen = HashSet::with_capacity(changes.len());
+            let hashes: Vec<TokenHash> = changes
+                .into_iter()
+                .map(|change| change.hash)
+                .filter(|hash| seen.insert(*hash))
+                .collect();
+            for hash in &hashes {
+                next.grants.remove(hash);
+            }
+            for (hash, grant) in self.store.grants_for(hashes).await? {
+                next.grants.insert(hash, Arc::new(grant));
+            }
+            next.revision = last_revision;
+        }
+        let revision = next.revision;
+        self.snapshot.store(Arc::new(next));
+        Ok(revision)
+    }
+}

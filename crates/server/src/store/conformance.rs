@@ -1,0 +1,603 @@
+//! The store conformance suite: generic over [`Store`], so every backend runs the same tests.
+//! A backend adds one `conformance_suite!(module, async constructor)` line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::{Store, StoreError};
+use crate::model::*;
+use tollgate_core::{Role, Token, TokenHash};
+
+fn audit(action: &str) -> AuditRecord {
+    AuditRecord {
+        at: 1_700_000_000,
+        actor: "default/tester".into(),
+        tenant: "acme".into(),
+        action: action.into(),
+        target: "serviceaccount/1".into(),
+        outcome: "ok".into(),
+    }
+}
+
+fn new_account(tenant: &str, name: &str, role: Role) -> NewAccount {
+    NewAccount {
+        tenant: Name::parse(tenant).unwrap(),
+        name: Name::parse(name).unwrap(),
+        display_name: format!("Display {name}"),
+        description: "d".into(),
+        owner_email: "owner@example.com".into(),
+        role,
+        label_policy: r#"{kube_namespace="prometheus"}"#.into(),
+        all_tenants: false,
+        created_at: 1_700_000_000,
+        created_by: "default/tester".into(),
+    }
+}
+
+fn new_token(name: &str) -> (Token, NewToken) {
+    let token = Token::generate().unwrap();
+    let new = NewToken {
+        name: Name::parse(name).unwrap(),
+        hash: token.hash(),
+        hint: token.hint(),
+        created_at: 1_700_000_000,
+        expires_at: Some(1_900_000_000),
+    };
+    (token, new)
+}
+
+async fn live_hashes<S: Store>(store: &S) -> Vec<TokenHash> {
+    store
+        .load_grants()
+        .await
+        .unwrap()
+        .grants
+        .into_iter()
+        .map(|(h, _)| h)
+        .collect()
+}
+
+pub async fn accounts_crud_and_conflicts<S: Store>(store: S) {
+    let a = store
+        .create_account(new_account("acme", "ci", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.tenant.as_str(), a.name.as_str(), a.role),
+        ("acme", "ci", Role::Viewer)
+    );
+    assert!(
+        matches!(
+            store
+                .create_account(new_account("acme", "ci", Role::Editor), audit("create"))
+                .await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "names are unique per tenant"
+    );
+    store
+        .create_account(new_account("other", "ci", Role::Viewer), audit("create"))
+        .await
+        .expect("same name in another tenant");
+    assert_eq!(store.get_account(a.id).await.unwrap(), a);
+    assert_eq!(store.find_account("acme", "ci").await.unwrap().id, a.id);
+    assert!(matches!(
+        store.get_account(9999).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.find_account("nope", "ci").await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let b = store
+        .create_account(
+            new_account("acme", "loki-pusher", Role::Writer),
+            audit("create"),
+        )
+        .await
+        .unwrap();
+    let renamed = store
+        .update_account(
+            b.id,
+            AccountPatch {
+                name: Some(Name::parse("ci").unwrap()),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await;
+    assert!(
+        matches!(renamed, Err(StoreError::Conflict { .. })),
+        "rename onto a taken name"
+    );
+    let updated = store
+        .update_account(
+            b.id,
+            AccountPatch {
+                description: Some("new".into()),
+                role: Some(Role::Editor),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            updated.description.as_str(),
+            updated.role,
+            updated.name.as_str()
+        ),
+        ("new", Role::Editor, "loki-pusher")
+    );
+
+    store.delete_account(b.id, audit("delete")).await.unwrap();
+    assert!(matches!(
+        store.get_account(b.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_account(b.id, audit("delete")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn listing_search_and_pages<S: Store>(store: S) {
+    for i in 0..7 {
+        store
+            .create_account(
+                new_account("acme", &format!("svc-{i}"), Role::Viewer),
+                audit("create"),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .create_account(
+            new_account("acme", "grafana_x", Role::Viewer),
+            audit("create"),
+        )
+        .await
+        .unwrap();
+    store
+        .create_account(new_account("other", "svc-x", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    let page = |tenant: Option<&str>, search: Option<&str>, offset, limit| AccountQuery {
+        tenant: tenant.map(Into::into),
+        search: search.map(Into::into),
+        offset,
+        limit,
+    };
+    let all = store.list_accounts(page(None, None, 0, 100)).await.unwrap();
+    assert_eq!((all.total, all.items.len()), (9, 9));
+    let acme = store
+        .list_accounts(page(Some("acme"), None, 0, 3))
+        .await
+        .unwrap();
+    assert_eq!(acme.total, 8);
+    assert_eq!(
+        acme.items
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>(),
+        ["svc-0", "svc-1", "svc-2"]
+    );
+    let second = store
+        .list_accounts(page(Some("acme"), None, 3, 3))
+        .await
+        .unwrap();
+    assert_eq!(second.items[0].name, "svc-3");
+    let search = store
+        .list_accounts(page(Some("acme"), Some("SVC-"), 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        search.total, 7,
+        "search is case-insensitive and tenant-scoped"
+    );
+    let underscore = store
+        .list_accounts(page(None, Some("_"), 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        underscore.items.len(),
+        1,
+        "LIKE wildcards in the search are literal"
+    );
+    let display = store
+        .list_accounts(page(None, Some("display grafana"), 0, 100))
+        .await
+        .unwrap();
+    assert_eq!(display.total, 1, "display names are searched");
+}
+
+pub async fn tokens_and_change_feed<S: Store>(store: S) {
+    let a = store
+        .create_account(new_account("acme", "ci", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    let start = store.load_grants().await.unwrap().revision;
+    let (t1, n1) = new_token("main");
+    let rec = store
+        .create_token(a.id, n1, audit("token.create"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec.name.as_str(), rec.expires_at, rec.last_used_at),
+        ("main", Some(1_900_000_000), None)
+    );
+    assert!(matches!(
+        store
+            .create_token(a.id, new_token("main").1, audit("token.create"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .create_token(4242, new_token("x").1, audit("token.create"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let (_, n2) = new_token("second");
+    let rec2 = store
+        .create_token(a.id, n2, audit("token.create"))
+        .await
+        .unwrap();
+
+    let set = store.load_grants().await.unwrap();
+    let (_, grant) = set.grants.iter().find(|(h, _)| *h == t1.hash()).unwrap();
+    assert_eq!(
+        (grant.account.as_str(), grant.tenant.as_str(), grant.role),
+        ("ci", "acme", Role::Viewer)
+    );
+    assert_eq!(grant.policy.to_string(), r#"{kube_namespace="prometheus"}"#);
+    assert_eq!(grant.expires_at, Some(1_900_000_000));
+
+    let changes = store.changes_since(start, 100).await.unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [ChangeKind::Added, ChangeKind::Added]
+    );
+    assert_eq!(changes[0].hash, t1.hash());
+    assert!(changes.windows(2).all(|w| w[0].revision < w[1].revision));
+    assert_eq!(
+        store.changes_since(start, 1).await.unwrap().len(),
+        1,
+        "limit applies"
+    );
+
+    let renamed = store
+        .rename_token(
+            a.id,
+            rec.id,
+            Name::parse("primary").unwrap(),
+            audit("token.rename"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "primary");
+    assert!(matches!(
+        store
+            .rename_token(
+                a.id,
+                rec.id,
+                Name::parse("second").unwrap(),
+                audit("token.rename")
+            )
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    let fresh = Token::generate().unwrap();
+    let mark = store.load_grants().await.unwrap().revision;
+    store
+        .regenerate_token(
+            a.id,
+            rec.id,
+            fresh.hash(),
+            fresh.hint(),
+            audit("token.regenerate"),
+        )
+        .await
+        .unwrap();
+    let live = live_hashes(&store).await;
+    assert!(
+        live.contains(&fresh.hash()) && !live.contains(&t1.hash()),
+        "regenerate replaces the hash"
+    );
+    let kinds: Vec<_> = store
+        .changes_since(mark, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.hash, c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (t1.hash(), ChangeKind::Revoked),
+            (fresh.hash(), ChangeKind::Added)
+        ]
+    );
+    assert!(
+        matches!(
+            store
+                .regenerate_token(99, rec.id, fresh.hash(), fresh.hint(), audit("x"))
+                .await,
+            Err(StoreError::NotFound { .. })
+        ),
+        "token of another account"
+    );
+
+    store
+        .touch_tokens(vec![(rec2.id, 1_750_000_000)])
+        .await
+        .unwrap();
+    let listed = store.list_tokens(a.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].last_used_at, Some(1_750_000_000));
+
+    store
+        .delete_token(a.id, rec2.id, audit("token.delete"))
+        .await
+        .unwrap();
+    assert_eq!(store.list_tokens(a.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .delete_token(a.id, rec2.id, audit("token.delete"))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn account_changes_reach_grants<S: Store>(store: S) {
+    let a = store
+        .create_account(new_account("acme", "ci", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    let (t, n) = new_token("main");
+    store
+        .create_token(a.id, n, audit("token.create"))
+        .await
+        .unwrap();
+    let grants_of = |set: super::GrantSet| {
+        set.grants
+            .into_iter()
+            .filter(|(h, _)| *h == t.hash())
+            .map(|(_, g)| g)
+            .next()
+    };
+
+    let mark = store.load_grants().await.unwrap().revision;
+    store
+        .update_account(
+            a.id,
+            AccountPatch {
+                role: Some(Role::Editor),
+                label_policy: Some(String::new()),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    let grant = grants_of(store.load_grants().await.unwrap()).unwrap();
+    assert_eq!(grant.role, Role::Editor);
+    assert!(grant.policy.is_unrestricted());
+    assert_eq!(
+        store.changes_since(mark, 10).await.unwrap()[0].kind,
+        ChangeKind::Changed
+    );
+
+    let mark = store.load_grants().await.unwrap().revision;
+    store
+        .update_account(
+            a.id,
+            AccountPatch {
+                disabled: Some(true),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        grants_of(store.load_grants().await.unwrap()).is_none(),
+        "disabled accounts have no live grants"
+    );
+    assert!(store.grants_for(vec![t.hash()]).await.unwrap().is_empty());
+    assert_eq!(
+        store.changes_since(mark, 10).await.unwrap()[0].kind,
+        ChangeKind::Revoked
+    );
+
+    store
+        .update_account(
+            a.id,
+            AccountPatch {
+                disabled: Some(false),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.grants_for(vec![t.hash()]).await.unwrap().len(), 1);
+
+    let mark = store.load_grants().await.unwrap().revision;
+    store
+        .update_account(
+            a.id,
+            AccountPatch {
+                description: Some("only text".into()),
+                ..AccountPatch::default()
+            },
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.changes_since(mark, 10).await.unwrap().is_empty(),
+        "a description change does not touch grants"
+    );
+
+    store.delete_account(a.id, audit("delete")).await.unwrap();
+    assert!(
+        live_hashes(&store).await.is_empty(),
+        "delete cascades to tokens"
+    );
+    let last = store.changes_since(mark, 10).await.unwrap();
+    assert_eq!(
+        last.last().map(|c| (c.hash, c.kind)),
+        Some((t.hash(), ChangeKind::Revoked))
+    );
+}
+
+pub async fn audit_rows<S: Store>(store: S) {
+    let a = store
+        .create_account(
+            new_account("acme", "ci", Role::Viewer),
+            audit("serviceaccount.create"),
+        )
+        .await
+        .unwrap();
+    store
+        .create_token(
+            a.id,
+            new_token("t").1,
+            AuditRecord {
+                target: "serviceaccount/1/token/1".into(),
+                ..audit("token.create")
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .record_audit(AuditRecord {
+            tenant: "other".into(),
+            actor: "other/x".into(),
+            outcome: "tenant_forbidden".into(),
+            ..audit("serviceaccount.delete")
+        })
+        .await
+        .unwrap();
+    // A failed write leaves no audit row of its own: the transaction rolled back.
+    assert!(
+        store
+            .create_account(
+                new_account("acme", "ci", Role::Viewer),
+                audit("serviceaccount.create")
+            )
+            .await
+            .is_err()
+    );
+
+    let q = |tenant: Option<&str>, actor: Option<&str>, target: Option<&str>| AuditQuery {
+        tenant: tenant.map(Into::into),
+        actor: actor.map(Into::into),
+        target: target.map(Into::into),
+        offset: 0,
+        limit: 100,
+    };
+    let all = store.list_audit(q(None, None, None)).await.unwrap();
+    assert_eq!(all.total, 3);
+    assert_eq!(
+        all.items[0].record.action, "serviceaccount.delete",
+        "newest first"
+    );
+    assert_eq!(all.items[0].record.outcome, "tenant_forbidden");
+    assert_eq!(
+        store
+            .list_audit(q(Some("acme"), None, None))
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    assert_eq!(
+        store
+            .list_audit(q(None, Some("other/x"), None))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .list_audit(q(None, None, Some("serviceaccount/1")))
+            .await
+            .unwrap()
+            .total,
+        3,
+        "a target matches targets under it"
+    );
+    assert_eq!(
+        store
+            .list_audit(q(None, None, Some("serviceaccount/1/token/1")))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        store
+            .list_audit(q(None, None, Some("serviceaccount/")))
+            .await
+            .unwrap()
+            .total,
+        0,
+        "prefixes match whole segments only"
+    );
+}
+
+pub async fn bootstrap_runs_once<S: Store>(store: S) {
+    assert!(!store.is_bootstrapped().await.unwrap());
+    let mut admin = new_account("default", "bootstrap-admin", Role::Admin);
+    admin.all_tenants = true;
+    let (token, new) = new_token("bootstrap");
+    assert!(
+        store
+            .bootstrap(admin.clone(), new.clone(), audit("bootstrap"))
+            .await
+            .unwrap()
+    );
+    assert!(store.is_bootstrapped().await.unwrap());
+    assert!(
+        !store
+            .bootstrap(admin, new, audit("bootstrap"))
+            .await
+            .unwrap(),
+        "second bootstrap is a no-op"
+    );
+    let grants = store.load_grants().await.unwrap().grants;
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].0, token.hash());
+    assert!(grants[0].1.all_tenants);
+}
+
+/// Instantiates every conformance test for one backend.
+macro_rules! conformance_suite {
+    ($module:ident, $open:expr) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test]
+                    async fn $name() {
+                        let (store, _guard) = $open.await;
+                        $crate::store::conformance::$name(store).await;
+                    }
+                };
+            }
+            case!(accounts_crud_and_conflicts);
+            case!(listing_search_and_pages);
+            case!(tokens_and_change_feed);
+            case!(account_changes_reach_grants);
+            case!(audit_rows);
+            case!(bootstrap_runs_once);
+        }
+    };
+}
+pub(crate) use conformance_suite;

@@ -23,8 +23,7 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 /// Expiries beyond this are refused even with no configured maximum (year 9999).
 const LATEST_EXPIRY: i64 = 253_402_300_799;
 
-#[derive(Debug, Clone)]
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AdminConfig {
     /// Lifetime of a token created without an expiry; `None` means it never expires.
     pub default_token_lifetime: Option<Duration>,
@@ -32,7 +31,6 @@ pub struct AdminConfig {
     pub max_token_lifetime: Option<Duration>,
     pub policy_limits: PolicyLimits,
 }
-
 
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -257,15 +255,16 @@ impl<S: Store> Admin<S> {
         result: Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         if let Err(err) = &result
-            && err.status != StatusCode::SERVICE_UNAVAILABLE {
-                let record = AuditRecord {
-                    outcome: err.reason.to_owned(),
-                    ..audit
-                };
-                if let Err(store_err) = self.store().record_audit(record).await {
-                    tracing::error!(error = %store_err, "could not record a failed action in the audit log");
-                }
+            && err.status != StatusCode::SERVICE_UNAVAILABLE
+        {
+            let record = AuditRecord {
+                outcome: err.reason.to_owned(),
+                ..audit
+            };
+            if let Err(store_err) = self.store().record_audit(record).await {
+                tracing::error!(error = %store_err, "could not record a failed action in the audit log");
             }
+        }
         result
     }
 
@@ -841,5 +840,87 @@ fn deny_answer(deny: tollgate_core::Deny) -> ReviewAnswer {
         scope: None,
         reason: deny.reason.as_str().to_owned(),
         message: deny.message,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use tollgate_core::Scope;
+
+    fn caller(scopes: &[Scope], policy: &str) -> Caller {
+        Caller {
+            account_id: 1,
+            tenant: "acme".into(),
+            actor: "acme/x".into(),
+            scopes: ScopeSet::of(scopes),
+            policy: Policy::parse(policy).unwrap(),
+            all_tenants: false,
+        }
+    }
+
+    #[test]
+    fn ceilings() {
+        use Scope::*;
+        let accounts_only = caller(&[AccountsRead, AccountsWrite], "");
+        let viewer_ceiling = caller(
+            &[AccountsWrite, MetricsRead, LogsRead, TracesRead],
+            r#"{team="a"}"#,
+        );
+        let team_a = Policy::parse(r#"{team="a"}"#).unwrap();
+        let cases = [
+            (
+                &accounts_only,
+                Role::Viewer,
+                Policy::unrestricted(),
+                Some("role_ceiling"),
+                "cannot grant reads it lacks",
+            ),
+            (
+                &accounts_only,
+                Role::Writer,
+                Policy::unrestricted(),
+                Some("role_ceiling"),
+                "cannot grant writes it lacks",
+            ),
+            (
+                &viewer_ceiling,
+                Role::Viewer,
+                team_a.clone(),
+                None,
+                "may grant what it holds",
+            ),
+            (
+                &viewer_ceiling,
+                Role::Editor,
+                team_a.clone(),
+                Some("role_ceiling"),
+                "editor exceeds viewer scopes",
+            ),
+            (
+                &viewer_ceiling,
+                Role::Viewer,
+                Policy::unrestricted(),
+                Some("label_policy_ceiling"),
+                "unrestricted is wider",
+            ),
+            (
+                &viewer_ceiling,
+                Role::Viewer,
+                Policy::parse(r#"{team="a", env="prod"}"#).unwrap(),
+                None,
+                "narrower policy",
+            ),
+        ];
+        for (caller, role, policy, want, why) in cases {
+            let got = caller.check_ceiling(role, &policy).err().map(|e| e.reason);
+            assert_eq!(got, want, "{why}");
+        }
+        assert!(accounts_only.check_tenant("acme").is_ok());
+        assert_eq!(
+            accounts_only.check_tenant("globex").unwrap_err().reason,
+            "tenant_forbidden"
+        );
     }
 }

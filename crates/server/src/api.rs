@@ -771,6 +771,14 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate admin API", description = "Service accounts, tokens, access review and audit."),
@@ -826,6 +834,7 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_responses::<S>,

@@ -78,9 +78,10 @@ impl ServeConfig {
             .map(|v| parse_duration(v).context("maximum token lifetime"))
             .transpose()?;
         if let (Some(default), Some(max)) = (default_token_lifetime, max_token_lifetime)
-            && default > max {
-                bail!("the default token lifetime exceeds the maximum token lifetime");
-            }
+            && default > max
+        {
+            bail!("the default token lifetime exceeds the maximum token lifetime");
+        }
         let defaults = PolicyLimits::default();
         let policy_limits = match file.label_policy_limits {
             None => defaults,

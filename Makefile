@@ -1,0 +1,45 @@
+# Tollgate: `make run` starts the server on the embedded SQLite store; `make test` runs every test.
+# Every prerequisite is installed from here (see `setup`), never by hand.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+STORE ?= sqlite://tollgate.db
+
+.PHONY: all setup build run test lint fmt clean
+
+all: build
+
+## setup: install what a fresh machine with Rust lacks (the wasm target, rustfmt and clippy).
+setup:
+	@if command -v rustup >/dev/null 2>&1; then \
+		rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET); \
+		rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt; \
+		rustup component list --installed | grep -q '^clippy' || rustup component add clippy; \
+	else \
+		rustc --print target-libdir --target $(WASM_TARGET) >/dev/null 2>&1 || \
+			{ echo "error: the $(WASM_TARGET) Rust target is missing and rustup is not installed to add it" >&2; exit 1; }; \
+	fi
+
+build: setup
+	$(CARGO) build --release -p tollgate-server
+
+## run: build and start the server (admin API on 127.0.0.1:8181) on the embedded SQLite store.
+## The first start prints the bootstrap admin token to stderr. Ctrl-C stops it.
+run: build
+	./target/release/tollgate serve --store '$(STORE)'
+
+## test: unit, property, store-conformance, API and CLI tests, and the core crate built for wasm.
+test: setup
+	$(CARGO) build -p tollgate-core --target $(WASM_TARGET)
+	$(CARGO) test --workspace
+
+## lint: formatting and clippy with warnings as errors (CI runs it too).
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

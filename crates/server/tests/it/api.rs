@@ -1,0 +1,843 @@
+//! The admin REST API over real HTTP: every status code, tenant isolation, ceilings, tokens
+//! shown once, regenerate, delete cascade, pagination, search and audit rows.
+
+use crate::harness::TestServer;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+use tollgate_server::admin::AdminConfig;
+
+const POLICY: &str = r#"{kube_namespace="prometheus"}"#;
+
+#[tokio::test]
+async fn health_openapi_metrics_and_bootstrap_file() {
+    let server = TestServer::start().await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(server.token_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "bootstrap token file is private");
+    assert!(server.admin_token.starts_with("tgsa_"));
+
+    let health = server.call(None, Method::GET, "/healthz", None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json["status"], "ok");
+    assert_eq!(health.json["liveTokens"], 1);
+
+    let openapi = server.call(None, Method::GET, "/openapi.json", None).await;
+    assert_eq!(openapi.status, 200);
+    for path in [
+        "/api/v1/serviceaccounts",
+        "/api/v1/serviceaccounts/{id}/tokens/{tokenId}/regenerate",
+        "/api/v1/access-review",
+        "/api/v1/audit",
+    ] {
+        assert!(
+            openapi.json["paths"][path].is_object(),
+            "openapi documents {path}"
+        );
+    }
+    assert!(openapi.json["components"]["schemas"]["CreateAccountBody"].is_object());
+
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    let metrics = server.call(None, Method::GET, "/metrics", None).await;
+    assert!(
+        metrics.text.contains("tollgate_live_tokens 1"),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("tollgate_admin_responses_total{code=\"200\"}"),
+        "{}",
+        metrics.text
+    );
+    assert!(!metrics.text.contains(&server.admin_token));
+
+    server
+        .call(None, Method::GET, "/nope", None)
+        .await
+        .expect(404, "not_found");
+    server
+        .admin(Method::PUT, "/api/v1/audit", None)
+        .await
+        .expect(405, "method_not_allowed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn seed_workflow_and_token_secrecy() {
+    let server = TestServer::start().await;
+    let created = server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({
+                "name": "ci-reader", "displayName": "CI reader", "description": "reads dashboards",
+                "ownerEmail": "team@example.com", "role": "viewer", "labelPolicy": POLICY,
+            })),
+        )
+        .await
+        .expect(201, "");
+    let id = created.json["id"].as_i64().unwrap();
+    assert_eq!(created.json["tenant"], "default");
+    assert_eq!(created.json["labelPolicy"], POLICY);
+    assert_eq!(created.json["createdBy"], "default/bootstrap-admin");
+    assert!(created.json.get("token").is_none());
+
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let issued = server
+        .admin(
+            Method::POST,
+            &format!("/api/v1/serviceaccounts/{id}/tokens"),
+            Some(json!({"name": "main", "expiresAt": expires})),
+        )
+        .await
+        .expect(201, "");
+    let token = issued.json["token"].as_str().unwrap().to_owned();
+    let token_id = issued.json["id"].as_i64().unwrap();
+    assert!(token.starts_with("tgsa_"));
+    assert_eq!(
+        issued.json["hint"].as_str().unwrap(),
+        format!("tgsa_…{}", &token[token.len() - 4..])
+    );
+
+    let listed = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/serviceaccounts/{id}/tokens"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(listed.json.as_array().unwrap().len(), 1);
+    assert!(listed.json[0].get("token").is_none());
+    assert!(
+        !listed.text.contains(&token[5..37]),
+        "a listing never shows the value"
+    );
+
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"account": "ci-reader", "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await
+        .expect(200, "allowed");
+    assert_eq!(
+        (
+            review.json["allowed"].as_bool(),
+            review.json["scope"].as_str()
+        ),
+        (Some(true), Some("metrics:read"))
+    );
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"account": id, "method": "POST", "path": "/api/v1/write"})),
+        )
+        .await;
+    assert_eq!(
+        (review.json["allowed"].as_bool(), review.reason()),
+        (Some(false), "missing_scope")
+    );
+    let review = server
+        .admin(Method::POST, "/api/v1/access-review", Some(json!({"token": token, "method": "GET", "path": "/api/v1/query", "labels": "{kube_namespace=\"other\"}"})))
+        .await;
+    assert_eq!(
+        (review.json["allowed"].as_bool(), review.reason()),
+        (Some(false), "label_policy_violation")
+    );
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"token": "tgsa_nope", "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await;
+    assert_eq!(review.reason(), "malformed_token");
+    assert!(
+        !review.text.contains("tgsa_nope"),
+        "errors never echo a token"
+    );
+
+    // Regenerate: the old value stops working at once, the new one works.
+    let new_token = server
+        .admin(
+            Method::POST,
+            &format!("/api/v1/serviceaccounts/{id}/tokens/{token_id}/regenerate"),
+            None,
+        )
+        .await
+        .expect(200, "")
+        .json["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_token, token);
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"token": token, "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await;
+    assert_eq!(review.reason(), "unknown_token");
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"token": new_token, "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await;
+    assert_eq!(review.reason(), "allowed");
+
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/serviceaccounts/{id}/tokens/{token_id}"),
+            None,
+        )
+        .await
+        .expect(204, "");
+    let review = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"token": new_token, "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await;
+    assert_eq!(review.reason(), "unknown_token", "revoked");
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/serviceaccounts/{id}"),
+            None,
+        )
+        .await
+        .expect(204, "");
+    server
+        .admin(Method::GET, &format!("/api/v1/serviceaccounts/{id}"), None)
+        .await
+        .expect(404, "not_found");
+
+    let audit = server
+        .admin(Method::GET, "/api/v1/audit?pageSize=100", None)
+        .await
+        .expect(200, "");
+    for secret in [&token, &new_token, &server.admin_token] {
+        assert!(
+            !audit.text.contains(&secret[5..37]),
+            "the audit log never holds a token"
+        );
+    }
+    let actions: Vec<&str> = audit.json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "bootstrap",
+        "serviceaccount.create",
+        "token.create",
+        "token.regenerate",
+        "token.delete",
+        "serviceaccount.delete",
+    ] {
+        assert!(actions.contains(&action), "audit has {action}: {actions:?}");
+    }
+    let mine = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/audit?target=serviceaccount/{id}"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert!(
+        mine.json["totalCount"].as_u64().unwrap() >= 4,
+        "{}",
+        mine.text
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_failures_are_401() {
+    let server = TestServer::start().await;
+    let (id, token) = server
+        .account_with_token(json!({"name": "short", "role": "admin", "ttlSeconds": 1}))
+        .await;
+    let cases = [
+        (None, "missing_token"),
+        (Some("not-a-token"), "malformed_token"),
+        (
+            Some("tgsa_00000000000000000000000000000000_00000000"),
+            "malformed_token",
+        ),
+    ];
+    for (token, reason) in cases {
+        let reply = server
+            .call(token, Method::GET, "/api/v1/serviceaccounts", None)
+            .await
+            .expect(401, reason);
+        assert_eq!(
+            reply.headers["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+    let unknown = tollgate_core::Token::generate().unwrap();
+    server
+        .call(
+            Some(unknown.expose_secret()),
+            Method::GET,
+            "/api/v1/serviceaccounts",
+            None,
+        )
+        .await
+        .expect(401, "unknown_token");
+    server
+        .call(Some(&token), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    // Expiry is exclusive: at the expiry second the token is already dead.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server
+        .call(Some(&token), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(401, "expired_token");
+    // Deleting an account revokes its tokens.
+    let (id2, token2) = server
+        .account_with_token(json!({"name": "doomed", "role": "admin"}))
+        .await;
+    server
+        .call(Some(&token2), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/serviceaccounts/{id2}"),
+            None,
+        )
+        .await
+        .expect(204, "");
+    server
+        .call(Some(&token2), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(401, "unknown_token");
+    // Disabling an account stops its tokens; enabling restores them.
+    let (id3, token3) = server
+        .account_with_token(json!({"name": "paused", "role": "admin"}))
+        .await;
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{id3}"),
+            Some(json!({"disabled": true})),
+        )
+        .await
+        .expect(200, "");
+    server
+        .call(Some(&token3), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(401, "unknown_token");
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{id3}"),
+            Some(json!({"disabled": false})),
+        )
+        .await
+        .expect(200, "");
+    server
+        .call(Some(&token3), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    let _ = id;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_naming_the_field() {
+    let server = TestServer::start().await;
+    let post = |body| server.admin(Method::POST, "/api/v1/serviceaccounts", Some(body));
+    let cases = [
+        (json!({"role": "viewer"}), "invalid_body", "name"),
+        (json!({"name": "x", "role": "root"}), "invalid_body", "role"),
+        (
+            json!({"name": "x", "role": "viewer", "colour": "red"}),
+            "invalid_body",
+            "colour",
+        ),
+        (
+            json!({"name": "Bad Name", "role": "viewer"}),
+            "invalid_field",
+            "name",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "labelPolicy": "{ns=}"}),
+            "invalid_field",
+            "labelPolicy",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "description": "d".repeat(401)}),
+            "invalid_field",
+            "description",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "ownerEmail": "nobody"}),
+            "invalid_field",
+            "ownerEmail",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "displayName": "a\u{0}b"}),
+            "invalid_field",
+            "displayName",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "withToken": true, "expiresAt": "tomorrow"}),
+            "invalid_field",
+            "expiresAt",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "withToken": true, "expiresAt": "2999-01-01T00:00:00Z", "ttlSeconds": 5}),
+            "invalid_field",
+            "exclusive",
+        ),
+    ];
+    for (body, reason, field) in cases {
+        let reply = post(body.clone()).await.expect(400, reason);
+        assert!(
+            reply.json["error"].as_str().unwrap().contains(field),
+            "{body} -> {}",
+            reply.text
+        );
+    }
+    let raw = reqwest::Client::new()
+        .post(format!("{}/api/v1/serviceaccounts", server.url))
+        .bearer_auth(&server.admin_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts/abc", None)
+        .await
+        .expect(400, "invalid_parameter");
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts?pageSize=0", None)
+        .await
+        .expect(400, "invalid_parameter");
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts?page=x", None)
+        .await
+        .expect(400, "invalid_parameter");
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"method": "GET", "path": "/"})),
+        )
+        .await
+        .expect(400, "invalid_body");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn semantic_errors_are_422_and_conflicts_409() {
+    let server = TestServer::start_with(AdminConfig {
+        max_token_lifetime: Some(Duration::from_secs(86_400)),
+        default_token_lifetime: Some(Duration::from_secs(3600)),
+        ..AdminConfig::default()
+    })
+    .await;
+    let (id, _) = server
+        .account_with_token(json!({"name": "a", "role": "viewer"}))
+        .await;
+    let tokens = format!("/api/v1/serviceaccounts/{id}/tokens");
+    let cases = [
+        (
+            json!({"name": "past", "expiresAt": "2001-01-01T00:00:00Z"}),
+            "expiry_in_past",
+        ),
+        (
+            json!({"name": "long", "ttlSeconds": 86_401}),
+            "expiry_too_late",
+        ),
+        (
+            json!({"name": "far", "expiresAt": "2999-01-01T00:00:00Z"}),
+            "expiry_too_late",
+        ),
+    ];
+    for (body, reason) in cases {
+        server
+            .admin(Method::POST, &tokens, Some(body))
+            .await
+            .expect(422, reason);
+    }
+    let default = server
+        .admin(Method::POST, &tokens, Some(json!({"name": "dflt"})))
+        .await
+        .expect(201, "");
+    assert!(
+        default.json["expiresAt"].is_string(),
+        "the default lifetime applies"
+    );
+
+    let many = (0..11)
+        .map(|i| format!("l{i}=\"v\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "m", "role": "viewer", "labelPolicy": format!("{{{many}}}")})),
+        )
+        .await
+        .expect(422, "label_policy_limit");
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "d", "role": "viewer", "labelPolicy": "{a=\"1\", a=\"2\"}"})),
+        )
+        .await
+        .expect(422, "label_policy_limit");
+
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "a", "role": "viewer"})),
+        )
+        .await
+        .expect(409, "already_exists");
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "b", "role": "viewer"})),
+        )
+        .await
+        .expect(201, "");
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{id}"),
+            Some(json!({"name": "b"})),
+        )
+        .await
+        .expect(409, "already_exists");
+    server
+        .admin(Method::POST, &tokens, Some(json!({"name": "dflt"})))
+        .await
+        .expect(409, "already_exists");
+    server
+        .admin(
+            Method::PATCH,
+            &format!("{tokens}/999"),
+            Some(json!({"name": "z"})),
+        )
+        .await
+        .expect(404, "not_found");
+    server
+        .admin(Method::DELETE, &format!("{tokens}/999"), None)
+        .await
+        .expect(404, "not_found");
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts/999/tokens", None)
+        .await
+        .expect(404, "not_found");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tenant_isolation_scopes_and_ceilings() {
+    let server = TestServer::start().await;
+    let (_, acme_admin) = server
+        .account_with_token(json!({"tenant": "acme", "name": "acme-admin", "role": "admin", "labelPolicy": "{team=\"a\"}"}))
+        .await;
+    let (other_id, other_admin) = server
+        .account_with_token(json!({"tenant": "globex", "name": "globex-admin", "role": "admin"}))
+        .await;
+    let (_, viewer) = server.account_with_token(json!({"tenant": "acme", "name": "viewer", "role": "viewer", "labelPolicy": "{team=\"a\"}"})).await;
+    let acme = Some(acme_admin.as_str());
+
+    // Scopes: a viewer cannot use the admin API at all.
+    server
+        .call(Some(&viewer), Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(403, "missing_scope");
+
+    // Listing and audit are confined to the caller's tenant.
+    let listed = server
+        .call(acme, Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    let tenants: Vec<&str> = listed.json["serviceAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(tenants, ["acme", "acme"]);
+    let audit = server
+        .call(acme, Method::GET, "/api/v1/audit", None)
+        .await
+        .expect(200, "");
+    assert!(
+        audit.json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "acme"),
+        "{}",
+        audit.text
+    );
+
+    // Another tenant's account is out of reach on every endpoint.
+    let other = format!("/api/v1/serviceaccounts/{other_id}");
+    for (method, path, body) in [
+        (Method::GET, other.clone(), None),
+        (
+            Method::PATCH,
+            other.clone(),
+            Some(json!({"description": "x"})),
+        ),
+        (Method::DELETE, other.clone(), None),
+        (Method::GET, format!("{other}/tokens"), None),
+        (
+            Method::POST,
+            format!("{other}/tokens"),
+            Some(json!({"name": "steal"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/serviceaccounts".into(),
+            Some(
+                json!({"tenant": "globex", "name": "x", "role": "viewer", "labelPolicy": "{team=\"a\"}"}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/api/v1/access-review".into(),
+            Some(json!({"account": other_id, "method": "GET", "path": "/api/v1/query"})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/access-review".into(),
+            Some(json!({"token": other_admin, "method": "GET", "path": "/api/v1/query"})),
+        ),
+    ] {
+        server
+            .call(acme, method.clone(), &path, body)
+            .await
+            .expect(403, "tenant_forbidden");
+    }
+
+    // The label-policy ceiling: a restricted admin may only grant within its policy.
+    let create = |body| server.call(acme, Method::POST, "/api/v1/serviceaccounts", Some(body));
+    create(json!({"name": "wide", "role": "viewer"}))
+        .await
+        .expect(403, "label_policy_ceiling");
+    create(json!({"name": "other-team", "role": "viewer", "labelPolicy": "{team=\"b\"}"}))
+        .await
+        .expect(403, "label_policy_ceiling");
+    let narrow = create(
+        json!({"name": "narrow", "role": "viewer", "labelPolicy": "{team=\"a\", env=\"prod\"}"}),
+    )
+    .await
+    .expect(201, "");
+    assert_eq!(
+        narrow.json["tenant"], "acme",
+        "the caller's tenant is the default"
+    );
+    let narrow_id = narrow.json["id"].as_i64().unwrap();
+    server
+        .call(
+            acme,
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{narrow_id}"),
+            Some(json!({"labelPolicy": ""})),
+        )
+        .await
+        .expect(403, "label_policy_ceiling");
+
+    // An unrestricted account of the same tenant is above the restricted admin's ceiling.
+    let unrestricted = server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"tenant": "acme", "name": "root", "role": "admin"})),
+        )
+        .await
+        .expect(201, "");
+    let root_id = unrestricted.json["id"].as_i64().unwrap();
+    server
+        .call(
+            acme,
+            Method::POST,
+            &format!("/api/v1/serviceaccounts/{root_id}/tokens"),
+            Some(json!({"name": "mine"})),
+        )
+        .await
+        .expect(403, "label_policy_ceiling");
+
+    // Failed attempts are audited with their reason.
+    let audit = server
+        .admin(
+            Method::GET,
+            "/api/v1/audit?actor=acme/acme-admin&pageSize=100",
+            None,
+        )
+        .await
+        .expect(200, "");
+    let outcomes: Vec<&str> = audit.json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"tenant_forbidden")
+            && outcomes.contains(&"label_policy_ceiling")
+            && outcomes.contains(&"ok"),
+        "{outcomes:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pagination_and_search() {
+    let server = TestServer::start().await;
+    for i in 0..12 {
+        server
+            .admin(
+                Method::POST,
+                "/api/v1/serviceaccounts",
+                Some(json!({"name": format!("exporter-{i:02}"), "role": "writer"})),
+            )
+            .await
+            .expect(201, "");
+    }
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "grafana", "displayName": "Grafana dashboards", "role": "viewer"})),
+        )
+        .await
+        .expect(201, "");
+    let page = server
+        .admin(
+            Method::GET,
+            "/api/v1/serviceaccounts?search=exporter&page=2&pageSize=5",
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(page.json["totalCount"], 12);
+    let names: Vec<&str> = page.json["serviceAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "exporter-05",
+            "exporter-06",
+            "exporter-07",
+            "exporter-08",
+            "exporter-09"
+        ]
+    );
+    let last = server
+        .admin(
+            Method::GET,
+            "/api/v1/serviceaccounts?search=exporter&page=3&pageSize=5",
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(last.json["serviceAccounts"].as_array().unwrap().len(), 2);
+    let by_display = server
+        .admin(
+            Method::GET,
+            "/api/v1/serviceaccounts?search=dashboards",
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(by_display.json["totalCount"], 1);
+    let all = server
+        .admin(Method::GET, "/api/v1/serviceaccounts", None)
+        .await
+        .expect(200, "");
+    assert_eq!(
+        (
+            all.json["totalCount"].as_u64(),
+            all.json["pageSize"].as_u64()
+        ),
+        (Some(14), Some(50))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn writes_survive_a_restart() {
+    let server = TestServer::start().await;
+    let (_, token) = server
+        .account_with_token(json!({"name": "durable", "role": "admin"}))
+        .await;
+    let config_path = server.store_path.clone();
+    let dir_token = server.admin_token.clone();
+    // Reopen the same store in a second server while the first is stopped.
+    let dir = config_path.parent().unwrap().to_owned();
+    server.stop_keep_dir().await;
+    let config = tollgate_server::config::ServeConfig {
+        store: format!("sqlite://{}", config_path.display()),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        bootstrap_token_file: Some(dir.join("second-bootstrap")),
+        admin: AdminConfig::default(),
+    };
+    let second = tollgate_server::serve::Server::bind(&config).await.unwrap();
+    assert!(
+        !dir.join("second-bootstrap").exists(),
+        "bootstrap runs once per store"
+    );
+    let url = format!("http://{}", second.http_addr);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(second.run(async {
+        let _ = rx.await;
+    }));
+    for t in [&token, &dir_token] {
+        let status = reqwest::Client::new()
+            .get(format!("{url}/api/v1/serviceaccounts"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}

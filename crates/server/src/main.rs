@@ -1,6 +1,7 @@
 //! The `tollgate` binary: the server (`tollgate serve`) and the admin CLI.
 
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tollgate_server::cli::{Cli, Command, run_client};
 use tollgate_server::serve::{Server, shutdown_signal};
@@ -46,5 +47,6 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

@@ -1,11 +1,14 @@
 //! The decision: given a grant (what a token may do) and a view of the request, allow with the
 //! headers to set and remove, or deny with a status, a machine reason and a message.
 //!
-//! Pure and shared by the filter and the ext_authz server. Query rewriting (PromQL label
-//! enforcement) is a later step that takes [`Allow::effective_policy`] and the request's query.
+//! Pure and shared by the filter and the ext_authz server. PromQL label enforcement is the step
+//! after an allow: [`rewrite_query_params`] for the URL, [`check_form_body`] for a body that
+//! cannot be rewritten.
 
+use crate::form::{self, FormPair};
 use crate::headers;
-use crate::route::{RouteTable, check_path};
+use crate::promql::{self, Enforcer, ParamRewrite, PromParams, QueryError};
+use crate::route::{LabelEnforcement, RouteTable, check_path};
 use crate::scope::{Role, Scope, ScopeSet};
 use crate::selector::Policy;
 use crate::token::{Token, TokenError};
@@ -96,6 +99,8 @@ pub struct Allow {
     /// The selector the request is confined to: the client's narrowing if it sent one, else the
     /// account's policy. Query enforcement rewrites against this.
     pub effective_policy: Policy,
+    /// How the matched route confines the request to `effective_policy`.
+    pub labels: LabelEnforcement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,10 +124,20 @@ pub enum DenyReason {
     TenantMismatch,
     InvalidLabels,
     LabelPolicyViolation,
+    /// The route has no way to confine a label-restricted account.
+    LabelsNotEnforceable,
+    /// A PromQL parameter or the query string does not parse.
+    InvalidQuery,
+    /// A PromQL query contradicts the policy, or a body query lies outside it.
+    QueryNotAllowed,
+    /// A POST body must be seen to be checked, and it was not (or only partly).
+    BodyUnavailable,
+    /// Our own rewrite failed its verification: refused, never passed on.
+    RewriteFailed,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 10] = [
+    pub const ALL: [DenyReason; 15] = [
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
         DenyReason::UnknownToken,
@@ -133,6 +148,11 @@ impl DenyReason {
         DenyReason::TenantMismatch,
         DenyReason::InvalidLabels,
         DenyReason::LabelPolicyViolation,
+        DenyReason::LabelsNotEnforceable,
+        DenyReason::InvalidQuery,
+        DenyReason::QueryNotAllowed,
+        DenyReason::BodyUnavailable,
+        DenyReason::RewriteFailed,
     ];
 
     /// The machine code in `{"reason": ...}` and in metrics.
@@ -148,7 +168,24 @@ impl DenyReason {
             DenyReason::TenantMismatch => "tenant_mismatch",
             DenyReason::InvalidLabels => "invalid_labels",
             DenyReason::LabelPolicyViolation => "label_policy_violation",
+            DenyReason::LabelsNotEnforceable => "labels_not_enforceable",
+            DenyReason::InvalidQuery => "invalid_query",
+            DenyReason::QueryNotAllowed => "query_not_allowed",
+            DenyReason::BodyUnavailable => "body_unavailable",
+            DenyReason::RewriteFailed => "rewrite_failed",
         }
+    }
+
+    /// Denials of a PromQL request answer in the Prometheus API's error shape, so Grafana and
+    /// other clients show the message.
+    pub fn is_query_error(self) -> bool {
+        matches!(
+            self,
+            DenyReason::InvalidQuery
+                | DenyReason::QueryNotAllowed
+                | DenyReason::BodyUnavailable
+                | DenyReason::RewriteFailed
+        )
     }
 
     /// 401 when the credential is the problem (the client should get a new token), 400 for a
@@ -159,11 +196,15 @@ impl DenyReason {
             | DenyReason::MalformedToken
             | DenyReason::UnknownToken
             | DenyReason::ExpiredToken => 401,
-            DenyReason::InvalidPath | DenyReason::InvalidLabels => 400,
+            DenyReason::InvalidPath | DenyReason::InvalidLabels | DenyReason::InvalidQuery => 400,
             DenyReason::RouteNotAllowed
             | DenyReason::MissingScope
             | DenyReason::TenantMismatch
-            | DenyReason::LabelPolicyViolation => 403,
+            | DenyReason::LabelPolicyViolation
+            | DenyReason::LabelsNotEnforceable
+            | DenyReason::QueryNotAllowed
+            | DenyReason::BodyUnavailable => 403,
+            DenyReason::RewriteFailed => 500,
         }
     }
 }
@@ -187,10 +228,23 @@ impl Deny {
         )
     }
 
-    /// The JSON body every denial carries: `{"error": message, "reason": code}`.
+    /// The JSON body of a denial: `{"error": message, "reason": code}`, or for PromQL requests
+    /// the Prometheus shape `{"status":"error","errorType":...,"error":...}` plus the reason.
     pub fn json_body(&self) -> String {
-        let mut body = String::with_capacity(self.message.len() + 48);
-        body.push_str("{\"error\":");
+        let mut body = String::with_capacity(self.message.len() + 80);
+        if self.reason.is_query_error() {
+            let error_type = match self.status() {
+                400 => "bad_data",
+                500 => "internal",
+                _ => "forbidden",
+            };
+            body.push_str("{\"status\":\"error\",\"errorType\":\"");
+            body.push_str(error_type);
+            body.push_str("\",");
+        } else {
+            body.push('{');
+        }
+        body.push_str("\"error\":");
         push_json_string(&mut body, &self.message);
         body.push_str(",\"reason\":\"");
         body.push_str(self.reason.as_str());
@@ -286,6 +340,15 @@ fn check(
         ));
     }
     let effective_policy = effective_policy(&grant.policy, &request.labels)?;
+    if rule.labels == LabelEnforcement::Deny && !effective_policy.is_unrestricted() {
+        return Err(Deny::new(
+            DenyReason::LabelsNotEnforceable,
+            format!(
+                "{} {} cannot be confined to a label policy; label-restricted accounts may not use it",
+                request.method, request.path
+            ),
+        ));
+    }
 
     let mut set_headers = vec![
         (headers::ACCOUNT, grant.account.clone()),
@@ -307,7 +370,91 @@ fn check(
         set_headers,
         remove_headers,
         effective_policy,
+        labels: rule.labels,
     })
+}
+
+fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {
+    match labels {
+        LabelEnforcement::PromqlQuery => Some(PromParams::Query),
+        LabelEnforcement::PromqlMatch => Some(PromParams::Match),
+        LabelEnforcement::Upstream | LabelEnforcement::Deny => None,
+    }
+}
+
+fn query_deny(err: QueryError) -> Deny {
+    let reason = match err.status() {
+        400 => DenyReason::InvalidQuery,
+        500 => DenyReason::RewriteFailed,
+        _ => DenyReason::QueryNotAllowed,
+    };
+    Deny::new(reason, err.to_string())
+}
+
+/// The URL parameter changes that confine an allowed request to its policy: PromQL in `query`
+/// or `match[]` gains the policy's matchers. Empty when there is nothing to enforce.
+pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRewrite, Deny> {
+    let Some(params) = prom_params(allow.labels) else {
+        return Ok(ParamRewrite::default());
+    };
+    let Some(enforcer) = Enforcer::new(&allow.effective_policy).map_err(query_deny)? else {
+        return Ok(ParamRewrite::default());
+    };
+    let pairs = form::parse(query_string)
+        .map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    promql::rewrite_params(&enforcer, params, &pairs).map_err(query_deny)
+}
+
+/// What the authorizer could see of a request body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyView<'a> {
+    pub content_type: Option<&'a str>,
+    /// The body bytes as received; empty for no body.
+    pub bytes: &'a [u8],
+    /// False when the request has a body that was not (entirely) forwarded for checking.
+    pub complete: bool,
+}
+
+/// For a body that cannot be rewritten (ext_authz): allow only when every PromQL selector it
+/// carries already lies within the policy. Prometheus reads `application/x-www-form-urlencoded`
+/// bodies (and multipart ones, which we refuse rather than parse).
+pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
+    let Some(params) = prom_params(allow.labels) else {
+        return Ok(());
+    };
+    if allow.effective_policy.is_unrestricted() {
+        return Ok(());
+    }
+    if !body.complete {
+        return Err(Deny::new(
+            DenyReason::BodyUnavailable,
+            "the request body was not available to authorization in full (configure with_request_body with a max_request_bytes above the body size)",
+        ));
+    }
+    if body.bytes.is_empty() {
+        return Ok(());
+    }
+    let form_type = body.content_type.is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form_type {
+        return Err(Deny::new(
+            DenyReason::InvalidQuery,
+            "a POST body to this API must be application/x-www-form-urlencoded",
+        ));
+    }
+    let text = std::str::from_utf8(body.bytes).map_err(|_| {
+        Deny::new(
+            DenyReason::InvalidQuery,
+            form::FormError::NotUtf8.to_string(),
+        )
+    })?;
+    let pairs: Vec<FormPair<'_>> =
+        form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    promql::check_params_within(&allow.effective_policy, params, &pairs).map_err(query_deny)
 }
 
 /// A client may narrow its scope with `x-tollgate-labels`, never widen it.
@@ -343,7 +490,12 @@ fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 mod tests {
     use super::*;
 
@@ -385,7 +537,6 @@ mod tests {
         let writer = grant(Role::Writer, "");
         let mut expired = viewer.clone();
         expired.expires_at = Some(NOW);
-        #[allow(clippy::type_complexity)]
         let cases: Vec<(
             &Grant,
             &str,
@@ -598,7 +749,13 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&deny.json_body()).unwrap();
             assert_eq!(body["reason"], reason.as_str());
             assert_eq!(body["error"], "a \"quoted\"\nmessage");
-            assert!([400, 401, 403].contains(&deny.status()));
+            assert!([400, 401, 403, 500].contains(&deny.status()));
+            if reason.is_query_error() {
+                assert_eq!(body["status"], "error", "Prometheus shape for {reason:?}");
+                assert!(body["errorType"].is_string());
+            } else {
+                assert!(body.get("status").is_none());
+            }
         }
         assert_eq!(DenyReason::ExpiredToken.status(), 401);
         assert_eq!(DenyReason::LabelPolicyViolation.status(), 403);
@@ -637,5 +794,171 @@ mod tests {
                 assert!(!deny.message.contains(&token.expose_secret()[5..37]));
             }
         }
+    }
+
+    fn allow(grant: &Grant, method: &str, path: &str) -> Allow {
+        match run(grant, method, path, &[]) {
+            Decision::Allow(allow) => allow,
+            Decision::Deny(deny) => panic!("expected allow: {deny:?}"),
+        }
+    }
+
+    #[test]
+    fn label_enforcement_by_route() {
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let decision = run(&viewer, "GET", "/loki/api/v1/query_range", &[]);
+        assert_eq!(
+            outcome(&decision),
+            Err(DenyReason::LabelsNotEnforceable),
+            "LogQL is not rewritten"
+        );
+        let unrestricted = grant(Role::Viewer, "");
+        assert_eq!(
+            outcome(&run(&unrestricted, "GET", "/loki/api/v1/query_range", &[])),
+            Ok(())
+        );
+
+        let query = allow(&viewer, "GET", "/api/v1/query");
+        let rewrite = rewrite_query_params(&query, "query=up&time=5").unwrap();
+        assert_eq!(
+            rewrite.set,
+            [(
+                "query".to_owned(),
+                r#"up{kube_namespace="prometheus"}"#.to_owned()
+            )]
+        );
+        let err =
+            rewrite_query_params(&query, "query=up%7Bkube_namespace%3D%22other%22%7D").unwrap_err();
+        assert_eq!(
+            (err.reason, err.status()),
+            (DenyReason::QueryNotAllowed, 403)
+        );
+        assert!(
+            err.json_body().contains("\"errorType\":\"forbidden\""),
+            "{}",
+            err.json_body()
+        );
+        let err = rewrite_query_params(&query, "query=sum(").unwrap_err();
+        assert_eq!((err.reason, err.status()), (DenyReason::InvalidQuery, 400));
+        assert_eq!(
+            rewrite_query_params(&query, "query=%zz")
+                .unwrap_err()
+                .reason,
+            DenyReason::InvalidQuery
+        );
+
+        let series = allow(&viewer, "GET", "/api/v1/series");
+        let rewrite = rewrite_query_params(&series, "").unwrap();
+        assert_eq!(
+            rewrite.set,
+            [(
+                "match[]".to_owned(),
+                r#"{kube_namespace="prometheus"}"#.to_owned()
+            )],
+            "default match[]"
+        );
+
+        let write = allow(
+            &grant(Role::Writer, r#"{team="a"}"#),
+            "POST",
+            "/api/v1/write",
+        );
+        assert_eq!(
+            rewrite_query_params(&write, "query=anything").unwrap(),
+            ParamRewrite::default(),
+            "writes go to the upstream"
+        );
+        assert_eq!(
+            allow(&unrestricted, "GET", "/api/v1/query").labels,
+            LabelEnforcement::PromqlQuery
+        );
+        assert_eq!(
+            rewrite_query_params(&allow(&unrestricted, "GET", "/api/v1/query"), "query=up")
+                .unwrap(),
+            ParamRewrite::default()
+        );
+    }
+
+    #[test]
+    fn form_bodies() {
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let query = allow(&viewer, "POST", "/api/v1/query");
+        let form = Some("application/x-www-form-urlencoded; charset=utf-8");
+        let within = format!(
+            "query={}",
+            form::encode(r#"rate(x{kube_namespace="prometheus"}[5m])"#)
+        );
+        let cases: Vec<(Option<&str>, &[u8], bool, Result<(), DenyReason>, &str)> = vec![
+            (form, within.as_bytes(), true, Ok(()), "within the policy"),
+            (
+                form,
+                b"query=up",
+                true,
+                Err(DenyReason::QueryNotAllowed),
+                "outside the policy",
+            ),
+            (
+                form,
+                b"query=sum(",
+                true,
+                Err(DenyReason::InvalidQuery),
+                "unparsable",
+            ),
+            (
+                form,
+                within.as_bytes(),
+                false,
+                Err(DenyReason::BodyUnavailable),
+                "partial body",
+            ),
+            (None, b"", true, Ok(()), "no body"),
+            (
+                None,
+                b"",
+                false,
+                Err(DenyReason::BodyUnavailable),
+                "a body that was not forwarded",
+            ),
+            (
+                Some("multipart/form-data; boundary=x"),
+                b"--x",
+                true,
+                Err(DenyReason::InvalidQuery),
+                "multipart is refused",
+            ),
+            (
+                form,
+                b"query=%ff",
+                true,
+                Err(DenyReason::InvalidQuery),
+                "not utf-8",
+            ),
+        ];
+        for (content_type, bytes, complete, want, why) in cases {
+            let body = BodyView {
+                content_type,
+                bytes,
+                complete,
+            };
+            assert_eq!(
+                check_form_body(&query, &body).map_err(|d| d.reason),
+                want,
+                "{why}"
+            );
+        }
+        let err = check_form_body(
+            &query,
+            &BodyView {
+                content_type: form,
+                bytes: b"query=up",
+                complete: true,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("add the policy's matchers"),
+            "tells how to comply: {}",
+            err.message
+        );
     }
 }

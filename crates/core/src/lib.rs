@@ -2,7 +2,9 @@
 //! decide the same way. No IO, no async, no host calls: it builds natively and for `wasm32-wasip1`.
 
 pub mod decision;
+pub mod form;
 pub mod headers;
+pub mod promql;
 pub mod route;
 pub mod scope;
 pub mod selector;

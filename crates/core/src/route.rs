@@ -115,22 +115,47 @@ impl From<PathPattern> for String {
     }
 }
 
+/// How a route confines a label-restricted account to its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LabelEnforcement {
+    /// PromQL in the `query` parameter is rewritten (Prometheus query, query_range, exemplars).
+    PromqlQuery,
+    /// Series selectors in `match[]` are rewritten, and one is added when absent (series,
+    /// labels, label values, federate).
+    PromqlMatch,
+    /// The upstream applies the policy it receives in `x-tollgate-labels` (writes, admin API).
+    Upstream,
+    /// Nothing here can confine a query to labels: label-restricted requests are denied.
+    #[default]
+    Deny,
+}
+
 /// One rule of the table; serialised in the filter configuration as
-/// `{"methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read"}`.
+/// `{"methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery"}`
+/// (`labels` defaults to `deny`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteRule {
     pub methods: Vec<String>,
     pub path: PathPattern,
     pub scope: Scope,
+    #[serde(default)]
+    pub labels: LabelEnforcement,
 }
 
 impl RouteRule {
-    pub fn new(methods: &[&str], path: &str, scope: Scope) -> Result<RouteRule, RouteError> {
+    pub fn new(
+        methods: &[&str],
+        path: &str,
+        scope: Scope,
+        labels: LabelEnforcement,
+    ) -> Result<RouteRule, RouteError> {
         let rule = RouteRule {
             methods: methods.iter().map(|m| (*m).to_owned()).collect(),
             path: PathPattern::parse(path)?,
             scope,
+            labels,
         };
         rule.validate()?;
         Ok(rule)
@@ -167,43 +192,78 @@ const POST: &[&str] = &["POST"];
 
 /// The default table: Prometheus, Loki, Tempo, OTLP and Tollgate's admin API. Metadata routes
 /// that expose every series regardless of labels (targets, rules, TSDB status) are deliberately
-/// absent, so they are denied.
-const DEFAULT_RULES: &[(&[&str], &str, Scope)] = &[
-    // Prometheus HTTP API and Mimir.
-    (READ, "/api/v1/query", Scope::MetricsRead),
-    (READ, "/api/v1/query_range", Scope::MetricsRead),
-    (READ, "/api/v1/query_exemplars", Scope::MetricsRead),
-    (READ, "/api/v1/series", Scope::MetricsRead),
-    (READ, "/api/v1/labels", Scope::MetricsRead),
-    (GET, "/api/v1/label/*/values", Scope::MetricsRead),
-    (READ, "/federate", Scope::MetricsRead),
-    (POST, "/api/v1/write", Scope::MetricsWrite),
-    (POST, "/api/v1/push", Scope::MetricsWrite),
-    (POST, "/api/v1/otlp/v1/metrics", Scope::MetricsWrite),
-    // Loki.
-    (POST, "/loki/api/v1/push", Scope::LogsWrite),
-    (READ, "/loki/api/v1/**", Scope::LogsRead),
-    // Tempo.
-    (GET, "/api/traces/**", Scope::TracesRead),
-    (GET, "/api/v2/traces/**", Scope::TracesRead),
-    (GET, "/api/search/**", Scope::TracesRead),
-    (GET, "/api/v2/search/**", Scope::TracesRead),
-    // OTLP/HTTP.
-    (POST, "/v1/metrics", Scope::MetricsWrite),
-    (POST, "/v1/logs", Scope::LogsWrite),
-    (POST, "/v1/traces", Scope::TracesWrite),
-    // Tollgate's admin API.
-    (GET, "/api/v1/serviceaccounts/**", Scope::AccountsRead),
-    (GET, "/api/v1/serviceaccounts", Scope::AccountsRead),
-    (
-        &["POST", "PATCH", "DELETE"],
-        "/api/v1/serviceaccounts/**",
-        Scope::AccountsWrite,
-    ),
-    (POST, "/api/v1/serviceaccounts", Scope::AccountsWrite),
-    (POST, "/api/v1/access-review", Scope::AccountsRead),
-    (GET, "/api/v1/audit", Scope::AccountsRead),
-];
+/// absent, so they are denied. Loki and Tempo reads cannot be confined to labels here (LogQL and
+/// TraceQL are not rewritten), so label-restricted accounts are denied them.
+const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
+    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery, Upstream};
+    &[
+        // Prometheus HTTP API and Mimir.
+        (READ, "/api/v1/query", Scope::MetricsRead, PromqlQuery),
+        (READ, "/api/v1/query_range", Scope::MetricsRead, PromqlQuery),
+        (
+            READ,
+            "/api/v1/query_exemplars",
+            Scope::MetricsRead,
+            PromqlQuery,
+        ),
+        (READ, "/api/v1/series", Scope::MetricsRead, PromqlMatch),
+        (READ, "/api/v1/labels", Scope::MetricsRead, PromqlMatch),
+        (
+            GET,
+            "/api/v1/label/*/values",
+            Scope::MetricsRead,
+            PromqlMatch,
+        ),
+        (READ, "/federate", Scope::MetricsRead, PromqlMatch),
+        (POST, "/api/v1/write", Scope::MetricsWrite, Upstream),
+        (POST, "/api/v1/push", Scope::MetricsWrite, Upstream),
+        (
+            POST,
+            "/api/v1/otlp/v1/metrics",
+            Scope::MetricsWrite,
+            Upstream,
+        ),
+        // Loki.
+        (POST, "/loki/api/v1/push", Scope::LogsWrite, Upstream),
+        (READ, "/loki/api/v1/**", Scope::LogsRead, Deny),
+        // Tempo.
+        (GET, "/api/traces/**", Scope::TracesRead, Deny),
+        (GET, "/api/v2/traces/**", Scope::TracesRead, Deny),
+        (GET, "/api/search/**", Scope::TracesRead, Deny),
+        (GET, "/api/v2/search/**", Scope::TracesRead, Deny),
+        // OTLP/HTTP.
+        (POST, "/v1/metrics", Scope::MetricsWrite, Upstream),
+        (POST, "/v1/logs", Scope::LogsWrite, Upstream),
+        (POST, "/v1/traces", Scope::TracesWrite, Upstream),
+        // Tollgate's admin API: label ceilings are enforced by the admin service itself.
+        (
+            GET,
+            "/api/v1/serviceaccounts/**",
+            Scope::AccountsRead,
+            Upstream,
+        ),
+        (
+            GET,
+            "/api/v1/serviceaccounts",
+            Scope::AccountsRead,
+            Upstream,
+        ),
+        (
+            &["POST", "PATCH", "DELETE"],
+            "/api/v1/serviceaccounts/**",
+            Scope::AccountsWrite,
+            Upstream,
+        ),
+        (
+            POST,
+            "/api/v1/serviceaccounts",
+            Scope::AccountsWrite,
+            Upstream,
+        ),
+        (POST, "/api/v1/access-review", Scope::AccountsRead, Upstream),
+        (GET, "/api/v1/audit", Scope::AccountsRead, Upstream),
+    ]
+};
 
 impl RouteTable {
     pub fn new(rules: Vec<RouteRule>) -> Result<RouteTable, RouteError> {
@@ -227,7 +287,9 @@ impl Default for RouteTable {
     fn default() -> RouteTable {
         let rules = DEFAULT_RULES
             .iter()
-            .filter_map(|(methods, path, scope)| RouteRule::new(methods, path, *scope).ok())
+            .filter_map(|(methods, path, scope, labels)| {
+                RouteRule::new(methods, path, *scope, *labels).ok()
+            })
             .collect();
         RouteTable { rules }
     }
@@ -370,16 +432,23 @@ mod tests {
         assert!(PathPattern::parse("/a/**").unwrap().matches("/a"));
         assert!(PathPattern::parse("/a/**").unwrap().matches("/a/b/c"));
         assert_eq!(
-            RouteRule::new(&[], "/a", Scope::LogsRead),
+            RouteRule::new(&[], "/a", Scope::LogsRead, LabelEnforcement::Deny),
             Err(RouteError::NoMethods)
         );
         assert!(matches!(
-            RouteRule::new(&["get"], "/a", Scope::LogsRead),
+            RouteRule::new(&["get"], "/a", Scope::LogsRead, LabelEnforcement::Deny),
             Err(RouteError::BadMethod { .. })
         ));
         let json = r#"{"methods":["GET"],"path":"/x/*","scope":"logs:read"}"#;
         let rule: RouteRule = serde_json::from_str(json).unwrap();
         assert!(rule.matches("GET", "/x/y"));
+        assert_eq!(rule.labels, LabelEnforcement::Deny, "the safe default");
+        let json =
+            r#"{"methods":["GET"],"path":"/q","scope":"metrics:read","labels":"promqlQuery"}"#;
+        assert_eq!(
+            serde_json::from_str::<RouteRule>(json).unwrap().labels,
+            LabelEnforcement::PromqlQuery
+        );
         assert!(
             serde_json::from_str::<RouteRule>(
                 r#"{"methods":["GET"],"path":"/x","scope":"logs:read","extra":1}"#

@@ -215,6 +215,14 @@ impl Matcher {
         &self.value
     }
 
+    /// The compiled, anchored regex of a `=~` or `!~` matcher.
+    pub fn regex(&self) -> Option<&regex::Regex> {
+        match &self.test {
+            Test::Re(re) | Test::Nre(re) => Some(re),
+            Test::Eq | Test::Ne => None,
+        }
+    }
+
     /// Prometheus semantics: regexes are fully anchored, and an absent label is tested as `""`.
     pub fn matches_value(&self, v: &str) -> bool {
         match &self.test {

@@ -1,0 +1,851 @@
+//! PromQL label enforcement, as prom-label-proxy does it but inside the authorization decision
+//! and for policies with several labels.
+//!
+//! Every vector and matrix selector of a query, wherever it sits, gets the policy's matchers
+//! added (AND), so a rewritten query can only narrow. A query whose own matcher on a policy
+//! label provably cannot overlap the policy is refused rather than silently answered empty.
+//!
+//! A policy that is an OR of selectors is applied as one selector when the selectors differ in
+//! one label only, each by `=` or `=~`: their values become one regex union
+//! (`{ns="a"} or {ns="b"}` → `ns=~"a|b"`). Any other OR is refused with a message that says to
+//! narrow the request with `x-tollgate-labels` to one of its selectors.
+//!
+//! The rewritten text is parsed again and checked before it is used: a printer bug can never
+//! turn into a widened query.
+
+use crate::form::FormPair;
+use crate::selector::{MatchOp, Matcher, Policy, Selector};
+use promql_parser::label::{MatchOp as PromOp, Matcher as PromMatcher};
+use promql_parser::parser::{self, Expr, VectorSelector};
+
+/// Deeper nesting than this is refused before parsing: parsing, walking and dropping a query
+/// are recursive, and a request must not be able to exhaust a worker's stack.
+pub const MAX_NESTING: usize = 128;
+/// Longer queries are refused before parsing.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+const NAME_LABEL: &str = "__name__";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("{param}: cannot parse PromQL: {message}")]
+    Unparsable {
+        param: &'static str,
+        message: String,
+    },
+    #[error("{param}: must be a series selector such as up{{job=\"x\"}}")]
+    NotASelector { param: &'static str },
+    #[error("{param}: given more than once")]
+    Repeated { param: &'static str },
+    #[error(
+        "selector {selector} can never match the label policy {policy}: its matcher on \"{label}\" excludes every value the policy allows"
+    )]
+    Conflict {
+        selector: String,
+        label: String,
+        policy: String,
+    },
+    #[error(
+        "the label policy {policy} is an OR of selectors that differ in more than one label, which one PromQL selector cannot express; narrow the request to one of them with x-tollgate-labels"
+    )]
+    PolicyNotExpressible { policy: String },
+    #[error(
+        "selector {selector} in the request body is not within the label policy {policy}: add the policy's matchers to every selector of the query, or send it as a URL parameter so that Tollgate adds them"
+    )]
+    BodyOutsidePolicy { selector: String, policy: String },
+    #[error("the rewritten query did not verify; the request is refused")]
+    VerificationFailed,
+}
+
+impl QueryError {
+    /// 400 for a request no Prometheus would accept, 403 for one the policy forbids, 500 when
+    /// our own rewrite failed its check.
+    pub fn status(&self) -> u16 {
+        match self {
+            QueryError::Unparsable { .. }
+            | QueryError::NotASelector { .. }
+            | QueryError::Repeated { .. } => 400,
+            QueryError::Conflict { .. }
+            | QueryError::PolicyNotExpressible { .. }
+            | QueryError::BodyOutsidePolicy { .. } => 403,
+            QueryError::VerificationFailed => 500,
+        }
+    }
+}
+
+/// A restricted policy compiled for rewriting queries: one selector's matchers.
+#[derive(Debug, Clone)]
+pub struct Enforcer {
+    matchers: Vec<Matcher>,
+    prom: Vec<PromMatcher>,
+    policy: String,
+}
+
+impl Enforcer {
+    /// `None` for an unrestricted policy: there is nothing to enforce.
+    pub fn new(policy: &Policy) -> Result<Option<Enforcer>, QueryError> {
+        if policy.is_unrestricted() {
+            return Ok(None);
+        }
+        let not_expressible = || QueryError::PolicyNotExpressible {
+            policy: policy.to_string(),
+        };
+        let matchers = merge(policy.selectors()).ok_or_else(not_expressible)?;
+        let prom = matchers
+            .iter()
+            .map(to_prom)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(not_expressible)?;
+        Ok(Some(Enforcer {
+            matchers,
+            prom,
+            policy: policy.to_string(),
+        }))
+    }
+
+    /// The policy as one selector, for a `match[]` the client did not send.
+    pub fn default_match(&self) -> String {
+        VectorSelector::new(None, promql_parser::label::Matchers::new(self.prom.clone()))
+            .to_string()
+    }
+
+    /// Adds the policy's matchers to every selector of `query`.
+    pub fn rewrite_query(&self, query: &str) -> Result<String, QueryError> {
+        let mut expr = parse("query", query)?;
+        visit(&mut expr, &mut |vs| self.restrict(vs))?;
+        let rewritten = expr.to_string();
+        self.verify(&rewritten)?;
+        Ok(rewritten)
+    }
+
+    /// Adds the policy's matchers to a `match[]` series selector.
+    pub fn rewrite_match(&self, selector: &str) -> Result<String, QueryError> {
+        let mut expr = parse("match[]", selector)?;
+        let Expr::VectorSelector(vs) = &mut expr else {
+            return Err(QueryError::NotASelector { param: "match[]" });
+        };
+        self.restrict(vs)?;
+        let rewritten = expr.to_string();
+        self.verify(&rewritten)?;
+        Ok(rewritten)
+    }
+
+    fn restrict(&self, vs: &mut VectorSelector) -> Result<(), QueryError> {
+        for group in groups(vs) {
+            for policy_matcher in &self.matchers {
+                let label = policy_matcher.name().as_str();
+                let disjoint = group
+                    .iter()
+                    .filter(|m| m.name == label)
+                    .any(|m| disjoint(policy_matcher, m))
+                    || (label == NAME_LABEL
+                        && vs
+                            .name
+                            .as_deref()
+                            .is_some_and(|name| !policy_matcher.matches_value(name)));
+                if disjoint {
+                    return Err(QueryError::Conflict {
+                        selector: vs.to_string(),
+                        label: label.to_owned(),
+                        policy: self.policy.clone(),
+                    });
+                }
+            }
+        }
+        let matchers = &mut vs.matchers;
+        let targets: Vec<&mut Vec<PromMatcher>> = if matchers.or_matchers.is_empty() {
+            vec![&mut matchers.matchers]
+        } else {
+            matchers.or_matchers.iter_mut().collect()
+        };
+        // A named selector (`up{...}`) may not also carry a `__name__` matcher; the conflict
+        // check above proved the name lies within the policy's.
+        let named = vs.name.is_some();
+        for group in targets {
+            for m in &self.prom {
+                if named && m.name == NAME_LABEL {
+                    continue;
+                }
+                if !group.contains(m) {
+                    group.push(m.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every selector of the re-parsed text must carry every policy matcher.
+    fn verify(&self, rewritten: &str) -> Result<(), QueryError> {
+        let mut expr = parse("query", rewritten).map_err(|_| QueryError::VerificationFailed)?;
+        visit(&mut expr, &mut |vs| {
+            let named = vs.name.is_some();
+            let complete = groups(vs).iter().all(|group| {
+                self.prom
+                    .iter()
+                    .filter(|want| !(named && want.name == NAME_LABEL))
+                    .all(|want| {
+                        group.iter().any(|m| {
+                            m.name == want.name && m.value == want.value && same_op(&m.op, &want.op)
+                        })
+                    })
+            });
+            if complete {
+                Ok(())
+            } else {
+                Err(QueryError::VerificationFailed)
+            }
+        })
+    }
+}
+
+/// Whether every selector of `query` already lies within `policy` (for bodies that cannot be
+/// rewritten).
+pub fn check_within(policy: &Policy, param: &'static str, query: &str) -> Result<(), QueryError> {
+    if policy.is_unrestricted() {
+        return Ok(());
+    }
+    let mut expr = parse(param, query)?;
+    visit(&mut expr, &mut |vs| {
+        let outside = || QueryError::BodyOutsidePolicy {
+            selector: vs.to_string(),
+            policy: policy.to_string(),
+        };
+        let mut selectors = Vec::new();
+        for group in groups(vs) {
+            let mut matchers = group
+                .iter()
+                .map(from_prom)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(outside)?;
+            if let Some(name) = &vs.name {
+                matchers.push(Matcher::new(NAME_LABEL, MatchOp::Eq, name).map_err(|_| outside())?);
+            }
+            selectors.push(Selector::new(matchers));
+        }
+        if policy.contains(&Policy::new(selectors)) {
+            Ok(())
+        } else {
+            Err(outside())
+        }
+    })
+}
+
+/// The URL parameters to set after enforcement, and the raw key spellings to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamRewrite {
+    /// Decoded key and decoded new value, in order.
+    pub set: Vec<(String, String)>,
+    /// Raw spellings of enforced keys that differ from the canonical key (`match%5B%5D`): an
+    /// Envoy that matches keys raw must remove them, or the upstream would see both.
+    pub remove_raw: Vec<String>,
+}
+
+/// Which parameters carry PromQL on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromParams {
+    /// `query` (instant, range, exemplars).
+    Query,
+    /// `match[]` series selectors; one carrying the policy is added when none is given.
+    Match,
+}
+
+/// Rewrites the PromQL parameters among `pairs` (a query string or a form body).
+pub fn rewrite_params(
+    enforcer: &Enforcer,
+    params: PromParams,
+    pairs: &[FormPair<'_>],
+) -> Result<ParamRewrite, QueryError> {
+    let mut rewrite = ParamRewrite::default();
+    let key = match params {
+        PromParams::Query => "query",
+        PromParams::Match => "match[]",
+    };
+    let found: Vec<&FormPair<'_>> = pairs.iter().filter(|p| p.key == key).collect();
+    for pair in &found {
+        if pair.raw_key != key && !rewrite.remove_raw.iter().any(|r| r == pair.raw_key) {
+            rewrite.remove_raw.push(pair.raw_key.to_owned());
+        }
+    }
+    match params {
+        PromParams::Query => match found.as_slice() {
+            [] => {}
+            [one] => rewrite
+                .set
+                .push((key.to_owned(), enforcer.rewrite_query(&one.value)?)),
+            _ => return Err(QueryError::Repeated { param: "query" }),
+        },
+        PromParams::Match if found.is_empty() => {
+            rewrite.set.push((key.to_owned(), enforcer.default_match()))
+        }
+        PromParams::Match => {
+            for pair in found {
+                rewrite
+                    .set
+                    .push((key.to_owned(), enforcer.rewrite_match(&pair.value)?));
+            }
+        }
+    }
+    Ok(rewrite)
+}
+
+/// Checks, without rewriting, that the PromQL parameters among `pairs` lie within `policy`.
+pub fn check_params_within(
+    policy: &Policy,
+    params: PromParams,
+    pairs: &[FormPair<'_>],
+) -> Result<(), QueryError> {
+    for pair in pairs {
+        match (params, pair.key.as_str()) {
+            (PromParams::Query, "query") => check_within(policy, "query", &pair.value)?,
+            (PromParams::Match, "match[]") => {
+                if !matches!(parse("match[]", &pair.value)?, Expr::VectorSelector(_)) {
+                    return Err(QueryError::NotASelector { param: "match[]" });
+                }
+                check_within(policy, "match[]", &pair.value)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::Unparsable {
+            param,
+            message: format!("longer than {MAX_QUERY_BYTES} bytes"),
+        });
+    }
+    let mut depth = 0usize;
+    for c in text.bytes() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(QueryError::Unparsable {
+                        param,
+                        message: format!("nested deeper than {MAX_NESTING} levels"),
+                    });
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    parser::parse(text).map_err(|message| QueryError::Unparsable {
+        param,
+        message: message.lines().next().unwrap_or("syntax error").to_owned(),
+    })
+}
+
+/// Calls `f` on every vector selector (including those inside matrix selectors).
+fn visit(
+    expr: &mut Expr,
+    f: &mut impl FnMut(&mut VectorSelector) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    match expr {
+        Expr::Aggregate(a) => {
+            visit(&mut a.expr, f)?;
+            if let Some(param) = &mut a.param {
+                visit(param, f)?;
+            }
+        }
+        Expr::Unary(u) => visit(&mut u.expr, f)?,
+        Expr::Binary(b) => {
+            visit(&mut b.lhs, f)?;
+            visit(&mut b.rhs, f)?;
+        }
+        Expr::Paren(p) => visit(&mut p.expr, f)?,
+        Expr::Subquery(s) => visit(&mut s.expr, f)?,
+        Expr::Call(c) => {
+            for arg in &mut c.args.args {
+                visit(arg, f)?;
+            }
+        }
+        Expr::VectorSelector(vs) => f(vs)?,
+        Expr::MatrixSelector(ms) => f(&mut ms.vs)?,
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+        // The parser never produces extensions; refuse anything we cannot see into.
+        Expr::Extension(_) => return Err(QueryError::VerificationFailed),
+    }
+    Ok(())
+}
+
+/// The AND-groups of a selector: one, or one per `or` branch inside the braces.
+fn groups(vs: &VectorSelector) -> Vec<&Vec<PromMatcher>> {
+    if vs.matchers.or_matchers.is_empty() {
+        vec![&vs.matchers.matchers]
+    } else {
+        vs.matchers.or_matchers.iter().collect()
+    }
+}
+
+/// Whether no value can satisfy both matchers (decidable when either is an equality).
+fn disjoint(policy: &Matcher, query: &PromMatcher) -> bool {
+    match (policy.op(), &query.op) {
+        (MatchOp::Eq, _) => !query.is_match(policy.value()),
+        (_, PromOp::Equal) => !policy.matches_value(&query.value),
+        _ => false,
+    }
+}
+
+fn same_op(a: &PromOp, b: &PromOp) -> bool {
+    matches!(
+        (a, b),
+        (PromOp::Equal, PromOp::Equal)
+            | (PromOp::NotEqual, PromOp::NotEqual)
+            | (PromOp::Re(_), PromOp::Re(_))
+            | (PromOp::NotRe(_), PromOp::NotRe(_))
+    )
+}
+
+fn to_prom(m: &Matcher) -> Option<PromMatcher> {
+    let op = match (m.op(), m.regex()) {
+        (MatchOp::Eq, _) => PromOp::Equal,
+        (MatchOp::Ne, _) => PromOp::NotEqual,
+        (MatchOp::Re, Some(re)) => PromOp::Re(re.clone()),
+        (MatchOp::Nre, Some(re)) => PromOp::NotRe(re.clone()),
+        _ => return None,
+    };
+    Some(PromMatcher::new(op, m.name().as_str(), m.value()))
+}
+
+fn from_prom(m: &PromMatcher) -> Option<Matcher> {
+    let op = match m.op {
+        PromOp::Equal => MatchOp::Eq,
+        PromOp::NotEqual => MatchOp::Ne,
+        PromOp::Re(_) => MatchOp::Re,
+        PromOp::NotRe(_) => MatchOp::Nre,
+    };
+    Matcher::new(&m.name, op, &m.value).ok()
+}
+
+/// One selector equivalent to the OR of `selectors`, when one exists in the supported shape.
+fn merge(selectors: &[Selector]) -> Option<Vec<Matcher>> {
+    // Drop selectors inside another one: `{a="x"} or {a="x", b="y"}` is just `{a="x"}`.
+    let kept: Vec<&Selector> = selectors
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            !selectors
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != *i && other.contains(s) && (!s.contains(other) || j < *i))
+        })
+        .map(|(_, s)| s)
+        .collect();
+    match kept.as_slice() {
+        [] => None,
+        [one] => Some(one.matchers().to_vec()),
+        [first, rest @ ..] => {
+            let common: Vec<&Matcher> = first
+                .matchers()
+                .iter()
+                .filter(|m| rest.iter().all(|s| s.matchers().contains(m)))
+                .collect();
+            let mut label: Option<&str> = None;
+            let mut alternatives = Vec::with_capacity(kept.len());
+            for selector in &kept {
+                let [own] = selector
+                    .matchers()
+                    .iter()
+                    .filter(|m| !common.contains(m))
+                    .collect::<Vec<_>>()[..]
+                else {
+                    return None;
+                };
+                if *label.get_or_insert(own.name().as_str()) != own.name().as_str() {
+                    return None;
+                }
+                alternatives.push(match own.op() {
+                    MatchOp::Eq => escape_regex(own.value()),
+                    MatchOp::Re => format!("(?:{})", own.value()),
+                    MatchOp::Ne | MatchOp::Nre => return None,
+                });
+            }
+            let union = Matcher::new(label?, MatchOp::Re, &alternatives.join("|")).ok()?;
+            let mut merged: Vec<Matcher> = common.into_iter().cloned().collect();
+            merged.push(union);
+            Some(merged)
+        }
+    }
+}
+
+/// Escapes RE2 metacharacters so a value matches itself literally.
+fn escape_regex(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn enforcer(policy: &str) -> Enforcer {
+        Enforcer::new(&Policy::parse(policy).unwrap())
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Compares parsed forms: `Display` normalises spacing and order.
+    fn assert_same_query(got: &str, want: &str, why: &str) {
+        let canonical = |q: &str| parser::parse(q).unwrap().to_string();
+        assert_eq!(canonical(got), canonical(want), "{why}: got {got}");
+    }
+
+    const NS: &str = r#"{kube_namespace="prometheus"}"#;
+
+    #[test]
+    fn rewrites_every_selector() {
+        let cases = [
+            ("up", r#"up{kube_namespace="prometheus"}"#, "simple"),
+            (
+                r#"up{job="api"}"#,
+                r#"up{job="api", kube_namespace="prometheus"}"#,
+                "keeps own matchers",
+            ),
+            (
+                "rate(http_requests_total[5m])",
+                r#"rate(http_requests_total{kube_namespace="prometheus"}[5m])"#,
+                "matrix in a function",
+            ),
+            (
+                "sum by (job) (rate(x[1m]))",
+                r#"sum by (job) (rate(x{kube_namespace="prometheus"}[1m]))"#,
+                "aggregation",
+            ),
+            (
+                "sum without (kube_namespace) (x)",
+                r#"sum without (kube_namespace) (x{kube_namespace="prometheus"})"#,
+                "aggregation dropping the label",
+            ),
+            (
+                "a / on(job) b",
+                r#"a{kube_namespace="prometheus"} / on(job) b{kube_namespace="prometheus"}"#,
+                "binary",
+            ),
+            (
+                "a or b",
+                r#"a{kube_namespace="prometheus"} or b{kube_namespace="prometheus"}"#,
+                "or",
+            ),
+            (
+                "a unless b",
+                r#"a{kube_namespace="prometheus"} unless b{kube_namespace="prometheus"}"#,
+                "unless",
+            ),
+            (
+                "max_over_time(rate(x[1m])[1h:5m])",
+                r#"max_over_time(rate(x{kube_namespace="prometheus"}[1m])[1h:5m])"#,
+                "subquery",
+            ),
+            (
+                "x offset 5m",
+                r#"x{kube_namespace="prometheus"} offset 5m"#,
+                "offset",
+            ),
+            (
+                "x @ 1700000000",
+                r#"x{kube_namespace="prometheus"} @ 1700000000"#,
+                "at",
+            ),
+            (
+                "rate(x[5m] offset 1h)",
+                r#"rate(x{kube_namespace="prometheus"}[5m] offset 1h)"#,
+                "matrix offset",
+            ),
+            (
+                "topk(3, x)",
+                r#"topk(3, x{kube_namespace="prometheus"})"#,
+                "aggregation with a parameter",
+            ),
+            (
+                r#"count_values("v", x)"#,
+                r#"count_values("v", x{kube_namespace="prometheus"})"#,
+                "string parameter",
+            ),
+            (
+                r#"label_replace(x, "a", "$1", "b", "(.*)")"#,
+                r#"label_replace(x{kube_namespace="prometheus"}, "a", "$1", "b", "(.*)")"#,
+                "string arguments untouched",
+            ),
+            ("-x", r#"-x{kube_namespace="prometheus"}"#, "unary"),
+            ("(x)", r#"(x{kube_namespace="prometheus"})"#, "paren"),
+            ("1 + 2", "1 + 2", "no selector"),
+            (
+                r#"{__name__=~"node_.*"}"#,
+                r#"{__name__=~"node_.*", kube_namespace="prometheus"}"#,
+                "selector by __name__ only",
+            ),
+            (
+                r#"x{kube_namespace=~"prom.*"}"#,
+                r#"x{kube_namespace=~"prom.*", kube_namespace="prometheus"}"#,
+                "regex on the policy label is ANDed",
+            ),
+            (
+                r#"x{kube_namespace=~".*"}"#,
+                r#"x{kube_namespace=~".*", kube_namespace="prometheus"}"#,
+                "escape attempt is ANDed away",
+            ),
+            (
+                r#"x{kube_namespace="prometheus"}"#,
+                r#"x{kube_namespace="prometheus"}"#,
+                "already present: not duplicated",
+            ),
+            (
+                r#"x{kube_namespace!="other"}"#,
+                r#"x{kube_namespace!="other", kube_namespace="prometheus"}"#,
+                "compatible negative",
+            ),
+        ];
+        let e = enforcer(NS);
+        for (query, want, why) in cases {
+            let got = e
+                .rewrite_query(query)
+                .unwrap_or_else(|err| panic!("{why}: {err}"));
+            assert_same_query(&got, want, why);
+        }
+    }
+
+    #[test]
+    fn multi_label_regex_and_empty_policies() {
+        let e = enforcer(r#"{tenant="a", env=~"prod|staging"}"#);
+        assert_same_query(
+            &e.rewrite_query("up").unwrap(),
+            r#"up{env=~"prod|staging", tenant="a"}"#,
+            "multi-label",
+        );
+        let err = e.rewrite_query(r#"up{env="dev"}"#).unwrap_err();
+        assert!(
+            matches!(err, QueryError::Conflict { ref label, .. } if label == "env"),
+            "{err}"
+        );
+        assert!(
+            Enforcer::new(&Policy::unrestricted()).unwrap().is_none(),
+            "empty policy: nothing to enforce"
+        );
+        assert_eq!(e.default_match(), r#"{env=~"prod|staging",tenant="a"}"#);
+    }
+
+    #[test]
+    fn conflicting_matchers_are_refused() {
+        let e = enforcer(NS);
+        let cases = [
+            r#"x{kube_namespace="dd-trace-example"}"#,
+            r#"x{kube_namespace=~"dd-.*"}"#,
+            r#"x{kube_namespace!="prometheus"}"#,
+            r#"x{kube_namespace!~"prom.*"}"#,
+            r#"a or b{kube_namespace="other"}"#,
+        ];
+        for query in cases {
+            let err = e.rewrite_query(query).unwrap_err();
+            assert!(matches!(err, QueryError::Conflict { .. }), "{query}: {err}");
+            assert_eq!(err.status(), 403);
+        }
+        let regex_policy = enforcer(r#"{team=~"a|b"}"#);
+        assert!(matches!(
+            regex_policy.rewrite_query(r#"x{team="c"}"#),
+            Err(QueryError::Conflict { .. })
+        ));
+        assert!(regex_policy.rewrite_query(r#"x{team="a"}"#).is_ok());
+        let name_policy = enforcer(r#"{__name__=~"node_.*"}"#);
+        assert!(
+            matches!(
+                name_policy.rewrite_query("up"),
+                Err(QueryError::Conflict { .. })
+            ),
+            "metric name outside the policy"
+        );
+        assert_same_query(
+            &name_policy.rewrite_query("node_load1").unwrap(),
+            "node_load1",
+            "a name within the policy needs no matcher",
+        );
+        assert_same_query(
+            &name_policy.rewrite_query(r#"{job="x"}"#).unwrap(),
+            r#"{job="x", __name__=~"node_.*"}"#,
+            "unnamed selectors get it",
+        );
+    }
+
+    #[test]
+    fn or_policies() {
+        let union = enforcer(r#"{ns="a"} or {ns="b.c"}"#);
+        assert_same_query(
+            &union.rewrite_query("up").unwrap(),
+            r#"up{ns=~"a|b\\.c"}"#,
+            "equalities become an escaped union",
+        );
+        let with_common = enforcer(r#"{env="prod", ns="a"} or {env="prod", ns=~"b.*"}"#);
+        assert_same_query(
+            &with_common.rewrite_query("up").unwrap(),
+            r#"up{env="prod", ns=~"a|(?:b.*)"}"#,
+            "common matchers kept",
+        );
+        let subsumed = enforcer(r#"{ns="a"} or {ns="a", job="x"}"#);
+        assert_same_query(
+            &subsumed.rewrite_query("up").unwrap(),
+            r#"up{ns="a"}"#,
+            "a selector inside another adds nothing",
+        );
+        let negative = enforcer(r#"{ns!="a"} or {ns="b"}"#);
+        assert_same_query(
+            &negative.rewrite_query("up").unwrap(),
+            r#"up{ns!="a"}"#,
+            "{ns=\"b\"} lies within {ns!=\"a\"}",
+        );
+        for policy in [
+            r#"{ns="a"} or {team="b"}"#,
+            r#"{ns="a", env="x"} or {ns="b", env="y"}"#,
+            r#"{ns!="a"} or {ns="a", team="x"}"#,
+        ] {
+            let err = Enforcer::new(&Policy::parse(policy).unwrap()).unwrap_err();
+            assert!(
+                matches!(err, QueryError::PolicyNotExpressible { .. }),
+                "{policy}"
+            );
+            assert_eq!(err.status(), 403);
+        }
+    }
+
+    #[test]
+    fn bad_queries_are_400() {
+        let e = enforcer(NS);
+        let deep = format!(
+            "{}x{}",
+            "(".repeat(MAX_NESTING + 1),
+            ")".repeat(MAX_NESTING + 1)
+        );
+        for query in ["up{", "sum(", "", "x[5m", deep.as_str()] {
+            let err = e.rewrite_query(query).unwrap_err();
+            assert_eq!(err.status(), 400, "{query:.40}: {err}");
+        }
+        assert!(matches!(
+            e.rewrite_match("sum(up)"),
+            Err(QueryError::NotASelector { .. })
+        ));
+        assert_same_query(
+            &e.rewrite_match(r#"up{job="a"}"#).unwrap(),
+            r#"up{job="a", kube_namespace="prometheus"}"#,
+            "match[]",
+        );
+    }
+
+    #[test]
+    fn tricky_values_survive_the_round_trip() {
+        let e = enforcer(r#"{team="a\"b\\c", path=~"/x/.*"}"#);
+        let got = e.rewrite_query(r#"up{label="\"}"}"#).unwrap();
+        let reparsed = parser::parse(&got).unwrap();
+        let Expr::VectorSelector(vs) = reparsed else {
+            panic!("selector")
+        };
+        let values: Vec<(&str, &str)> = vs
+            .matchers
+            .matchers
+            .iter()
+            .map(|m| (m.name.as_str(), m.value.as_str()))
+            .collect();
+        assert!(
+            values.contains(&("team", "a\"b\\c")) && values.contains(&("label", "\"}")),
+            "{values:?}"
+        );
+    }
+
+    #[test]
+    fn bodies_are_checked_not_rewritten() {
+        let policy = Policy::parse(NS).unwrap();
+        let cases = [
+            (r#"up{kube_namespace="prometheus"}"#, true, "already within"),
+            (
+                r#"sum(rate(x{kube_namespace="prometheus", job="a"}[5m]))"#,
+                true,
+                "narrower, nested",
+            ),
+            ("up", false, "missing the policy matcher"),
+            (
+                r#"up{kube_namespace="prometheus"} or down"#,
+                false,
+                "one selector outside",
+            ),
+            (
+                r#"up{kube_namespace=~"prom.*"}"#,
+                false,
+                "regex wider than the policy",
+            ),
+        ];
+        for (query, ok, why) in cases {
+            let got = check_within(&policy, "query", query);
+            assert_eq!(got.is_ok(), ok, "{why}: {got:?}");
+            if let Err(err) = got {
+                assert_eq!(err.status(), 403);
+                assert!(
+                    err.to_string().contains("add the policy's matchers"),
+                    "says how to comply"
+                );
+            }
+        }
+        let or_policy = Policy::parse(r#"{ns="a"} or {team="b"}"#).unwrap();
+        assert!(
+            check_within(&or_policy, "query", r#"x{ns="a"} + y{team="b"}"#).is_ok(),
+            "each selector within one branch"
+        );
+        assert!(check_within(&Policy::unrestricted(), "query", "up").is_ok());
+    }
+
+    #[test]
+    fn params() {
+        let e = enforcer(NS);
+        let pairs = crate::form::parse("query=up&time=1").unwrap();
+        let rewrite = rewrite_params(&e, PromParams::Query, &pairs).unwrap();
+        assert_eq!(rewrite.set.len(), 1);
+        assert_same_query(
+            &rewrite.set[0].1,
+            r#"up{kube_namespace="prometheus"}"#,
+            "query param",
+        );
+        assert!(rewrite.remove_raw.is_empty());
+
+        let pairs = crate::form::parse("match%5B%5D=up&match[]=down").unwrap();
+        let rewrite = rewrite_params(&e, PromParams::Match, &pairs).unwrap();
+        assert_eq!(rewrite.set.len(), 2);
+        assert_eq!(
+            rewrite.remove_raw,
+            ["match%5B%5D"],
+            "raw spelling must be removed"
+        );
+
+        let none = rewrite_params(&e, PromParams::Match, &[]).unwrap();
+        assert_eq!(
+            none.set,
+            [(
+                "match[]".to_owned(),
+                r#"{kube_namespace="prometheus"}"#.to_owned()
+            )]
+        );
+
+        let twice = crate::form::parse("query=a&query=b").unwrap();
+        assert_eq!(
+            rewrite_params(&e, PromParams::Query, &twice),
+            Err(QueryError::Repeated { param: "query" })
+        );
+
+        let policy = Policy::parse(NS).unwrap();
+        let body = crate::form::parse("match[]=sum(x)").unwrap();
+        assert!(matches!(
+            check_params_within(&policy, PromParams::Match, &body),
+            Err(QueryError::NotASelector { .. })
+        ));
+        let text = format!(
+            "query={}",
+            crate::form::encode(r#"up{kube_namespace="prometheus"}"#)
+        );
+        let body = crate::form::parse(&text).unwrap();
+        assert!(check_params_within(&policy, PromParams::Query, &body).is_ok());
+    }
+}

@@ -210,11 +210,14 @@ impl DenyReason {
 }
 
 impl Deny {
+    /// The message is redacted: it may echo client input, and must never carry a token.
     pub fn new(reason: DenyReason, message: impl Into<String>) -> Deny {
-        Deny {
-            reason,
-            message: message.into(),
-        }
+        let message = message.into();
+        let message = match crate::token::redact(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(redacted) => redacted,
+        };
+        Deny { reason, message }
     }
 
     pub fn status(&self) -> u16 {

@@ -170,11 +170,54 @@ impl fmt::Debug for TokenHash {
     }
 }
 
+/// Replaces anything that looks like a token (`tgsa_` and the characters that may follow it)
+/// with `tgsa_<redacted>`: messages that echo client input (a path, a header) must never carry
+/// a token into a response or a log.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(TOKEN_PREFIX) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(TOKEN_PREFIX) {
+        out.push_str(&rest[..start]);
+        out.push_str("tgsa_<redacted>");
+        let after = &rest[start + TOKEN_PREFIX.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn redaction() {
+        let token = valid();
+        let cases = [
+            (
+                format!("GET /x?t={token} is not allowed"),
+                "GET /x?t=tgsa_<redacted> is not allowed".to_owned(),
+            ),
+            (format!("{token}{token}"), "tgsa_<redacted>".to_owned()),
+            ("nothing here".to_owned(), "nothing here".to_owned()),
+            ("tgsa_".to_owned(), "tgsa_<redacted>".to_owned()),
+            (
+                format!("a {}…b", &token[..20]),
+                "a tgsa_<redacted>…b".to_owned(),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(&input), want);
+        }
+    }
 
     fn valid() -> String {
         Token::generate().unwrap().expose_secret().to_owned()
@@ -295,6 +338,13 @@ mod tests {
             let token = Token::generate().unwrap();
             let parsed = Token::parse(token.expose_secret()).unwrap();
             prop_assert_eq!(parsed.hash(), token.hash());
+        }
+
+        #[test]
+        fn redaction_never_leaves_a_secret(prefix in ".{0,10}", suffix in ".{0,10}") {
+            let token = Token::generate().unwrap();
+            let text = format!("{prefix}{}{suffix}", token.expose_secret());
+            prop_assert!(!redact(&text).contains(&token.expose_secret()[5..37]));
         }
 
         #[test]

@@ -42,6 +42,8 @@ pub fn now_secs() -> i64 {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account_id: i64,
+    /// The token the caller authenticated with.
+    pub token_id: i64,
     pub tenant: String,
     /// `<tenant>/<name>`, as recorded in the audit log.
     pub actor: String,
@@ -54,6 +56,7 @@ impl Caller {
     fn from_grant(grant: &Grant) -> Caller {
         Caller {
             account_id: grant.account_id,
+            token_id: grant.token_id,
             tenant: grant.tenant.clone(),
             actor: format!("{}/{}", grant.tenant, grant.account),
             scopes: grant.scopes,
@@ -242,7 +245,8 @@ impl<S: Store> Admin<S> {
             actor: caller.actor.clone(),
             tenant: tenant.to_owned(),
             action: action.to_owned(),
-            target,
+            // Targets carry client input (an attempted name): never let a token into the log.
+            target: tollgate_core::token::redact(&target).into_owned(),
             outcome: "ok".to_owned(),
         }
     }
@@ -852,6 +856,7 @@ mod tests {
     fn caller(scopes: &[Scope], policy: &str) -> Caller {
         Caller {
             account_id: 1,
+            token_id: 1,
             tenant: "acme".into(),
             actor: "acme/x".into(),
             scopes: ScopeSet::of(scopes),

@@ -6,8 +6,10 @@ use crate::admin::{
     ReviewSubject,
 };
 use crate::error::ApiError;
+use crate::metrics::CheckMetrics;
 use crate::model::{Account, AuditEntry, TokenRecord};
 use crate::store::Store;
+use crate::usage::UsageRecorder;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -28,14 +30,18 @@ pub const MAX_PAGE_SIZE: u64 = 1000;
 
 pub struct AppState<S> {
     pub admin: Admin<S>,
+    checks: Arc<CheckMetrics>,
+    usage: UsageRecorder,
     /// Responses by status code, for `/metrics`.
     responses: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl<S: Store> AppState<S> {
-    pub fn new(admin: Admin<S>) -> AppState<S> {
+    pub fn new(admin: Admin<S>, checks: Arc<CheckMetrics>, usage: UsageRecorder) -> AppState<S> {
         AppState {
             admin,
+            checks,
+            usage,
             responses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -103,9 +109,12 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Caller {
                 )
             })?),
         };
-        state
-            .admin
-            .authenticate(authorization, parts.method.as_str(), parts.uri.path())
+        let caller =
+            state
+                .admin
+                .authenticate(authorization, parts.method.as_str(), parts.uri.path())?;
+        state.usage.record(caller.token_id);
+        Ok(caller)
     }
 }
 
@@ -752,6 +761,7 @@ async fn metrics<S: Store>(State(state): Shared<S>) -> Response {
             ));
         }
     }
+    state.checks.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

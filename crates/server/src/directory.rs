@@ -9,6 +9,8 @@ use crate::store::{Store, StoreError};
 use arc_swap::ArcSwap;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::Mutex;
 use tollgate_core::{Grant, TokenHash};
 
@@ -44,6 +46,9 @@ pub struct Directory<S> {
     store: S,
     snapshot: ArcSwap<Snapshot>,
     publish: Mutex<()>,
+    /// Set when a refresh failed: the snapshot may miss a committed revocation, so checks must
+    /// fail (UNAVAILABLE) rather than trust it. Cleared by the next successful refresh.
+    stale: AtomicBool,
 }
 
 impl<S: Store> Directory<S> {
@@ -62,7 +67,26 @@ impl<S: Store> Directory<S> {
                 grants,
             }),
             publish: Mutex::new(()),
+            stale: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the snapshot may be behind the store (the last refresh failed).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Refreshes every `interval` until the task is dropped: picks up writes of other replicas
+    /// and heals a snapshot marked stale.
+    pub async fn refresh_loop(self: Arc<Self>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.refresh().await {
+                tracing::error!(error = %err, "snapshot refresh failed; checks answer UNAVAILABLE until it succeeds");
+            }
+        }
     }
 
     pub fn store(&self) -> &S {
@@ -78,6 +102,12 @@ impl<S: Store> Directory<S> {
     /// committed write; safe to call concurrently (publishes are serialised).
     pub async fn refresh(&self) -> Result<u64, StoreError> {
         let _guard = self.publish.lock().await;
+        let result = self.catch_up().await;
+        self.stale.store(result.is_err(), Ordering::Release);
+        result
+    }
+
+    async fn catch_up(&self) -> Result<u64, StoreError> {
         let mut next = Snapshot::clone(&self.snapshot.load());
         loop {
             let changes = self

@@ -14,11 +14,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The message is redacted: serde and validation errors may echo client input.
     pub fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             reason,
-            message: message.into(),
+            message: tollgate_core::token::redact(&message.into()).into_owned(),
         }
     }
 

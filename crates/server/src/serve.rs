@@ -2,23 +2,41 @@
 
 use crate::admin::Admin;
 use crate::api::{AppState, router};
+use crate::authz::AuthzService;
 use crate::config::ServeConfig;
 use crate::directory::Directory;
+use crate::metrics::CheckMetrics;
 use crate::store::SqliteStore;
+use crate::usage::UsageRecorder;
 use anyhow::Context;
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tollgate_core::Token;
+use tokio::sync::watch;
+use tollgate_core::{RouteTable, Token};
+
+/// How often the snapshot catches up with the store (other writers; healing after a failure).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// How often token last-used times are written.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A server bound to its ports, not yet serving.
 pub struct Server {
+    /// Admin API, /metrics, /healthz, /openapi.json.
     pub http_addr: SocketAddr,
-    listener: TcpListener,
+    /// ext_authz Check, gRPC health and reflection.
+    pub grpc_addr: SocketAddr,
+    http_listener: TcpListener,
+    grpc_listener: TcpListener,
+    directory: Arc<Directory<SqliteStore>>,
     state: Arc<AppState<SqliteStore>>,
+    authz: AuthzService<SqliteStore>,
+    usage_task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
@@ -33,7 +51,9 @@ impl Server {
                 .await
                 .context("cannot load grants from the store")?,
         );
-        let admin = Admin::new(directory, config.admin.clone());
+        let (usage, usage_task) = UsageRecorder::spawn(directory.clone(), USAGE_FLUSH_INTERVAL);
+        let metrics = Arc::new(CheckMetrics::default());
+        let admin = Admin::new(directory.clone(), config.admin.clone());
         let file = config.bootstrap_token_file.clone();
         let created = admin
             .bootstrap(|token| deliver_bootstrap_token(token, file.as_deref()))
@@ -46,26 +66,76 @@ impl Server {
                 "created the bootstrap admin"
             );
         }
-        let listener = TcpListener::bind(config.http_listen)
+        let http_listener = TcpListener::bind(config.http_listen)
             .await
-            .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+            .with_context(|| format!("cannot listen on {} (HTTP)", config.http_listen))?;
+        let grpc_listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (gRPC)", config.grpc_listen))?;
+        let routes = Arc::new(RouteTable::default());
         Ok(Server {
-            http_addr: listener.local_addr()?,
-            listener,
-            state: Arc::new(AppState::new(admin)),
+            http_addr: http_listener.local_addr()?,
+            grpc_addr: grpc_listener.local_addr()?,
+            http_listener,
+            grpc_listener,
+            authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
+            state: Arc::new(AppState::new(admin, metrics, usage)),
+            directory,
+            usage_task,
         })
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Serves until `shutdown` completes, then drains in-flight requests on both ports and
+    /// writes pending last-used times.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<AuthorizationServer<AuthzService<SqliteStore>>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("cannot build the gRPC reflection service")?;
+        let refresher = tokio::spawn(self.directory.clone().refresh_loop(REFRESH_INTERVAL));
+
         tracing::info!(addr = %self.http_addr, "admin API listening");
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
+        tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, health, reflection) listening");
+        let http = axum::serve(self.http_listener, router(self.state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(AuthorizationServer::new(self.authz))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(self.grpc_listener),
+                stopped(stop_rx),
+            );
+        let signal = async move {
+            shutdown.await;
+            health
+                .set_not_serving::<AuthorizationServer<AuthzService<SqliteStore>>>()
+                .await;
+            let _ = stop_tx.send(true);
+        };
+        let (http_result, grpc_result, ()) = tokio::join!(http.into_future(), grpc, signal);
+        refresher.abort();
+        // Every recorder is gone with the servers: the flusher writes what is pending and ends.
+        if tokio::time::timeout(Duration::from_secs(5), self.usage_task)
             .await
-            .context("admin API server failed")
+            .is_err()
+        {
+            tracing::warn!("gave up waiting for last-used times to be written");
+        }
+        http_result.context("admin API server failed")?;
+        grpc_result.context("gRPC server failed")?;
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ use tollgate_server::serve::Server;
 
 pub struct TestServer {
     pub url: String,
+    pub grpc_addr: std::net::SocketAddr,
     pub admin_token: String,
     pub store_path: PathBuf,
     http: reqwest::Client,
@@ -60,6 +61,7 @@ impl TestServer {
         };
         let server = Server::bind(&config).await.unwrap();
         let url = format!("http://{}", server.http_addr);
+        let grpc_addr = server.grpc_addr;
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -70,6 +72,7 @@ impl TestServer {
             .to_owned();
         TestServer {
             url,
+            grpc_addr,
             admin_token,
             store_path,
             http: reqwest::Client::new(),

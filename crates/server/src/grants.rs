@@ -1,0 +1,128 @@
+//! `tollgate.v1.Grants`: what the proxy-wasm filter asks on a cache miss (Resolve, by token
+//! hash) and polls for evictions (Changes).
+//!
+//! Both answer from the live snapshot's revision, and Changes never reports past it: a grant the
+//! filter resolved can therefore never be older than the feed cursor it holds, so no revocation
+//! falls between the two.
+
+use crate::directory::Directory;
+use crate::model::ChangeKind;
+use crate::store::Store;
+use std::sync::Arc;
+use tollgate_core::{Grant, TokenHash};
+use tollgate_proto::v1::{self, grants_server::Grants};
+
+/// Changes answered per call at most.
+pub const MAX_CHANGES: u32 = 10_000;
+const DEFAULT_CHANGES: u32 = 1_000;
+
+pub struct GrantsService<S> {
+    directory: Arc<Directory<S>>,
+}
+
+impl<S: Store> GrantsService<S> {
+    pub fn new(directory: Arc<Directory<S>>) -> GrantsService<S> {
+        GrantsService { directory }
+    }
+
+    fn fresh(&self) -> Result<(), tonic::Status> {
+        if self.directory.is_stale() {
+            Err(tonic::Status::unavailable(
+                "the grant snapshot may be stale: the store is unavailable",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub fn grant_to_proto(grant: &Grant) -> v1::Grant {
+    v1::Grant {
+        token_id: grant.token_id,
+        account_id: grant.account_id,
+        account: grant.account.clone(),
+        tenant: grant.tenant.clone(),
+        role: grant.role.as_str().to_owned(),
+        label_policy: grant.policy.to_string(),
+        expires_at: grant.expires_at,
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> Grants for GrantsService<S> {
+    async fn resolve(
+        &self,
+        request: tonic::Request<v1::ResolveRequest>,
+    ) -> Result<tonic::Response<v1::ResolveResponse>, tonic::Status> {
+        self.fresh()?;
+        let hash = TokenHash::try_from(request.get_ref().token_hash.as_slice())
+            .map_err(|_| tonic::Status::invalid_argument("token_hash must be 32 bytes"))?;
+        let snapshot = self.directory.snapshot();
+        Ok(tonic::Response::new(v1::ResolveResponse {
+            grant: snapshot.get(&hash).map(|grant| grant_to_proto(grant)),
+            revision: snapshot.revision(),
+        }))
+    }
+
+    async fn changes(
+        &self,
+        request: tonic::Request<v1::ChangesRequest>,
+    ) -> Result<tonic::Response<v1::ChangesResponse>, tonic::Status> {
+        self.fresh()?;
+        let current = self.directory.snapshot().revision();
+        let request = request.into_inner();
+        let Some(since) = request.since else {
+            return Ok(tonic::Response::new(v1::ChangesResponse {
+                revision: current,
+                ..Default::default()
+            }));
+        };
+        if since > current {
+            // A cursor from a store this server does not have: the caller must start over.
+            return Ok(tonic::Response::new(v1::ChangesResponse {
+                revision: current,
+                resync: true,
+                ..Default::default()
+            }));
+        }
+        let limit = match request.limit {
+            0 => DEFAULT_CHANGES,
+            n => n.min(MAX_CHANGES),
+        };
+        let rows = self
+            .directory
+            .store()
+            .changes_since(since, u64::from(limit))
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, "change feed read failed");
+                tonic::Status::unavailable("the store is unavailable")
+            })?;
+        let rows: Vec<_> = rows.into_iter().filter(|c| c.revision <= current).collect();
+        let more =
+            rows.len() == limit as usize && rows.last().is_some_and(|c| c.revision < current);
+        let revision = if more {
+            rows.last().map_or(current, |c| c.revision)
+        } else {
+            current
+        };
+        let changes = rows
+            .into_iter()
+            .map(|c| v1::Change {
+                token_hash: c.hash.as_bytes().to_vec(),
+                kind: match c.kind {
+                    ChangeKind::Added => v1::change::Kind::Added,
+                    ChangeKind::Changed => v1::change::Kind::Changed,
+                    ChangeKind::Revoked => v1::change::Kind::Revoked,
+                } as i32,
+                revision: c.revision,
+            })
+            .collect();
+        Ok(tonic::Response::new(v1::ChangesResponse {
+            revision,
+            changes,
+            more,
+            resync: false,
+        }))
+    }
+}

@@ -8,7 +8,7 @@ STORE ?= sqlite://tollgate.db
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy build run test lint bench fmt clean
+.PHONY: all setup toolchain envoy filter build run test lint bench fmt clean
 
 all: build
 
@@ -44,9 +44,13 @@ run: build
 
 ## test: unit, property, store-conformance, API, CLI and ext_authz tests, the end-to-end suites
 ## through a real Envoy, and the core crate built for wasm.
-test: setup
+test: setup filter
 	$(CARGO) build -p tollgate-core --target $(WASM_TARGET)
 	$(CARGO) test --workspace
+
+## filter: the proxy-wasm module, target/wasm32-wasip1/wasm/tollgate_filter.wasm.
+filter: toolchain
+	$(CARGO) build --profile wasm -p tollgate-filter --target $(WASM_TARGET)
 
 ## bench: Check/s and server CPU per Check next to a trivial always-allow server (servers pinned
 ## to core 0, the load client to core 1), and the cost of PromQL enforcement. Builds first, so

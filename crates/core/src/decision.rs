@@ -134,10 +134,12 @@ pub enum DenyReason {
     BodyUnavailable,
     /// Our own rewrite failed its verification: refused, never passed on.
     RewriteFailed,
+    /// The authorization server cannot be reached and nothing cached may stand in for it.
+    AuthorizerUnavailable,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 15] = [
+    pub const ALL: [DenyReason; 16] = [
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
         DenyReason::UnknownToken,
@@ -153,6 +155,7 @@ impl DenyReason {
         DenyReason::QueryNotAllowed,
         DenyReason::BodyUnavailable,
         DenyReason::RewriteFailed,
+        DenyReason::AuthorizerUnavailable,
     ];
 
     /// The machine code in `{"reason": ...}` and in metrics.
@@ -173,6 +176,7 @@ impl DenyReason {
             DenyReason::QueryNotAllowed => "query_not_allowed",
             DenyReason::BodyUnavailable => "body_unavailable",
             DenyReason::RewriteFailed => "rewrite_failed",
+            DenyReason::AuthorizerUnavailable => "authorizer_unavailable",
         }
     }
 
@@ -205,6 +209,7 @@ impl DenyReason {
             | DenyReason::QueryNotAllowed
             | DenyReason::BodyUnavailable => 403,
             DenyReason::RewriteFailed => 500,
+            DenyReason::AuthorizerUnavailable => 503,
         }
     }
 }
@@ -418,16 +423,35 @@ pub struct BodyView<'a> {
     pub complete: bool,
 }
 
-/// For a body that cannot be rewritten (ext_authz): allow only when every PromQL selector it
-/// carries already lies within the policy. Prometheus reads `application/x-www-form-urlencoded`
-/// bodies (and multipart ones, which we refuse rather than parse).
-pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
+/// For a body that can be rewritten (the filter): the new form body with the policy's matchers
+/// in every PromQL parameter, or `None` when nothing needs to change.
+pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<String>, Deny> {
     let Some(params) = prom_params(allow.labels) else {
-        return Ok(());
+        return Ok(None);
     };
-    if allow.effective_policy.is_unrestricted() {
-        return Ok(());
+    let Some(enforcer) = Enforcer::new(&allow.effective_policy).map_err(query_deny)? else {
+        return Ok(None);
+    };
+    let Some(text) = form_text(body)? else {
+        return Ok(None);
+    };
+    let pairs: Vec<FormPair<'_>> =
+        form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    // A missing match[] is added to the URL, not the body: only rewrite what the body carries.
+    let key = match params {
+        PromParams::Query => "query",
+        PromParams::Match => "match[]",
+    };
+    if !pairs.iter().any(|p| p.key == key) {
+        return Ok(None);
     }
+    let rewrite = promql::rewrite_params(&enforcer, params, &pairs).map_err(query_deny)?;
+    Ok(Some(rewrite.apply(text)))
+}
+
+/// The body as form text: `None` for no body; an error for an incomplete, non-form or non-UTF-8
+/// body, which Prometheus could read in a way we did not check.
+fn form_text<'a>(body: &BodyView<'a>) -> Result<Option<&'a str>, Deny> {
     if !body.complete {
         return Err(Deny::new(
             DenyReason::BodyUnavailable,
@@ -435,7 +459,7 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
         ));
     }
     if body.bytes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let form_type = body.content_type.is_some_and(|ct| {
         ct.split(';').next().is_some_and(|t| {
@@ -449,12 +473,27 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
             "a POST body to this API must be application/x-www-form-urlencoded",
         ));
     }
-    let text = std::str::from_utf8(body.bytes).map_err(|_| {
+    std::str::from_utf8(body.bytes).map(Some).map_err(|_| {
         Deny::new(
             DenyReason::InvalidQuery,
             form::FormError::NotUtf8.to_string(),
         )
-    })?;
+    })
+}
+
+/// For a body that cannot be rewritten (ext_authz): allow only when every PromQL selector it
+/// carries already lies within the policy. Prometheus reads `application/x-www-form-urlencoded`
+/// bodies (and multipart ones, which we refuse rather than parse).
+pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
+    let Some(params) = prom_params(allow.labels) else {
+        return Ok(());
+    };
+    if allow.effective_policy.is_unrestricted() {
+        return Ok(());
+    }
+    let Some(text) = form_text(body)? else {
+        return Ok(());
+    };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
     promql::check_params_within(&allow.effective_policy, params, &pairs).map_err(query_deny)
@@ -752,7 +791,7 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&deny.json_body()).unwrap();
             assert_eq!(body["reason"], reason.as_str());
             assert_eq!(body["error"], "a \"quoted\"\nmessage");
-            assert!([400, 401, 403, 500].contains(&deny.status()));
+            assert!([400, 401, 403, 500, 503].contains(&deny.status()));
             if reason.is_query_error() {
                 assert_eq!(body["status"], "error", "Prometheus shape for {reason:?}");
                 assert!(body["errorType"].is_string());

@@ -2,6 +2,7 @@
 //! decide the same way. No IO, no async, no host calls: it builds natively and for `wasm32-wasip1`.
 
 pub mod decision;
+pub mod filter_config;
 pub mod form;
 pub mod headers;
 pub mod promql;

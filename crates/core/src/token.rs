@@ -264,7 +264,7 @@ mod tests {
                 "too short",
             ),
             (
-                good.replacen(&good[6..7], "-", 1),
+                format!("{}-{}", &good[..6], &good[7..]),
                 Err(TokenError::BadCharset),
                 "dash in secret",
             ),

@@ -1,0 +1,423 @@
+//! One request through the filter. Decisions come from the core crate; this adapts host calls
+//! to it and keeps the state between callbacks. Every pause has one way out: a resume or a local
+//! reply.
+
+use crate::cache::Entry;
+use crate::host::{Host, Level};
+use crate::shared::Shared;
+use prost::Message;
+use std::rc::Rc;
+use tollgate_core::decision::{BodyView, authenticate, rewrite_form_body, rewrite_query_params};
+use tollgate_core::filter_config::FailureMode;
+use tollgate_core::route::LabelEnforcement;
+use tollgate_core::{
+    Allow, Decision, Deny, DenyReason, Grant, Policy, RequestView, Role, TokenHash, decide, headers,
+};
+use tollgate_proto::v1;
+
+/// What a callback tells Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+enum State {
+    Start,
+    /// Waiting for the server's answer about `hash`; `fallback` is an expired entry that
+    /// `staleIfError` may still serve if the server cannot answer.
+    AwaitingGrant {
+        hash: TokenHash,
+        call: u32,
+        fallback: Option<Entry>,
+    },
+    /// Allowed; the body must be rewritten before the request goes on.
+    AwaitingBody(Box<Allow>),
+    Done,
+}
+
+/// What the cache can say about a token right now.
+enum Lookup {
+    Fresh(Rc<Grant>),
+    Unknown,
+    Unavailable,
+    Miss(Option<Entry>),
+}
+
+pub struct RequestGate<H: Host> {
+    host: Rc<H>,
+    shared: Rc<Shared>,
+    id: u32,
+    state: State,
+    headers: Vec<(String, String)>,
+    end_of_stream: bool,
+    /// The body's size once it was fully received while we were still waiting for a grant.
+    body_end: Option<usize>,
+}
+
+/// Converts the server's grant into the core's, refusing anything it cannot read.
+pub fn grant_from_proto(grant: v1::Grant) -> Result<Grant, String> {
+    let role: Role = grant.role.parse().map_err(|err| format!("{err}"))?;
+    let policy =
+        Policy::parse(&grant.label_policy).map_err(|err| format!("label policy: {err}"))?;
+    Ok(Grant {
+        token_id: grant.token_id,
+        account_id: grant.account_id,
+        account: grant.account,
+        tenant: grant.tenant,
+        role,
+        scopes: role.scopes(),
+        policy,
+        expires_at: grant.expires_at,
+        all_tenants: false,
+    })
+}
+
+impl<H: Host> RequestGate<H> {
+    pub fn new(host: Rc<H>, shared: Rc<Shared>, id: u32) -> RequestGate<H> {
+        RequestGate {
+            host,
+            shared,
+            id,
+            state: State::Start,
+            headers: Vec::new(),
+            end_of_stream: false,
+            body_end: None,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        self.host.log(level, &format!("{}: {message}", self.id));
+    }
+
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Flow {
+        self.headers = self.host.request_headers();
+        self.end_of_stream = end_of_stream;
+        let authorizations: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(headers::AUTHORIZATION))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        // Two credentials are ambiguous: malformed, not a choice.
+        let authorization = match authorizations.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            _ => Some("Bearer <ambiguous>"),
+        };
+        let token = match authenticate(authorization) {
+            Ok(token) => token,
+            Err(deny) => return self.reply(&deny),
+        };
+        let hash = token.hash();
+        match self.lookup(&hash) {
+            Lookup::Fresh(grant) => {
+                self.host.increment(self.shared.metrics.cache_hits, 1);
+                self.proceed(&grant, false)
+            }
+            Lookup::Unknown => {
+                self.host.increment(self.shared.metrics.cache_hits, 1);
+                self.reply(&Deny::unknown_token())
+            }
+            Lookup::Unavailable => self.reply(&unavailable()),
+            Lookup::Miss(fallback) => {
+                self.host.increment(self.shared.metrics.cache_misses, 1);
+                self.resolve(hash, fallback)
+            }
+        }
+    }
+
+    fn lookup(&self, hash: &TokenHash) -> Lookup {
+        let Some(entry) = self.shared.cache.borrow_mut().get(hash) else {
+            return Lookup::Miss(None);
+        };
+        let settings = &self.shared.settings;
+        let now = self.host.now_ms();
+        let age = now.saturating_sub(entry.fetched_ms);
+        let Some(grant) = entry.grant.clone() else {
+            let negative_ttl = u64::try_from(settings.negative_ttl.as_millis()).unwrap_or(u64::MAX);
+            return if age <= negative_ttl {
+                Lookup::Unknown
+            } else {
+                Lookup::Miss(None)
+            };
+        };
+        let ttl = u64::try_from(settings.cache_ttl.as_millis()).unwrap_or(u64::MAX);
+        if age > ttl {
+            return Lookup::Miss(Some(entry));
+        }
+        // A cached grant is only as good as the last sign of life from the server: without a
+        // working feed, revocations cannot reach us.
+        let contact = self
+            .shared
+            .feed
+            .borrow()
+            .last_ok_ms
+            .unwrap_or(0)
+            .max(entry.fetched_ms);
+        let silence = now.saturating_sub(contact);
+        let grace = u64::try_from(settings.feed_grace().as_millis()).unwrap_or(u64::MAX);
+        if silence <= grace || self.within_staleness(contact, now) {
+            Lookup::Fresh(grant)
+        } else {
+            Lookup::Unavailable
+        }
+    }
+
+    fn within_staleness(&self, contact_ms: u64, now_ms: u64) -> bool {
+        match self.shared.settings.failure_mode {
+            FailureMode::Deny => false,
+            FailureMode::StaleIfError {
+                max_staleness_seconds,
+            } => now_ms.saturating_sub(contact_ms) <= max_staleness_seconds.saturating_mul(1000),
+        }
+    }
+
+    fn resolve(&mut self, hash: TokenHash, fallback: Option<Entry>) -> Flow {
+        let message = v1::ResolveRequest {
+            token_hash: hash.as_bytes().to_vec(),
+        }
+        .encode_to_vec();
+        let settings = &self.shared.settings;
+        match self.host.dispatch_grpc(
+            &self.shared.upstream,
+            tollgate_proto::RESOLVE,
+            &message,
+            settings.timeout,
+        ) {
+            Ok(call) => {
+                self.state = State::AwaitingGrant {
+                    hash,
+                    call,
+                    fallback,
+                };
+                Flow::Pause
+            }
+            Err(err) => {
+                self.host.increment(self.shared.metrics.server_errors, 1);
+                self.log(Level::Warn, &format!("cannot ask the server: {err}"));
+                self.server_failed(fallback, false)
+            }
+        }
+    }
+
+    /// The server's answer to our Resolve.
+    pub fn on_grpc_response(&mut self, call: u32, status: u32, size: usize) {
+        let State::AwaitingGrant {
+            hash,
+            call: expected,
+            fallback,
+        } = std::mem::replace(&mut self.state, State::Done)
+        else {
+            return;
+        };
+        if call != expected {
+            self.log(Level::Error, "answer to an unknown call");
+            self.reply(&unavailable());
+            return;
+        }
+        let response = if status == 0 {
+            self.host
+                .grpc_response(size)
+                .ok_or_else(|| "empty response".to_owned())
+                .and_then(|bytes| {
+                    v1::ResolveResponse::decode(bytes.as_slice()).map_err(|err| err.to_string())
+                })
+        } else {
+            Err(format!("gRPC status {status}"))
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                self.host.increment(self.shared.metrics.server_errors, 1);
+                self.log(Level::Warn, &format!("the server did not answer: {err}"));
+                self.server_failed(fallback, true);
+                return;
+            }
+        };
+        let now = self.host.now_ms();
+        let grant = match response.grant.map(grant_from_proto).transpose() {
+            Ok(grant) => grant.map(Rc::new),
+            Err(err) => {
+                self.log(
+                    Level::Error,
+                    &format!("unreadable grant from the server: {err}"),
+                );
+                self.reply(&unavailable());
+                return;
+            }
+        };
+        self.shared.cache.borrow_mut().insert(
+            hash,
+            Entry {
+                grant: grant.clone(),
+                fetched_ms: now,
+            },
+        );
+        match grant {
+            Some(grant) => {
+                self.proceed(&grant, true);
+            }
+            None => {
+                self.reply(&Deny::unknown_token());
+            }
+        }
+    }
+
+    /// The server could not answer: a recent enough entry may stand in (`staleIfError`), else 503.
+    fn server_failed(&mut self, fallback: Option<Entry>, resumed: bool) -> Flow {
+        let now = self.host.now_ms();
+        if let Some(Entry {
+            grant: Some(grant),
+            fetched_ms,
+        }) = fallback
+        {
+            let contact = self
+                .shared
+                .feed
+                .borrow()
+                .last_ok_ms
+                .unwrap_or(0)
+                .max(fetched_ms);
+            if self.within_staleness(contact, now) {
+                self.log(Level::Info, "serving a stale grant (staleIfError)");
+                return self.proceed(&grant, resumed);
+            }
+        }
+        self.reply(&unavailable())
+    }
+
+    fn proceed(&mut self, grant: &Grant, resumed: bool) -> Flow {
+        let method = self.header(":method").unwrap_or("").to_owned();
+        let path = self.header(":path").unwrap_or("").to_owned();
+        let mut view = RequestView::new(&method, &path);
+        for (name, value) in &self.headers {
+            view.observe_header(name, value);
+        }
+        let now = self.host.now_ms() / 1000;
+        let allow = match decide(grant, &view, &self.shared.settings.routes, now) {
+            Decision::Allow(allow) => allow,
+            Decision::Deny(deny) => return self.reply(&deny),
+        };
+        let rewrite = match rewrite_query_params(&allow, view.query) {
+            Ok(rewrite) => rewrite,
+            Err(deny) => return self.reply(&deny),
+        };
+        for (name, value) in &allow.set_headers {
+            self.host.set_request_header(name, Some(value));
+        }
+        for name in &allow.remove_headers {
+            self.host.set_request_header(name, None);
+        }
+        if !rewrite.is_empty() {
+            let rebuilt = format!("{}?{}", view.path, rewrite.apply(view.query));
+            self.host.set_request_header(":path", Some(&rebuilt));
+        }
+        let needs_body = method == "POST"
+            && !self.end_of_stream
+            && matches!(
+                allow.labels,
+                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+            )
+            && !allow.effective_policy.is_unrestricted();
+        if needs_body {
+            if let Some(size) = self.body_end {
+                return self.finish_body(&allow, size, resumed);
+            }
+            self.state = State::AwaitingBody(Box::new(allow));
+            return Flow::Pause;
+        }
+        self.allowed(resumed)
+    }
+
+    fn allowed(&mut self, resumed: bool) -> Flow {
+        self.host.increment(self.shared.metrics.allowed, 1);
+        self.state = State::Done;
+        if resumed {
+            self.host.resume_request();
+        }
+        Flow::Continue
+    }
+
+    pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> Flow {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::AwaitingGrant {
+                hash,
+                call,
+                fallback,
+            } => {
+                if end_of_stream {
+                    self.body_end = Some(size);
+                }
+                self.state = State::AwaitingGrant {
+                    hash,
+                    call,
+                    fallback,
+                };
+                Flow::Pause
+            }
+            State::AwaitingBody(allow) if !end_of_stream => {
+                self.state = State::AwaitingBody(allow);
+                Flow::Pause
+            }
+            State::AwaitingBody(allow) => self.finish_body(&allow, size, false),
+            other => {
+                self.state = other;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Rewrites a PromQL form body, fixing `content-length` (Envoy does not), then lets the
+    /// request go on.
+    fn finish_body(&mut self, allow: &Allow, size: usize, resumed: bool) -> Flow {
+        let body = self.host.request_body(size).unwrap_or_default();
+        let content_type = self.header("content-type").map(str::to_owned);
+        let view = BodyView {
+            content_type: content_type.as_deref(),
+            bytes: &body,
+            complete: true,
+        };
+        match rewrite_form_body(allow, &view) {
+            Err(deny) => self.reply(&deny),
+            Ok(None) => self.allowed(resumed),
+            Ok(Some(rewritten)) => {
+                self.host.replace_request_body(size, rewritten.as_bytes());
+                if self.header("content-length").is_some() {
+                    self.host
+                        .set_request_header("content-length", Some(&rewritten.len().to_string()));
+                }
+                self.allowed(resumed)
+            }
+        }
+    }
+
+    fn reply(&mut self, deny: &Deny) -> Flow {
+        self.host
+            .increment(self.shared.metrics.denied(deny.reason), 1);
+        self.log(Level::Debug, &format!("denied: {}", deny.reason.as_str()));
+        let body = deny.json_body();
+        let mut headers = vec![("content-type", "application/json")];
+        if deny.status() == 401 {
+            headers.push(("www-authenticate", "Bearer error=\"invalid_token\""));
+        }
+        self.host
+            .send_response(deny.status(), &headers, body.as_bytes());
+        self.state = State::Done;
+        Flow::Pause
+    }
+}
+
+fn unavailable() -> Deny {
+    Deny::new(
+        DenyReason::AuthorizerUnavailable,
+        "the authorization server cannot be reached; try again",
+    )
+}

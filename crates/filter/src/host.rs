@@ -1,0 +1,316 @@
+//! The host, as a trait: the real one calls `proxy_wasm::hostcalls` and keeps every `Result`
+//! (the SDK's trait helpers panic on statuses they do not expect, which would kill the VM); the
+//! mock records what the filter did, for native tests.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+pub trait Host {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    fn request_headers(&self) -> Vec<(String, String)>;
+    /// Sets (or with `None` removes) a request header.
+    fn set_request_header(&self, name: &str, value: Option<&str>);
+    fn request_body(&self, size: usize) -> Option<Vec<u8>>;
+    fn replace_request_body(&self, old_size: usize, body: &[u8]);
+    fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]);
+    fn resume_request(&self);
+    /// Dispatches a gRPC call to `tollgate.v1.Grants/<method>`; returns the call's token.
+    fn dispatch_grpc(
+        &self,
+        upstream: &[u8],
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, String>;
+    fn grpc_response(&self, size: usize) -> Option<Vec<u8>>;
+    fn log(&self, level: Level, message: &str);
+    fn define_counter(&self, name: &str) -> Option<u32>;
+    fn define_gauge(&self, name: &str) -> Option<u32>;
+    fn increment(&self, metric: Option<u32>, by: i64);
+    fn record(&self, metric: Option<u32>, value: u64);
+    fn set_tick_period(&self, period: Duration);
+}
+
+/// The real host.
+pub struct HostCalls;
+
+impl Host for HostCalls {
+    fn now_ms(&self) -> u64 {
+        proxy_wasm::hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn request_headers(&self) -> Vec<(String, String)> {
+        proxy_wasm::hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders)
+            .unwrap_or_default()
+    }
+
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        if let Err(status) = proxy_wasm::hostcalls::set_map_value(
+            proxy_wasm::types::MapType::HttpRequestHeaders,
+            name,
+            value,
+        ) {
+            self.log(
+                Level::Error,
+                &format!("cannot set request header {name}: {status:?}"),
+            );
+        }
+    }
+
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        proxy_wasm::hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn replace_request_body(&self, old_size: usize, body: &[u8]) {
+        if let Err(status) = proxy_wasm::hostcalls::set_buffer(
+            proxy_wasm::types::BufferType::HttpRequestBody,
+            0,
+            old_size,
+            body,
+        ) {
+            self.log(
+                Level::Error,
+                &format!("cannot replace the request body: {status:?}"),
+            );
+        }
+    }
+
+    fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        if let Err(err) = proxy_wasm::hostcalls::send_http_response(
+            u32::from(status),
+            headers.to_vec(),
+            Some(body),
+        ) {
+            self.log(
+                Level::Error,
+                &format!("cannot send the local reply: {err:?}"),
+            );
+        }
+    }
+
+    fn resume_request(&self) {
+        if let Err(status) = proxy_wasm::hostcalls::resume_http_request() {
+            self.log(
+                Level::Error,
+                &format!("cannot resume the request: {status:?}"),
+            );
+        }
+    }
+
+    fn dispatch_grpc(
+        &self,
+        upstream: &[u8],
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<u32, String> {
+        // The SDK takes the upstream as &str; the serialized GrpcService of a short ASCII
+        // cluster name is ASCII (the configuration enforces that).
+        let upstream =
+            std::str::from_utf8(upstream).map_err(|_| "cluster name is not ASCII".to_owned())?;
+        proxy_wasm::hostcalls::dispatch_grpc_call(
+            upstream,
+            tollgate_proto::SERVICE,
+            method,
+            Vec::new(),
+            Some(message),
+            timeout,
+        )
+        .map_err(|status| format!("{status:?}"))
+    }
+
+    fn grpc_response(&self, size: usize) -> Option<Vec<u8>> {
+        proxy_wasm::hostcalls::get_buffer(proxy_wasm::types::BufferType::GrpcReceiveBuffer, 0, size)
+            .ok()
+            .flatten()
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        use proxy_wasm::types::LogLevel;
+        let level = match level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+            Level::Critical => LogLevel::Critical,
+        };
+        let _ = proxy_wasm::hostcalls::log(level, message);
+    }
+
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        proxy_wasm::hostcalls::define_metric(proxy_wasm::types::MetricType::Counter, name).ok()
+    }
+
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        proxy_wasm::hostcalls::define_metric(proxy_wasm::types::MetricType::Gauge, name).ok()
+    }
+
+    fn increment(&self, metric: Option<u32>, by: i64) {
+        if let Some(id) = metric {
+            let _ = proxy_wasm::hostcalls::increment_metric(id, by);
+        }
+    }
+
+    fn record(&self, metric: Option<u32>, value: u64) {
+        if let Some(id) = metric {
+            let _ = proxy_wasm::hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn set_tick_period(&self, period: Duration) {
+        if let Err(status) = proxy_wasm::hostcalls::set_tick_period(period) {
+            self.log(
+                Level::Error,
+                &format!("cannot set the tick period: {status:?}"),
+            );
+        }
+    }
+}
+
+/// What the filter asked of the host, in order (for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    SetHeader(String, Option<String>),
+    ReplaceBody(String),
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    Resume,
+    Dispatch {
+        method: String,
+        message: Vec<u8>,
+    },
+}
+
+/// A recording host for native tests of the filter (and of anything built on it).
+#[derive(Default)]
+pub struct MockHost {
+    pub now_ms: RefCell<u64>,
+    pub headers: RefCell<Vec<(String, String)>>,
+    pub body: RefCell<Vec<u8>>,
+    pub grpc_body: RefCell<Vec<u8>>,
+    pub events: RefCell<Vec<Event>>,
+    pub logs: RefCell<Vec<(Level, String)>>,
+    pub dispatch_fails: RefCell<bool>,
+    pub metrics: RefCell<Vec<(String, i64)>>,
+    next_token: RefCell<u32>,
+}
+
+impl MockHost {
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// The token of the last dispatched call.
+    pub fn last_call(&self) -> u32 {
+        *self.next_token.borrow()
+    }
+
+    pub fn metric(&self, name: &str) -> i64 {
+        self.metrics
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+impl Host for MockHost {
+    fn now_ms(&self) -> u64 {
+        *self.now_ms.borrow()
+    }
+    fn request_headers(&self) -> Vec<(String, String)> {
+        self.headers.borrow().clone()
+    }
+    fn set_request_header(&self, name: &str, value: Option<&str>) {
+        self.events
+            .borrow_mut()
+            .push(Event::SetHeader(name.to_owned(), value.map(str::to_owned)));
+    }
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        let body = self.body.borrow();
+        Some(body[..size.min(body.len())].to_vec())
+    }
+    fn replace_request_body(&self, _old_size: usize, body: &[u8]) {
+        self.events.borrow_mut().push(Event::ReplaceBody(
+            String::from_utf8_lossy(body).into_owned(),
+        ));
+    }
+    fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.events.borrow_mut().push(Event::Respond {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+    }
+    fn resume_request(&self) {
+        self.events.borrow_mut().push(Event::Resume);
+    }
+    fn dispatch_grpc(
+        &self,
+        _upstream: &[u8],
+        method: &str,
+        message: &[u8],
+        _timeout: Duration,
+    ) -> Result<u32, String> {
+        if *self.dispatch_fails.borrow() {
+            return Err("BadArgument".into());
+        }
+        self.events.borrow_mut().push(Event::Dispatch {
+            method: method.to_owned(),
+            message: message.to_vec(),
+        });
+        let mut token = self.next_token.borrow_mut();
+        *token += 1;
+        Ok(*token)
+    }
+    fn grpc_response(&self, _size: usize) -> Option<Vec<u8>> {
+        Some(self.grpc_body.borrow().clone())
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+    fn define_counter(&self, name: &str) -> Option<u32> {
+        let mut metrics = self.metrics.borrow_mut();
+        metrics.push((name.to_owned(), 0));
+        u32::try_from(metrics.len() - 1).ok()
+    }
+    fn define_gauge(&self, name: &str) -> Option<u32> {
+        self.define_counter(name)
+    }
+    fn increment(&self, metric: Option<u32>, by: i64) {
+        if let Some(i) = metric.and_then(|id| usize::try_from(id).ok())
+            && let Some(entry) = self.metrics.borrow_mut().get_mut(i)
+        {
+            entry.1 += by;
+        }
+    }
+    fn record(&self, metric: Option<u32>, value: u64) {
+        if let Some(i) = metric.and_then(|id| usize::try_from(id).ok())
+            && let Some(entry) = self.metrics.borrow_mut().get_mut(i)
+        {
+            entry.1 = i64::try_from(value).unwrap_or(i64::MAX);
+        }
+    }
+    fn set_tick_period(&self, _period: Duration) {}
+}

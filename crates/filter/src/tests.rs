@@ -1,0 +1,473 @@
+//! The filter's shell against the mock host: what it asks the host to do, callback by callback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::gate::{Flow, RequestGate};
+use crate::host::{Event, MockHost};
+use crate::root::Root;
+use prost::Message;
+use std::rc::Rc;
+use tollgate_core::Token;
+use tollgate_proto::v1;
+
+const CONFIG: &str = r#"{"cluster":"tollgate","cache":{"ttlSeconds":60,"negativeTtlSeconds":5},"feed":{"intervalMs":1000}}"#;
+const STALE: &str =
+    r#"{"cluster":"tollgate","failureMode":{"staleIfError":{"maxStalenessSeconds":30}}}"#;
+const NS: &str = r#"{kube_namespace="prometheus"}"#;
+
+struct World {
+    host: Rc<MockHost>,
+    root: Root<MockHost>,
+}
+
+impl World {
+    fn new(config: &str) -> World {
+        let host = Rc::new(MockHost::default());
+        *host.now_ms.borrow_mut() = 1_800_000_000_000;
+        let mut root = Root::new(host.clone());
+        assert!(root.configure(Some(config.as_bytes())));
+        World { host, root }
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> RequestGate<MockHost> {
+        let mut all = vec![
+            (":method".to_owned(), method.to_owned()),
+            (":path".to_owned(), path.to_owned()),
+        ];
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        *self.host.headers.borrow_mut() = all;
+        self.host.take_events();
+        RequestGate::new(self.host.clone(), self.root.shared().unwrap(), 7)
+    }
+
+    fn answer_resolve(&self, gate: &mut RequestGate<MockHost>, grant: Option<v1::Grant>) {
+        let body = v1::ResolveResponse { grant, revision: 1 }.encode_to_vec();
+        *self.host.grpc_body.borrow_mut() = body.clone();
+        gate.on_grpc_response(self.host.last_call(), 0, body.len());
+    }
+
+    fn advance(&self, ms: u64) {
+        *self.host.now_ms.borrow_mut() += ms;
+    }
+
+    /// Polls the feed and answers with `revoked` hashes.
+    fn feed(&mut self, revoked: &[&Token]) {
+        self.root.on_tick();
+        let call = self.host.last_call();
+        let changes = revoked
+            .iter()
+            .map(|t| v1::Change {
+                token_hash: t.hash().as_bytes().to_vec(),
+                kind: v1::change::Kind::Revoked as i32,
+                revision: 2,
+            })
+            .collect();
+        let body = v1::ChangesResponse {
+            revision: 2,
+            changes,
+            more: false,
+            resync: false,
+        }
+        .encode_to_vec();
+        *self.host.grpc_body.borrow_mut() = body.clone();
+        self.root.on_grpc_response(call, 0, body.len());
+    }
+}
+
+fn grant(policy: &str, role: &str) -> v1::Grant {
+    v1::Grant {
+        token_id: 1,
+        account_id: 2,
+        account: "dash".into(),
+        tenant: "acme".into(),
+        role: role.into(),
+        label_policy: policy.into(),
+        expires_at: None,
+    }
+}
+
+fn bearer(token: &Token) -> String {
+    format!("Bearer {}", token.expose_secret())
+}
+
+fn responded(events: &[Event]) -> Option<(u16, String)> {
+    events.iter().find_map(|e| match e {
+        Event::Respond { status, body, .. } => Some((*status, body.clone())),
+        _ => None,
+    })
+}
+
+#[test]
+fn bad_tokens_are_refused_locally_without_a_call() {
+    let world = World::new(CONFIG);
+    for (headers, reason) in [
+        (vec![], "missing_token"),
+        (vec![("authorization", "Bearer nope")], "malformed_token"),
+        (
+            vec![(
+                "authorization",
+                "Bearer tgsa_00000000000000000000000000000000_00000000",
+            )],
+            "malformed_token",
+        ),
+    ] {
+        let mut gate = world.request("GET", "/api/v1/query?query=up", &headers);
+        assert_eq!(gate.on_request_headers(true), Flow::Pause);
+        let events = world.host.take_events();
+        let (status, body) = responded(&events).unwrap();
+        assert_eq!(status, 401);
+        assert!(body.contains(reason), "{body}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Event::Dispatch { .. })),
+            "no network call"
+        );
+    }
+}
+
+#[test]
+fn miss_then_hit_decides_locally_and_rewrites() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up&time=1",
+        &[
+            ("authorization", &bearer(&token)),
+            ("x-tollgate-account", "root"),
+        ],
+    );
+    assert_eq!(
+        gate.on_request_headers(true),
+        Flow::Pause,
+        "waits for the server"
+    );
+    let events = world.host.take_events();
+    let Some(Event::Dispatch { method, message }) = events.first() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(method, "Resolve");
+    assert_eq!(
+        v1::ResolveRequest::decode(message.as_slice())
+            .unwrap()
+            .token_hash,
+        token.hash().as_bytes().to_vec(),
+        "only the hash leaves"
+    );
+
+    world.answer_resolve(&mut gate, Some(grant(NS, "viewer")));
+    let events = world.host.take_events();
+    assert!(events.contains(&Event::SetHeader(
+        "x-tollgate-account".into(),
+        Some("dash".into())
+    )));
+    assert!(events.contains(&Event::SetHeader(
+        "x-scope-orgid".into(),
+        Some("acme".into())
+    )));
+    assert!(events.contains(&Event::SetHeader("authorization".into(), None)));
+    let path = events
+        .iter()
+        .find_map(|e| match e {
+            Event::SetHeader(k, Some(v)) if k == ":path" => Some(v.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let query = path.split_once('?').unwrap().1;
+    let pairs = tollgate_core::form::parse(query).unwrap();
+    assert!(pairs.iter().any(|p| p.key == "time" && p.value == "1"));
+    assert!(
+        pairs
+            .iter()
+            .any(|p| p.key == "query" && p.value == r#"up{kube_namespace="prometheus"}"#),
+        "{path}"
+    );
+    assert_eq!(events.last(), Some(&Event::Resume));
+
+    // Second request: a cache hit, no call, decided at once.
+    let mut again = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(again.on_request_headers(true), Flow::Continue);
+    let events = world.host.take_events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Dispatch { .. } | Event::Resume))
+    );
+    assert_eq!(world.host.metric("tollgate.cache.hits"), 1);
+    assert_eq!(world.host.metric("tollgate.cache.misses"), 1);
+    assert_eq!(world.host.metric("tollgate.allowed"), 2);
+
+    // A write by a viewer: denied locally from the cache.
+    let mut write = world.request(
+        "POST",
+        "/api/v1/write",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(write.on_request_headers(false), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 403);
+}
+
+#[test]
+fn unknown_tokens_are_cached_briefly() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query",
+        &[("authorization", &bearer(&token))],
+    );
+    gate.on_request_headers(true);
+    world.answer_resolve(&mut gate, None);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 401);
+    let mut again = world.request(
+        "GET",
+        "/api/v1/query",
+        &[("authorization", &bearer(&token))],
+    );
+    again.on_request_headers(true);
+    let events = world.host.take_events();
+    assert_eq!(responded(&events).unwrap().0, 401, "negative entry answers");
+    assert!(!events.iter().any(|e| matches!(e, Event::Dispatch { .. })));
+    world.advance(6_000);
+    let mut later = world.request(
+        "GET",
+        "/api/v1/query",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(
+        later.on_request_headers(true),
+        Flow::Pause,
+        "after the negative TTL it asks again"
+    );
+}
+
+#[test]
+fn the_feed_evicts_revoked_grants() {
+    let mut world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    gate.on_request_headers(true);
+    world.answer_resolve(&mut gate, Some(grant("", "viewer")));
+    world.host.take_events();
+    world.feed(&[&token]);
+    let mut after = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(
+        after.on_request_headers(true),
+        Flow::Pause,
+        "evicted: asks the server again"
+    );
+    assert!(matches!(
+        world.host.take_events().first(),
+        Some(Event::Dispatch { .. })
+    ));
+}
+
+#[test]
+fn server_down_fails_closed_by_default() {
+    let mut world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    gate.on_request_headers(true);
+    gate.on_grpc_response(world.host.last_call(), 14, 0);
+    let (status, body) = responded(&world.host.take_events()).unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("authorizer_unavailable"));
+
+    // A cached grant is not trusted once the feed has been silent for the grace period.
+    let other = Token::generate().unwrap();
+    let mut first = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&other))],
+    );
+    first.on_request_headers(true);
+    world.answer_resolve(&mut first, Some(grant("", "viewer")));
+    world.feed(&[]);
+    world.advance(2_000);
+    let mut ok = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&other))],
+    );
+    assert_eq!(
+        ok.on_request_headers(true),
+        Flow::Continue,
+        "within the grace"
+    );
+    world.advance(5_000);
+    let mut late = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&other))],
+    );
+    assert_eq!(late.on_request_headers(true), Flow::Pause);
+    assert_eq!(
+        responded(&world.host.take_events()).unwrap().0,
+        503,
+        "feed silent: fail closed"
+    );
+
+    // A dispatch the host refuses is a failure too, never an allow.
+    *world.host.dispatch_fails.borrow_mut() = true;
+    let fresh = Token::generate().unwrap();
+    let mut refused = world.request(
+        "GET",
+        "/api/v1/query",
+        &[("authorization", &bearer(&fresh))],
+    );
+    assert_eq!(refused.on_request_headers(true), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+}
+
+#[test]
+fn stale_if_error_is_bounded_and_revocations_win() {
+    let mut world = World::new(STALE);
+    let token = Token::generate().unwrap();
+    let revoked = Token::generate().unwrap();
+    for t in [&token, &revoked] {
+        let mut gate = world.request(
+            "GET",
+            "/api/v1/query?query=up",
+            &[("authorization", &bearer(t))],
+        );
+        gate.on_request_headers(true);
+        world.answer_resolve(&mut gate, Some(grant("", "viewer")));
+    }
+    world.feed(&[&revoked]);
+    // The server goes silent: cached grants serve for up to 30 s after the last contact.
+    world.advance(20_000);
+    let mut stale = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(
+        stale.on_request_headers(true),
+        Flow::Continue,
+        "stale but within the bound"
+    );
+    let mut gone = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&revoked))],
+    );
+    assert_eq!(
+        gone.on_request_headers(true),
+        Flow::Pause,
+        "a received revocation always wins"
+    );
+    gone.on_grpc_response(world.host.last_call(), 14, 0);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+    world.advance(11_000);
+    let mut expired = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(
+        expired.on_request_headers(true),
+        Flow::Pause,
+        "beyond the bound: no longer served"
+    );
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+}
+
+#[test]
+fn post_bodies_are_rewritten_with_content_length() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut warm = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    warm.on_request_headers(true);
+    world.answer_resolve(&mut warm, Some(grant(NS, "viewer")));
+
+    let body = "query=sum(rate(x%5B5m%5D))&time=1";
+    *world.host.body.borrow_mut() = body.as_bytes().to_vec();
+    let mut gate = world.request(
+        "POST",
+        "/api/v1/query",
+        &[
+            ("authorization", &bearer(&token)),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-length", &body.len().to_string()),
+        ],
+    );
+    assert_eq!(
+        gate.on_request_headers(false),
+        Flow::Pause,
+        "headers held until the body is rewritten"
+    );
+    assert_eq!(gate.on_request_body(10, false), Flow::Pause);
+    assert_eq!(gate.on_request_body(body.len(), true), Flow::Continue);
+    let events = world.host.take_events();
+    let new_body = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ReplaceBody(b) => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let pairs = tollgate_core::form::parse(&new_body).unwrap();
+    assert!(
+        pairs
+            .iter()
+            .any(|p| p.key == "query"
+                && p.value == r#"sum(rate(x{kube_namespace="prometheus"}[5m]))"#),
+        "{new_body}"
+    );
+    assert!(events.contains(&Event::SetHeader(
+        "content-length".into(),
+        Some(new_body.len().to_string())
+    )));
+
+    // A body outside the form type is refused, not passed unread.
+    *world.host.body.borrow_mut() = b"--x".to_vec();
+    let mut multipart = world.request(
+        "POST",
+        "/api/v1/query",
+        &[
+            ("authorization", &bearer(&token)),
+            ("content-type", "multipart/form-data; boundary=x"),
+        ],
+    );
+    multipart.on_request_headers(false);
+    multipart.on_request_body(3, true);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 400);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let host = Rc::new(MockHost::default());
+    let mut root = Root::new(host.clone());
+    assert!(!root.configure(None));
+    assert!(!root.configure(Some(b"{}")));
+    assert!(!root.configure(Some(br#"{"cluster":"tollgate","cache":{"capacity":0}}"#)));
+    assert!(
+        host.logs
+            .borrow()
+            .iter()
+            .any(|(level, m)| *level == crate::host::Level::Critical && m.contains("rejected"))
+    );
+}

@@ -3,23 +3,12 @@
 
 use serde_json::json;
 use tollgate_core::form;
-use tollgate_e2e::{EchoUpstream, Envoy, Tollgate, render, repo_root, send};
+use tollgate_e2e::{EchoUpstream, Envoy, Mode, Tollgate, bootstrap, send};
 
 const NS: &str = r#"{kube_namespace="prometheus"}"#;
 
 fn config(authz_port: u16, upstream_port: u16) -> String {
-    render(
-        &repo_root().join("envoy/ext-authz.yaml"),
-        &[
-            ("LISTEN_PORT", "0".into()),
-            ("ADMIN_PORT", "0".into()),
-            ("UPSTREAM_HOST", "127.0.0.1".into()),
-            ("UPSTREAM_PORT", upstream_port.to_string()),
-            ("AUTHZ_HOST", "127.0.0.1".into()),
-            ("AUTHZ_PORT", authz_port.to_string()),
-        ],
-    )
-    .unwrap()
+    bootstrap(&Mode::ExtAuthz, authz_port, upstream_port).unwrap()
 }
 
 struct Stack {

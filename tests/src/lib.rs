@@ -308,3 +308,51 @@ pub async fn send(request: reqwest::RequestBuilder) -> Through {
         json,
     }
 }
+
+/// The filter module `make test` builds (`TOLLGATE_FILTER_WASM` overrides).
+pub fn filter_wasm() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("TOLLGATE_FILTER_WASM") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = repo_root().join("target/wasm32-wasip1/wasm/tollgate_filter.wasm");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!(
+            "{} is missing: run `make test` (or `make filter`) to build the filter module",
+            path.display()
+        )
+    }
+}
+
+/// How Envoy consults Tollgate.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `envoy/filter.yaml` with this filter configuration (JSON; `{{CLUSTER}}` is not needed:
+    /// the bootstrap names the cluster `tollgate`).
+    Filter(String),
+    /// `envoy/ext-authz.yaml`.
+    ExtAuthz,
+}
+
+/// Renders the bootstrap of `mode` for a server's gRPC port and an upstream port, with port 0
+/// for Envoy's own listener and admin.
+pub fn bootstrap(mode: &Mode, authz_port: u16, upstream_port: u16) -> anyhow::Result<String> {
+    let mut vars = vec![
+        ("LISTEN_PORT", "0".to_owned()),
+        ("ADMIN_PORT", "0".to_owned()),
+        ("UPSTREAM_HOST", "127.0.0.1".to_owned()),
+        ("UPSTREAM_PORT", upstream_port.to_string()),
+        ("AUTHZ_HOST", "127.0.0.1".to_owned()),
+        ("AUTHZ_PORT", authz_port.to_string()),
+    ];
+    let template = match mode {
+        Mode::ExtAuthz => "envoy/ext-authz.yaml",
+        Mode::Filter(config) => {
+            vars.push(("FILTER_WASM", filter_wasm()?.display().to_string()));
+            vars.push(("FILTER_CONFIG", config.clone()));
+            "envoy/filter.yaml"
+        }
+    };
+    render(&repo_root().join(template), &vars)
+}

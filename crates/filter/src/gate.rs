@@ -243,6 +243,15 @@ impl<H: Host> RequestGate<H> {
             }
         };
         let now = self.host.now_ms();
+        {
+            let mut feed = self.shared.feed.borrow_mut();
+            if feed.cursor.is_none() {
+                feed.floor = Some(
+                    feed.floor
+                        .map_or(response.revision, |f| f.min(response.revision)),
+                );
+            }
+        }
         let grant = match response.grant.map(grant_from_proto).transpose() {
             Ok(grant) => grant.map(Rc::new),
             Err(err) => {

@@ -66,8 +66,12 @@ impl<H: Host> Root<H> {
 
     fn poll(&mut self) {
         let Some(shared) = &self.shared else { return };
+        let since = {
+            let feed = shared.feed.borrow();
+            feed.cursor.or(feed.floor)
+        };
         let request = v1::ChangesRequest {
-            since: shared.feed.borrow().cursor,
+            since,
             limit: FEED_BATCH,
         };
         match self.host.dispatch_grpc(

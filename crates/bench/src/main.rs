@@ -9,6 +9,8 @@
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
 //! across runs.
 
+mod envoy;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use envoy_types::ext_authz::v3::pb::{
@@ -55,6 +57,15 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         server_core: usize,
     },
+    /// Through Envoy: req/s, p50/p99 and Envoy CPU per request, for each auth variant.
+    Envoy {
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -94,6 +105,11 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
+            Cmd::Envoy {
+                rounds,
+                seconds,
+                connections,
+            } => envoy::run(rounds, seconds, connections, 0, 1).await,
         }
     });
     match result {
@@ -131,6 +147,20 @@ async fn trivial_server(listen: SocketAddr) -> anyhow::Result<()> {
         )
         .await?;
     Ok(())
+}
+
+/// An always-allow Check server on a free loopback port, on this process's runtime.
+async fn spawn_trivial_server() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AuthorizationServer::new(AlwaysAllow))
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
+    );
+    Ok(addr)
 }
 
 /// A child process killed on drop.

@@ -104,6 +104,3 @@ proxy_wasm::main! {{
         Box::new(RootShell(Root::new(host.clone()), host))
     });
 }}
-
-#[cfg(test)]
-mod tests;

@@ -2,12 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::gate::{Flow, RequestGate};
-use crate::host::{Event, MockHost};
-use crate::root::Root;
 use prost::Message;
 use std::rc::Rc;
 use tollgate_core::Token;
+use tollgate_filter::gate::{Flow, RequestGate};
+use tollgate_filter::host::{Event, Level, MockHost};
+use tollgate_filter::root::Root;
 use tollgate_proto::v1;
 
 const CONFIG: &str = r#"{"cluster":"tollgate","cache":{"ttlSeconds":60,"negativeTtlSeconds":5},"feed":{"intervalMs":1000}}"#;
@@ -468,6 +468,6 @@ fn bad_configurations_are_refused() {
         host.logs
             .borrow()
             .iter()
-            .any(|(level, m)| *level == crate::host::Level::Critical && m.contains("rejected"))
+            .any(|(level, m)| *level == Level::Critical && m.contains("rejected"))
     );
 }

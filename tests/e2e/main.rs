@@ -10,3 +10,4 @@
 
 mod ext_authz;
 mod filter;
+mod prometheus;

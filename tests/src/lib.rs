@@ -373,3 +373,216 @@ pub fn bootstrap(mode: &Mode, authz_port: u16, upstream_port: u16) -> anyhow::Re
     };
     render(&repo_root().join(template), &vars)
 }
+
+/// A free loopback port (bound, then released: Prometheus cannot report a port it chose).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Debian's Prometheus, started on a free loopback port with the remote-write receiver on,
+/// scraping `targets` every second (labels as the target exposes them).
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        for candidate in ["/usr/bin/prometheus", "/usr/local/bin/prometheus"] {
+            if Path::new(candidate).is_file() {
+                return Ok(PathBuf::from(candidate));
+            }
+        }
+        bail!(
+            "Prometheus is missing: `make test` installs Debian's prometheus package (apt-get install prometheus)"
+        )
+    }
+
+    pub async fn start(targets: &[SocketAddr]) -> anyhow::Result<Prometheus> {
+        let dir = tempfile::tempdir()?;
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: seed\n  honor_labels: true\n  static_configs:\n  - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config)?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
+        let child = Command::new(Prometheus::binary()?)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting prometheus")?;
+        let mut prometheus = Prometheus {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(status) = prometheus.child.try_wait()? {
+                bail!("prometheus exited with {status}:\n{}", prometheus.log());
+            }
+            let ready = client
+                .get(format!("http://{}/-/ready", prometheus.addr))
+                .send()
+                .await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(prometheus);
+            }
+            if Instant::now() > deadline {
+                bail!("prometheus not ready after 30 s:\n{}", prometheus.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Waits until `query` (sent directly, not through Envoy) returns `count` series.
+    pub async fn wait_for(&self, query: &str, count: usize) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            let reply: Value = client
+                .get(format!("http://{}/api/v1/query", self.addr))
+                .query(&[("query", query)])
+                .send()
+                .await?
+                .json()
+                .await?;
+            if reply["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() == count)
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{query} never returned {count} series: {reply}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scrape target serving fixed metrics text (the seed data).
+pub struct MetricsTarget {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsTarget {
+    pub async fn start(text: &'static str) -> anyhow::Result<MetricsTarget> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app =
+            axum::Router::new().route("/metrics", axum::routing::get(move || async move { text }));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(MetricsTarget { addr, task })
+    }
+}
+
+impl Drop for MetricsTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Prometheus remote-write messages (prometheus/prompb), enough to write samples.
+pub mod remote_write {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Label {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+
+    /// A snappy-compressed WriteRequest with one sample per series, stamped now.
+    pub fn body(series: &[&[(&str, &str)]], value: f64) -> Vec<u8> {
+        use prost::Message;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+        let request = WriteRequest {
+            timeseries: series
+                .iter()
+                .map(|labels| TimeSeries {
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| Label {
+                            name: (*n).into(),
+                            value: (*v).into(),
+                        })
+                        .collect(),
+                    samples: vec![Sample {
+                        value,
+                        timestamp: now,
+                    }],
+                })
+                .collect(),
+        };
+        snap::raw::Encoder::new()
+            .compress_vec(&request.encode_to_vec())
+            .unwrap_or_default()
+    }
+}
+
+/// The `tollgate` binary cargo built next to this test binary.
+pub fn tollgate_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe
+        .parent()
+        .context("no directory for the test binary")?
+        .to_path_buf();
+    for _ in 0..2 {
+        let candidate = dir.join("tollgate");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        dir = dir.join("..");
+    }
+    bail!("the tollgate binary is not built: run `make test` (cargo test --workspace builds it)")
+}

@@ -105,8 +105,8 @@ impl SqliteStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let _guard = self.write_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
-        // Fails fast on a file that is not a database, or is locked by another writer.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Fails on a file that is not a database, or one another writer holds past busy_timeout.
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&mut *tx)
             .await?;
@@ -133,7 +133,10 @@ impl SqliteStore {
         &self,
     ) -> Result<(tokio::sync::MutexGuard<'_, ()>, Transaction<'_, Sqlite>), StoreError> {
         let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock up front, waiting (busy_timeout) for a connection whose
+        // failed transaction is still rolling back. A deferred transaction that read first would
+        // instead get SQLITE_BUSY at once when it tried to write.
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok((guard, tx))
     }
 }

@@ -4,7 +4,6 @@
 CARGO ?= cargo
 PYTHON ?= python3
 WASM_TARGET := wasm32-wasip1
-STORE ?= sqlite://tollgate.db
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
@@ -49,10 +48,11 @@ toolchain:
 build: setup
 	$(CARGO) build --release -p tollgate-server
 
-## run: build and start the server (admin API on 127.0.0.1:8181) on the embedded SQLite store.
-## The first start prints the bootstrap admin token to stderr. Ctrl-C stops it.
-run: build
-	./target/release/tollgate serve --store '$(STORE)'
+## run: install, build, then start the server on the embedded SQLite store (.run/tollgate.db) and
+## Envoy in filter mode (http://127.0.0.1:10000) in front of a local Prometheus, or of
+## UPSTREAM=host:port. Prints the bootstrap admin token and commands to copy. Ctrl-C stops all.
+run: setup filter build
+	./scripts/run.sh
 
 ## test: unit, property, store-conformance, API, CLI and ext_authz tests, the end-to-end suites
 ## through a real Envoy, and the core crate built for wasm.

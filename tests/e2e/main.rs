@@ -10,4 +10,5 @@
 
 mod ext_authz;
 mod filter;
+mod make_run;
 mod prometheus;

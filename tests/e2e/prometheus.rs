@@ -323,6 +323,24 @@ async fn roles_tenants_and_token_lifecycle(mode: Mode) {
     s.prometheus.wait_for("tollgate_written", 1).await.unwrap();
     assert_eq!(scalar(&s.query("tollgate_written", &viewer).await), "42");
 
+    // An admin manages accounts (the admin API, with the admin's own token); a viewer cannot.
+    let (_, _, admin) = s
+        .tollgate
+        .account_with_token(json!({"name": "team-admin", "role": "admin"}))
+        .await;
+    let create = |token: &str, name: &str| {
+        s.http
+            .post(format!("{}/api/v1/serviceaccounts", s.tollgate.url))
+            .bearer_auth(token)
+            .json(&json!({"name": name, "role": "viewer"}))
+            .send()
+    };
+    assert_eq!(create(&admin, "made-by-admin").await.unwrap().status(), 201);
+    assert_eq!(
+        create(&viewer, "made-by-viewer").await.unwrap().status(),
+        403
+    );
+
     // Another tenant's token cannot claim this tenant.
     let claim = send(
         s.http

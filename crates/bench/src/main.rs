@@ -19,7 +19,6 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,9 +41,9 @@ enum Cmd {
     },
     /// Check/s and server CPU per Check: Tollgate next to the trivial server, same run.
     Check {
-        /// Tokens in the store (besides the two the load uses).
-        #[arg(long, default_value_t = 1000)]
-        tokens: usize,
+        /// Store sizes (tokens) to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+        sizes: Vec<usize>,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Seconds of load per target per round.
@@ -89,14 +88,14 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::TrivialServer { listen } => trivial_server(listen).await,
             Cmd::Check {
-                tokens,
+                sizes,
                 rounds,
                 seconds,
                 concurrency,
                 server_core,
             } => {
                 check_bench(
-                    tokens,
+                    &sizes,
                     rounds,
                     Duration::from_secs_f64(seconds),
                     concurrency,
@@ -310,8 +309,13 @@ async fn load(
     Ok(total)
 }
 
+const TARGET_NAMES: [&str; 3] = [
+    "trivial always-allow server",
+    "tollgate, unrestricted token",
+    "tollgate, PromQL rewrite",
+];
+
 struct Target {
-    name: &'static str,
     addr: SocketAddr,
     process_index: usize,
     request: CheckRequest,
@@ -334,192 +338,287 @@ fn median_spread(values: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-async fn check_bench(
-    tokens: usize,
-    rounds: usize,
-    duration: Duration,
-    concurrency: usize,
+/// Seeds a store directly (one transaction per 50k tokens): the two accounts the load uses and
+/// `tokens` more. Returns (unrestricted token, restricted token).
+async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
+    use tollgate_server::model::{AuditRecord, Name, NewAccount, NewToken};
+    use tollgate_server::store::{SqliteStore, Store};
+    let store = SqliteStore::open(url).await?;
+    let audit = AuditRecord {
+        at: 0,
+        actor: "bench".into(),
+        tenant: "default".into(),
+        action: "seed".into(),
+        target: "bench".into(),
+        outcome: "ok".into(),
+    };
+    let account =
+        |name: &str, role: tollgate_core::Role, policy: &str| -> anyhow::Result<NewAccount> {
+            Ok(NewAccount {
+                tenant: Name::parse("default")?,
+                name: Name::parse(name)?,
+                display_name: name.into(),
+                description: String::new(),
+                owner_email: String::new(),
+                role,
+                label_policy: policy.into(),
+                all_tenants: false,
+                created_at: 0,
+                created_by: "bench".into(),
+            })
+        };
+    let new_token = |name: String| -> anyhow::Result<(tollgate_core::Token, NewToken)> {
+        let token = tollgate_core::Token::generate()?;
+        let new = NewToken {
+            name: Name::parse(&name)?,
+            hash: token.hash(),
+            hint: token.hint(),
+            created_at: 0,
+            expires_at: None,
+        };
+        Ok((token, new))
+    };
+    let editor = store
+        .create_account(
+            account("bench-editor", tollgate_core::Role::Editor, "")?,
+            audit.clone(),
+        )
+        .await?;
+    let viewer = store
+        .create_account(
+            account(
+                "bench-viewer",
+                tollgate_core::Role::Viewer,
+                "{kube_namespace=\"prometheus\"}",
+            )?,
+            audit.clone(),
+        )
+        .await?;
+    let (unrestricted, t1) = new_token("load".into())?;
+    let (restricted, t2) = new_token("load".into())?;
+    store
+        .create_tokens(editor.id, vec![t1], audit.clone())
+        .await?;
+    store
+        .create_tokens(viewer.id, vec![t2], audit.clone())
+        .await?;
+    let filler = store
+        .create_account(
+            account("bench-filler", tollgate_core::Role::Viewer, "{team=\"a\"}")?,
+            audit.clone(),
+        )
+        .await?;
+    let started = Instant::now();
+    let mut made = 0;
+    while made < tokens {
+        let batch = (tokens - made).min(50_000);
+        let news = (made..made + batch)
+            .map(|i| new_token(format!("t{i}")).map(|(_, n)| n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        store.create_tokens(filler.id, news, audit.clone()).await?;
+        made += batch;
+        if tokens >= 100_000 {
+            eprintln!(
+                "  seeded {made}/{tokens} ({:.0}/s)",
+                made as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok((
+        unrestricted.expose_secret().to_owned(),
+        restricted.expose_secret().to_owned(),
+    ))
+}
+
+/// Resident memory now and at peak, in MiB, from /proc/PID/status.
+fn rss_mib(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Option<f64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+    };
+    Ok((
+        field("VmRSS:").context("VmRSS")?,
+        field("VmHWM:").context("VmHWM")?,
+    ))
+}
+
+/// Starts `tollgate serve` pinned to `core` on an existing store; returns the process, its gRPC
+/// address and the time from spawn to listening (the cold start).
+fn start_server(
     core: usize,
-) -> anyhow::Result<()> {
+    store: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Process, SocketAddr, Duration)> {
     let tollgate = sibling_binary("tollgate")?;
-    let this = std::env::current_exe()?;
-    let dir = tempfile::tempdir()?;
-    let token_file = dir.path().join("bootstrap");
+    let started = Instant::now();
     let mut server = spawn_pinned(
         core,
         &tollgate,
         &[
             "serve".into(),
-            format!("--store=sqlite://{}", dir.path().join("bench.db").display()),
+            format!("--store={store}"),
             "--http-listen=127.0.0.1:0".into(),
             "--grpc-listen=127.0.0.1:0".into(),
         ],
         &[
             (
                 "TOLLGATE_BOOTSTRAP_TOKEN_FILE",
-                token_file.display().to_string(),
+                dir.join("bootstrap").display().to_string(),
             ),
             ("TOLLGATE_LOG", "info".into()),
         ],
     )?;
     let stderr = server.0.stderr.take().context("server stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let addr = line
-                .split("addr=")
-                .nth(1)
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.parse::<SocketAddr>().ok());
-            if let Some(addr) = addr {
-                let _ = tx.send((line.contains("gRPC"), addr));
-            }
+    let grpc = wait_for_address(stderr, |line| {
+        if !line.contains("gRPC") {
+            return None;
         }
-    });
-    let (mut http, mut grpc) = (None, None);
-    while http.is_none() || grpc.is_none() {
-        let (is_grpc, addr) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .context("tollgate did not start")?;
-        if is_grpc {
-            grpc = Some(addr)
-        } else {
-            http = Some(addr)
-        }
-    }
-    let (http, grpc) = (http.context("http")?, grpc.context("grpc")?);
-    let admin = std::fs::read_to_string(&token_file)?.trim().to_owned();
+        line.split("addr=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+    })?;
+    Ok((server, grpc, started.elapsed()))
+}
 
-    eprintln!("seeding {tokens} tokens…");
-    let client = reqwest::Client::new();
-    let create = |body: Value| {
-        let request = client
-            .post(format!("http://{http}/api/v1/serviceaccounts"))
-            .bearer_auth(&admin)
-            .json(&body);
-        async move {
-            let reply: Value = request.send().await?.error_for_status()?.json().await?;
-            anyhow::Ok(reply)
-        }
-    };
-    let restricted = create(json!({"name": "bench-viewer", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}", "withToken": true})).await?;
-    let unrestricted =
-        create(json!({"name": "bench-editor", "role": "editor", "withToken": true})).await?;
-    let restricted_token = restricted["token"]["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    let unrestricted_token = unrestricted["token"]["token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    let filler = create(json!({"name": "bench-filler", "role": "viewer"})).await?;
-    let filler_id = filler["id"].as_i64().context("id")?;
-    let started = Instant::now();
-    for i in 0..tokens {
-        client
-            .post(format!(
-                "http://{http}/api/v1/serviceaccounts/{filler_id}/tokens"
-            ))
-            .bearer_auth(&admin)
-            .json(&json!({"name": format!("t{i}")}))
-            .send()
-            .await?
-            .error_for_status()?;
-        if i > 0 && i % 1000 == 0 {
-            eprintln!(
-                "  {i}/{tokens} ({:.0}/s)",
-                i as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
+struct SizeReport {
+    tokens: usize,
+    cold_start: Duration,
+    rss_idle: f64,
+    rss_peak: f64,
+    samples: Vec<Samples>,
+}
 
+async fn check_bench(
+    sizes: &[usize],
+    rounds: usize,
+    duration: Duration,
+    concurrency: usize,
+    core: usize,
+) -> anyhow::Result<()> {
+    let this = std::env::current_exe()?;
     let mut trivial = spawn_pinned(core, &this, &["trivial-server".into()], &[])?;
     let stdout = trivial.0.stdout.take().context("trivial stdout")?;
     let trivial_addr = wait_for_address(stdout, |line| {
         line.strip_prefix("listening ").and_then(|a| a.parse().ok())
     })?;
-
-    let processes = [&trivial, &server];
     let query = format!(
         "/api/v1/query?query={}",
         tollgate_core::form::encode("sum(rate(http_requests_total[5m])) by (job)")
     );
-    let targets = [
-        Target {
-            name: "trivial always-allow server",
-            addr: trivial_addr,
-            process_index: 0,
-            request: check_request(&query, &unrestricted_token),
-        },
-        Target {
-            name: "tollgate, unrestricted token",
-            addr: grpc,
-            process_index: 1,
-            request: check_request(&query, &unrestricted_token),
-        },
-        Target {
-            name: "tollgate, PromQL rewrite",
-            addr: grpc,
-            process_index: 1,
-            request: check_request(&query, &restricted_token),
-        },
-    ];
-    // Warm-up, discarded.
-    for target in &targets {
-        load(
-            target.addr,
-            &target.request,
-            concurrency,
-            Duration::from_millis(500),
-        )
-        .await?;
-    }
-    let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
-    for round in 0..rounds {
-        for (target, sample) in targets.iter().zip(samples.iter_mut()) {
-            let process = processes[target.process_index];
-            let cpu_before = process.cpu_time()?;
-            let started = Instant::now();
-            let checks = load(target.addr, &target.request, concurrency, duration).await?;
-            let elapsed = started.elapsed();
-            let cpu = process.cpu_time()? - cpu_before;
-            sample.rate.push(checks as f64 / elapsed.as_secs_f64());
-            sample
-                .cpu_us
-                .push(cpu.as_secs_f64() * 1e6 / checks.max(1) as f64);
+    let mut reports = Vec::new();
+    for &tokens in sizes {
+        let dir = tempfile::tempdir()?;
+        let store = format!("sqlite://{}", dir.path().join("bench.db").display());
+        eprintln!("size {tokens}: seeding…");
+        let (unrestricted, restricted) = seed(&store, tokens).await?;
+        let (server, grpc, cold_start) = start_server(core, &store, dir.path())?;
+        let (rss_idle, _) = rss_mib(server.0.id())?;
+        let processes = [&trivial, &server];
+        let targets = [
+            Target {
+                addr: trivial_addr,
+                process_index: 0,
+                request: check_request(&query, &unrestricted),
+            },
+            Target {
+                addr: grpc,
+                process_index: 1,
+                request: check_request(&query, &unrestricted),
+            },
+            Target {
+                addr: grpc,
+                process_index: 1,
+                request: check_request(&query, &restricted),
+            },
+        ];
+        for target in &targets {
+            load(
+                target.addr,
+                &target.request,
+                concurrency,
+                Duration::from_millis(500),
+            )
+            .await?;
         }
-        eprintln!("round {}/{rounds} done", round + 1);
+        let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
+        for _ in 0..rounds {
+            for (target, sample) in targets.iter().zip(samples.iter_mut()) {
+                let process = processes[target.process_index];
+                let cpu_before = process.cpu_time()?;
+                let started = Instant::now();
+                let checks = load(target.addr, &target.request, concurrency, duration).await?;
+                let elapsed = started.elapsed();
+                let cpu = process.cpu_time()? - cpu_before;
+                sample.rate.push(checks as f64 / elapsed.as_secs_f64());
+                sample
+                    .cpu_us
+                    .push(cpu.as_secs_f64() * 1e6 / checks.max(1) as f64);
+            }
+        }
+        let (_, rss_peak) = rss_mib(server.0.id())?;
+        reports.push(SizeReport {
+            tokens,
+            cold_start,
+            rss_idle,
+            rss_peak,
+            samples,
+        });
+        drop(server);
     }
-
     println!(
-        "Check path, servers pinned to core {core} with one tokio worker, {concurrency} streams, {tokens} tokens, {rounds} rounds x {:.1} s",
+        "Check path: servers pinned to core {core} with one tokio worker, {concurrency} streams, {rounds} interleaved rounds x {:.1} s per target; medians (min-max)",
         duration.as_secs_f64()
     );
     println!(
-        "{:<32} {:>22} {:>24} {:>10} {:>10}",
-        "target", "Check/s (min-max)", "CPU us/Check (min-max)", "rate x", "cpu x"
+        "{:>9} {:<30} {:>22} {:>24} {:>7} {:>7} {:>10} {:>10} {:>10}",
+        "tokens",
+        "target",
+        "Check/s",
+        "CPU us/Check",
+        "rate x",
+        "cpu x",
+        "cold start",
+        "RSS MiB",
+        "peak MiB"
     );
-    let (floor_rate, _, _) = median_spread(&samples[0].rate);
-    let (floor_cpu, _, _) = median_spread(&samples[0].cpu_us);
-    for (target, sample) in targets.iter().zip(&samples) {
-        let (rate, rate_lo, rate_hi) = median_spread(&sample.rate);
-        let (cpu, cpu_lo, cpu_hi) = median_spread(&sample.cpu_us);
-        println!(
-            "{:<32} {:>8.0} ({:>6.0}-{:<6.0}) {:>8.1} ({:>5.1}-{:<5.1}) {:>10.2} {:>10.2}",
-            target.name,
-            rate,
-            rate_lo,
-            rate_hi,
-            cpu,
-            cpu_lo,
-            cpu_hi,
-            rate / floor_rate,
-            cpu / floor_cpu
-        );
+    for report in &reports {
+        let (floor_rate, _, _) = median_spread(&report.samples[0].rate);
+        let (floor_cpu, _, _) = median_spread(&report.samples[0].cpu_us);
+        for (i, (name, sample)) in TARGET_NAMES.iter().zip(&report.samples).enumerate() {
+            let (rate, rate_lo, rate_hi) = median_spread(&sample.rate);
+            let (cpu, cpu_lo, cpu_hi) = median_spread(&sample.cpu_us);
+            let server_columns = if i == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{:>9.2}s {:>10.0} {:>10.0}",
+                    report.cold_start.as_secs_f64(),
+                    report.rss_idle,
+                    report.rss_peak
+                )
+            };
+            println!(
+                "{:>9} {:<30} {:>8.0} ({:>5.0}-{:<5.0}) {:>8.1} ({:>5.1}-{:<5.1}) {:>7.2} {:>7.2} {}",
+                report.tokens,
+                name,
+                rate,
+                rate_lo,
+                rate_hi,
+                cpu,
+                cpu_lo,
+                cpu_hi,
+                rate / floor_rate,
+                cpu / floor_cpu,
+                server_columns
+            );
+        }
     }
     drop(trivial);
-    drop(server);
     Ok(())
 }
 

@@ -19,8 +19,9 @@ pub struct Grant {
     pub token_id: i64,
     pub account_id: i64,
     /// The account's name, unique in its tenant; sent upstream as `x-tollgate-account`.
-    pub account: String,
-    pub tenant: String,
+    /// Shared by every token of the account (a million grants, a few thousand accounts).
+    pub account: std::sync::Arc<str>,
+    pub tenant: std::sync::Arc<str>,
     pub role: Role,
     pub scopes: ScopeSet,
     pub policy: Policy,
@@ -337,7 +338,7 @@ fn check(
             format!("role {} lacks scope {}", grant.role, rule.scope),
         ));
     }
-    if let Some(other) = request.tenant_ids.iter().find(|t| **t != grant.tenant) {
+    if let Some(other) = request.tenant_ids.iter().find(|t| **t != &*grant.tenant) {
         return Err(Deny::new(
             DenyReason::TenantMismatch,
             format!(
@@ -359,9 +360,9 @@ fn check(
     }
 
     let mut set_headers = vec![
-        (headers::ACCOUNT, grant.account.clone()),
-        (headers::TENANT, grant.tenant.clone()),
-        (headers::SCOPE_ORG_ID, grant.tenant.clone()),
+        (headers::ACCOUNT, grant.account.to_string()),
+        (headers::TENANT, grant.tenant.to_string()),
+        (headers::SCOPE_ORG_ID, grant.tenant.to_string()),
     ];
     if !effective_policy.is_unrestricted() {
         set_headers.push((headers::LABELS, effective_policy.to_string()));

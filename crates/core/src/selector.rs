@@ -473,13 +473,14 @@ impl Default for PolicyLimits {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Policy {
-    selectors: Vec<Selector>,
+    // Shared: grants of one account, and every request's effective policy, clone it.
+    selectors: std::sync::Arc<[Selector]>,
 }
 
 impl Policy {
     pub fn unrestricted() -> Policy {
         Policy {
-            selectors: Vec::new(),
+            selectors: std::sync::Arc::from(Vec::new()),
         }
     }
 
@@ -491,7 +492,9 @@ impl Policy {
         }
         selectors.sort();
         selectors.dedup();
-        Policy { selectors }
+        Policy {
+            selectors: selectors.into(),
+        }
     }
 
     /// Parses `{...} or {...}`; empty or whitespace-only text is unrestricted.
@@ -534,7 +537,7 @@ impl Policy {
                 max: limits.max_selectors,
             });
         }
-        for selector in &self.selectors {
+        for selector in self.selectors.iter() {
             if selector.matchers.len() > limits.max_matchers_per_selector {
                 return Err(LimitError::TooManyMatchers {
                     count: selector.matchers.len(),

@@ -63,8 +63,8 @@ pub fn grant_from_proto(grant: v1::Grant) -> Result<Grant, String> {
     Ok(Grant {
         token_id: grant.token_id,
         account_id: grant.account_id,
-        account: grant.account,
-        tenant: grant.tenant,
+        account: grant.account.into(),
+        tenant: grant.tenant.into(),
         role,
         scopes: role.scopes(),
         policy,

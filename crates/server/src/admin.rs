@@ -57,7 +57,7 @@ impl Caller {
         Caller {
             account_id: grant.account_id,
             token_id: grant.token_id,
-            tenant: grant.tenant.clone(),
+            tenant: grant.tenant.to_string(),
             actor: format!("{}/{}", grant.tenant, grant.account),
             scopes: grant.scopes,
             policy: grant.policy.clone(),
@@ -760,8 +760,8 @@ impl<S: Store> Admin<S> {
         Ok(Grant {
             token_id: 0,
             account_id: account.id,
-            account: account.name,
-            tenant: account.tenant,
+            account: account.name.into(),
+            tenant: account.tenant.into(),
             role: account.role,
             scopes: account.role.scopes(),
             policy,

@@ -40,8 +40,8 @@ pub fn grant_to_proto(grant: &Grant) -> v1::Grant {
     v1::Grant {
         token_id: grant.token_id,
         account_id: grant.account_id,
-        account: grant.account.clone(),
-        tenant: grant.tenant.clone(),
+        account: grant.account.to_string(),
+        tenant: grant.tenant.to_string(),
         role: grant.role.as_str().to_owned(),
         label_policy: grant.policy.to_string(),
         expires_at: grant.expires_at,

@@ -248,7 +248,7 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
     let set = store.load_grants().await.unwrap();
     let (_, grant) = set.grants.iter().find(|(h, _)| *h == t1.hash()).unwrap();
     assert_eq!(
-        (grant.account.as_str(), grant.tenant.as_str(), grant.role),
+        (&*grant.account, &*grant.tenant, grant.role),
         ("ci", "acme", Role::Viewer)
     );
     assert_eq!(grant.policy.to_string(), r#"{kube_namespace="prometheus"}"#);
@@ -349,6 +349,37 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+pub async fn bulk_tokens_are_one_transaction<S: Store>(store: S) {
+    let a = store
+        .create_account(new_account("acme", "bulk", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    let tokens: Vec<NewToken> = (0..50).map(|i| new_token(&format!("t{i}")).1).collect();
+    let first_hash = tokens[0].hash;
+    assert_eq!(
+        store
+            .create_tokens(a.id, tokens, audit("token.create"))
+            .await
+            .unwrap(),
+        50
+    );
+    assert_eq!(store.list_tokens(a.id).await.unwrap().len(), 50);
+    assert!(live_hashes(&store).await.contains(&first_hash));
+    // A duplicate name anywhere rolls the whole batch back.
+    let clash = vec![new_token("fresh").1, new_token("t3").1];
+    assert!(matches!(
+        store
+            .create_tokens(a.id, clash, audit("token.create"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.list_tokens(a.id).await.unwrap().len(),
+        50,
+        "nothing of a failed batch remains"
+    );
 }
 
 pub async fn account_changes_reach_grants<S: Store>(store: S) {
@@ -595,6 +626,7 @@ macro_rules! conformance_suite {
             case!(listing_search_and_pages);
             case!(tokens_and_change_feed);
             case!(account_changes_reach_grants);
+            case!(bulk_tokens_are_one_transaction);
             case!(audit_rows);
             case!(bootstrap_runs_once);
         }

@@ -82,6 +82,14 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<TokenRecord, StoreError>> + Send;
 
+    /// Creates many tokens for one account in one transaction (bulk provisioning, benchmarks).
+    fn create_tokens(
+        &self,
+        account_id: i64,
+        tokens: Vec<NewToken>,
+        audit: AuditRecord,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     fn list_tokens(
         &self,
         account_id: i64,

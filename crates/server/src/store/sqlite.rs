@@ -5,12 +5,14 @@ use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, ChangeKind,
     Name, NewAccount, NewToken, Page, TokenRecord,
 };
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tollgate_core::{Grant, Policy, Role, TokenHash};
@@ -196,26 +198,60 @@ fn hash_from_row(row: &SqliteRow) -> Result<TokenHash, StoreError> {
     })
 }
 
-fn grant_from_row(row: &SqliteRow) -> Result<(TokenHash, Grant), StoreError> {
-    let role_text: String = row.try_get("role")?;
-    let role: Role = role_text.parse().map_err(|_| StoreError::Corrupt {
-        detail: format!("account role \"{role_text}\""),
-    })?;
-    let policy_text: String = row.try_get("label_policy")?;
-    let policy = Policy::parse(&policy_text).map_err(|err| StoreError::Corrupt {
-        detail: format!("label policy \"{policy_text}\": {err}"),
-    })?;
+/// Account-level parts of grants, built once per account: a million tokens of a few thousand
+/// accounts share their names and parsed policies.
+#[derive(Default)]
+struct AccountParts {
+    by_id: std::collections::HashMap<i64, (Arc<str>, Arc<str>, Role, Policy, bool)>,
+}
+
+impl AccountParts {
+    fn get(
+        &mut self,
+        row: &SqliteRow,
+    ) -> Result<(Arc<str>, Arc<str>, Role, Policy, bool), StoreError> {
+        let account_id: i64 = row.try_get("account_id")?;
+        if let Some(parts) = self.by_id.get(&account_id) {
+            return Ok(parts.clone());
+        }
+        let role_text: String = row.try_get("role")?;
+        let role: Role = role_text.parse().map_err(|_| StoreError::Corrupt {
+            detail: format!("account role \"{role_text}\""),
+        })?;
+        let policy_text: String = row.try_get("label_policy")?;
+        let policy = Policy::parse(&policy_text).map_err(|err| StoreError::Corrupt {
+            detail: format!("label policy \"{policy_text}\": {err}"),
+        })?;
+        let name: String = row.try_get("name")?;
+        let tenant: String = row.try_get("tenant")?;
+        let parts = (
+            Arc::from(name),
+            Arc::from(tenant),
+            role,
+            policy,
+            row.try_get("all_tenants")?,
+        );
+        self.by_id.insert(account_id, parts.clone());
+        Ok(parts)
+    }
+}
+
+fn grant_from_row(
+    row: &SqliteRow,
+    accounts: &mut AccountParts,
+) -> Result<(TokenHash, Grant), StoreError> {
+    let (account, tenant, role, policy, all_tenants) = accounts.get(row)?;
     let expires_at: Option<i64> = row.try_get("expires_at")?;
     let grant = Grant {
         token_id: row.try_get("token_id")?,
         account_id: row.try_get("account_id")?,
-        account: row.try_get("name")?,
-        tenant: row.try_get("tenant")?,
+        account,
+        tenant,
         role,
         scopes: role.scopes(),
         policy,
         expires_at: expires_at.map(|at| at.max(0) as u64),
-        all_tenants: row.try_get("all_tenants")?,
+        all_tenants,
     };
     Ok((hash_from_row(row)?, grant))
 }
@@ -495,6 +531,24 @@ impl Store for SqliteStore {
         Ok(record)
     }
 
+    async fn create_tokens(
+        &self,
+        account_id: i64,
+        tokens: Vec<NewToken>,
+        audit: AuditRecord,
+    ) -> Result<u64, StoreError> {
+        let (_guard, mut tx) = self.write().await?;
+        account_in(&mut tx, account_id).await?;
+        let mut created = 0;
+        for token in &tokens {
+            insert_token(&mut tx, account_id, token).await?;
+            created += 1;
+        }
+        insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
     async fn list_tokens(&self, account_id: i64) -> Result<Vec<TokenRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = ? ORDER BY id"
@@ -634,16 +688,24 @@ impl Store for SqliteStore {
     }
 
     async fn load_grants(&self) -> Result<GrantSet, StoreError> {
-        // One read transaction, so the revision matches the grants exactly.
+        // One read transaction, so the revision matches the grants exactly. Rows are streamed:
+        // materialising a million rows first would double the memory at start.
         let mut tx = self.pool.begin().await?;
         let revision: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(revision), 0) FROM changes")
             .fetch_one(&mut *tx)
             .await?;
-        let rows = sqlx::query(GRANT_SELECT).fetch_all(&mut *tx).await?;
+        let mut accounts = AccountParts::default();
+        let mut grants = Vec::new();
+        {
+            let mut rows = sqlx::query(GRANT_SELECT).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                grants.push(grant_from_row(&row, &mut accounts)?);
+            }
+        }
         tx.commit().await?;
         Ok(GrantSet {
             revision: revision.max(0) as u64,
-            grants: rows.iter().map(grant_from_row).collect::<Result<_, _>>()?,
+            grants,
         })
     }
 
@@ -652,6 +714,7 @@ impl Store for SqliteStore {
         hashes: Vec<TokenHash>,
     ) -> Result<Vec<(TokenHash, Grant)>, StoreError> {
         let mut grants = Vec::with_capacity(hashes.len());
+        let mut accounts = AccountParts::default();
         let mut conn = self.pool.acquire().await?;
         for hash in hashes {
             if let Some(row) = sqlx::query(&format!("{GRANT_SELECT} AND t.hash = ?"))
@@ -659,7 +722,7 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *conn)
                 .await?
             {
-                grants.push(grant_from_row(&row)?);
+                grants.push(grant_from_row(&row, &mut accounts)?);
             }
         }
         Ok(grants)

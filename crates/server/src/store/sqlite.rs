@@ -240,7 +240,13 @@ fn grant_from_row(
     row: &SqliteRow,
     accounts: &mut AccountParts,
 ) -> Result<(TokenHash, Grant), StoreError> {
-    let (account, tenant, role, policy, all_tenants) = accounts.get(row)?;
+    let AccountPart {
+        account,
+        tenant,
+        role,
+        policy,
+        all_tenants,
+    } = accounts.get(row)?;
     let expires_at: Option<i64> = row.try_get("expires_at")?;
     let grant = Grant {
         token_id: row.try_get("token_id")?,

@@ -202,14 +202,20 @@ fn hash_from_row(row: &SqliteRow) -> Result<TokenHash, StoreError> {
 /// accounts share their names and parsed policies.
 #[derive(Default)]
 struct AccountParts {
-    by_id: std::collections::HashMap<i64, (Arc<str>, Arc<str>, Role, Policy, bool)>,
+    by_id: std::collections::HashMap<i64, AccountPart>,
+}
+
+#[derive(Clone)]
+struct AccountPart {
+    account: Arc<str>,
+    tenant: Arc<str>,
+    role: Role,
+    policy: Policy,
+    all_tenants: bool,
 }
 
 impl AccountParts {
-    fn get(
-        &mut self,
-        row: &SqliteRow,
-    ) -> Result<(Arc<str>, Arc<str>, Role, Policy, bool), StoreError> {
+    fn get(&mut self, row: &SqliteRow) -> Result<AccountPart, StoreError> {
         let account_id: i64 = row.try_get("account_id")?;
         if let Some(parts) = self.by_id.get(&account_id) {
             return Ok(parts.clone());
@@ -224,13 +230,13 @@ impl AccountParts {
         })?;
         let name: String = row.try_get("name")?;
         let tenant: String = row.try_get("tenant")?;
-        let parts = (
-            Arc::from(name),
-            Arc::from(tenant),
+        let parts = AccountPart {
+            account: Arc::from(name),
+            tenant: Arc::from(tenant),
             role,
             policy,
-            row.try_get("all_tenants")?,
-        );
+            all_tenants: row.try_get("all_tenants")?,
+        };
         self.by_id.insert(account_id, parts.clone());
         Ok(parts)
     }

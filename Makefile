@@ -64,18 +64,18 @@ test: setup filter
 filter: toolchain
 	$(CARGO) build --profile wasm -p tollgate-filter --target $(WASM_TARGET)
 
-## bench: Check/s and server CPU per Check next to a trivial always-allow server (servers pinned
-## to core 0, the load client to core 1); the cost of PromQL enforcement; and through Envoy
-## (--concurrency 1, core 0; wrk on core 1) no auth, an empty wasm filter, the Tollgate filter,
-## and ext_authz to Tollgate and to a trivial server. Builds first, so
+## bench: everything in BENCHMARKS.md (about 10 minutes): through Envoy (--concurrency 1 on
+## core 0, wrk on core 1) no auth, api_key_auth, an empty wasm filter, the filter on a hit and a
+## miss, ext_authz to Tollgate and to a trivial server, at 16 and 1 connections; the server's
+## Check alone at 1k, 100k and 1M tokens with RSS and cold start; revocation over 100
+## revocations; PromQL enforcement; criterion micro-benchmarks. Builds everything first, so
 ## nothing compiles while it measures. Compare ratios within a run, never figures across runs.
 bench: setup filter
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; $(APT_INSTALL) wrk || { apt-get update -q && $(APT_INSTALL) wrk; }; }
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
-	taskset -c 1 ./target/release/tollgate-bench promql
-	taskset -c 1 ./target/release/tollgate-bench check --tokens 1000
-	taskset -c 1 ./target/release/tollgate-bench envoy
+	$(CARGO) bench -p tollgate-core --bench core --no-run
+	./scripts/bench.sh
 
 ## lint: formatting and clippy with warnings as errors (CI runs it too).
 lint: setup

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tollgate_e2e::{Envoy, Tollgate, filter_wasm, repo_root};
@@ -87,12 +87,30 @@ fn ext_authz(cluster: &str) -> String {
     )
 }
 
+fn api_key_auth(key: &str) -> String {
+    format!(
+        r#"          - name: envoy.filters.http.api_key_auth
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.api_key_auth.v3.ApiKeyAuth
+              credentials: [{{ key: "{key}", client: bench }}]
+              key_sources: [{{ header: x-api-key }}]
+"#
+    )
+}
+
+/// How wrk authenticates: one token (sent as bearer and as an API key), or a Lua script that
+/// rotates tokens per request (forces filter cache misses).
+#[derive(Clone)]
+enum Credentials {
+    Token(String),
+    Rotate(PathBuf),
+}
+
 struct Variant {
     name: &'static str,
     floor: &'static str,
     config: String,
-    token: String,
-    path: String,
+    credentials: Credentials,
 }
 
 #[derive(Default, Clone)]
@@ -130,24 +148,38 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 }
 
 /// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
+/// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
 fn wrk(
     url: &str,
-    token: &str,
+    credentials: &Credentials,
     connections: usize,
     seconds: u64,
     core: usize,
 ) -> anyhow::Result<(f64, f64, f64, f64)> {
-    let output = Command::new("taskset")
-        .args([
-            "-c",
-            &core.to_string(),
-            "wrk",
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-        ])
-        .args(["-H", &format!("Authorization: Bearer {token}")])
+    let mut command = Command::new("taskset");
+    command.args([
+        "-c",
+        &core.to_string(),
+        "wrk",
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    match credentials {
+        Credentials::Token(token) => {
+            command.args([
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                &format!("x-api-key: {token}"),
+            ]);
+        }
+        Credentials::Rotate(script) => {
+            command.arg("-s").arg(script);
+        }
+    }
+    let output = command
         .arg(url)
         .output()
         .context("running wrk (make bench installs it)")?;
@@ -185,10 +217,11 @@ fn median(values: &[f64]) -> (f64, f64, f64) {
     )
 }
 
+/// Envoy request path, every variant in interleaved rounds, at each connection count.
 pub async fn run(
     rounds: usize,
     seconds: u64,
-    connections: usize,
+    connection_counts: &[usize],
     envoy_core: usize,
     load_core: usize,
 ) -> anyhow::Result<()> {
@@ -197,121 +230,247 @@ pub async fn run(
     let (_, _, unrestricted) = tollgate
         .account_with_token(json!({"name": "bench-editor", "role": "editor"}))
         .await;
+    let (_, _, second) = tollgate
+        .account_with_token(json!({"name": "bench-editor-2", "role": "editor"}))
+        .await;
     let (_, _, restricted) = tollgate.account_with_token(json!({"name": "bench-viewer", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}"})).await;
     let noop = repo_root().join("target/wasm32-wasip1/wasm/tollgate_noop_filter.wasm");
     if !noop.is_file() {
         bail!("{} is missing: make bench builds it", noop.display());
     }
     let filter = filter_wasm()?;
+    let dir = tempfile::tempdir()?;
+    let rotate = dir.path().join("rotate.lua");
+    std::fs::write(
+        &rotate,
+        format!(
+            "local tokens = {{\"{unrestricted}\", \"{second}\"}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(nil, nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[(i % 2) + 1]}})\nend\n"
+        ),
+    )?;
     let tollgate_cluster = grpc_cluster("tollgate", tollgate.grpc_addr.port());
-    let query = "/api/v1/query?query=up".to_owned();
+    let token = Credentials::Token(unrestricted.clone());
     let variants = [
         Variant {
-            name: "no auth",
-            floor: "no auth",
+            name: "(a) no auth",
+            floor: "(a) no auth",
             config: bootstrap("", "[]"),
-            token: unrestricted.clone(),
-            path: query.clone(),
+            credentials: token.clone(),
         },
         Variant {
-            name: "empty wasm filter",
-            floor: "empty wasm filter",
+            name: "(b) envoy api_key_auth",
+            floor: "(a) no auth",
+            config: bootstrap(&api_key_auth(&unrestricted), "[]"),
+            credentials: token.clone(),
+        },
+        Variant {
+            name: "(c) empty wasm filter",
+            floor: "(c) empty wasm filter",
             config: bootstrap(&wasm_filter(&noop, ""), "[]"),
-            token: unrestricted.clone(),
-            path: query.clone(),
+            credentials: token.clone(),
         },
         Variant {
-            name: "tollgate filter, cache hit",
-            floor: "empty wasm filter",
+            name: "(d) tollgate filter, hit",
+            floor: "(c) empty wasm filter",
             config: bootstrap(
                 &wasm_filter(&filter, r#"{"cluster":"tollgate"}"#),
                 &tollgate_cluster,
             ),
-            token: unrestricted.clone(),
-            path: query.clone(),
+            credentials: token.clone(),
         },
         Variant {
-            name: "tollgate filter, hit + PromQL",
-            floor: "empty wasm filter",
+            name: "(d') filter hit + PromQL",
+            floor: "(c) empty wasm filter",
             config: bootstrap(
                 &wasm_filter(&filter, r#"{"cluster":"tollgate"}"#),
                 &tollgate_cluster,
             ),
-            token: restricted.clone(),
-            path: query.clone(),
+            credentials: Credentials::Token(restricted.clone()),
         },
         Variant {
-            name: "ext_authz, trivial server",
-            floor: "ext_authz, trivial server",
+            name: "(e) tollgate filter, miss",
+            floor: "(c) empty wasm filter",
+            // A one-entry cache and two tokens in turn: every request resolves at the server.
+            config: bootstrap(
+                &wasm_filter(&filter, r#"{"cluster":"tollgate","cache":{"capacity":1}}"#),
+                &tollgate_cluster,
+            ),
+            credentials: Credentials::Rotate(rotate.clone()),
+        },
+        Variant {
+            name: "(f) ext_authz, tollgate",
+            floor: "(g) ext_authz, trivial",
+            config: bootstrap(&ext_authz("tollgate"), &tollgate_cluster),
+            credentials: token.clone(),
+        },
+        Variant {
+            name: "(g) ext_authz, trivial",
+            floor: "(g) ext_authz, trivial",
             config: bootstrap(
                 &ext_authz("trivial"),
                 &grpc_cluster("trivial", trivial.port()),
             ),
-            token: unrestricted.clone(),
-            path: query.clone(),
-        },
-        Variant {
-            name: "ext_authz, tollgate",
-            floor: "ext_authz, trivial server",
-            config: bootstrap(&ext_authz("tollgate"), &tollgate_cluster),
-            token: unrestricted.clone(),
-            path: query.clone(),
+            credentials: token.clone(),
         },
     ];
-    let mut samples = vec![Sample::default(); variants.len()];
-    for round in 0..rounds {
-        for (variant, sample) in variants.iter().zip(samples.iter_mut()) {
-            let envoy = Envoy::start_on(&variant.config, Some(envoy_core)).await?;
-            let url = format!("{}{}", envoy.url(), variant.path);
-            // Warm-up: fills the filter's cache, compiles, opens connections.
-            wrk(&url, &variant.token, connections, 1, load_core)?;
-            let before = cpu_seconds(envoy.pid())?;
-            let (requests, rps, p50, p99) =
-                wrk(&url, &variant.token, connections, seconds, load_core)?;
-            let cpu = cpu_seconds(envoy.pid())? - before;
-            sample.rps.push(rps);
-            sample.p50_us.push(p50);
-            sample.p99_us.push(p99);
-            sample.cpu_us.push(cpu * 1e6 / requests.max(1.0));
-            drop(envoy);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let path = "/api/v1/query?query=up";
+    for &connections in connection_counts {
+        let mut samples = vec![Sample::default(); variants.len()];
+        for round in 0..rounds {
+            for (variant, sample) in variants.iter().zip(samples.iter_mut()) {
+                let envoy = Envoy::start_on(&variant.config, Some(envoy_core)).await?;
+                let url = format!("{}{path}", envoy.url());
+                // Warm-up: compiles the module, fills the cache, opens connections.
+                wrk(&url, &variant.credentials, connections, 1, load_core)?;
+                let before = cpu_seconds(envoy.pid())?;
+                let (requests, rps, p50, p99) =
+                    wrk(&url, &variant.credentials, connections, seconds, load_core)?;
+                let cpu = cpu_seconds(envoy.pid())? - before;
+                sample.rps.push(rps);
+                sample.p50_us.push(p50);
+                sample.p99_us.push(p99);
+                sample.cpu_us.push(cpu * 1e6 / requests.max(1.0));
+                drop(envoy);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            eprintln!(
+                "connections {connections}: round {}/{rounds} done",
+                round + 1
+            );
         }
-        eprintln!("round {}/{rounds} done", round + 1);
-    }
-    let index = |name: &str| variants.iter().position(|v| v.name == name).unwrap_or(0);
-    println!(
-        "Envoy --concurrency 1 on core {envoy_core}, wrk -t1 -c{connections} on core {load_core}, {rounds} interleaved rounds x {seconds} s, direct response; medians (min-max)"
-    );
-    println!(
-        "{:<30} {:>20} {:>9} {:>9} {:>16} {:>8} {:>8} {:>8}",
-        "variant",
-        "req/s",
-        "p50 us",
-        "p99 us",
-        "Envoy CPU us/req",
-        "rps/none",
-        "rps/floor",
-        "cpu/floor"
-    );
-    let none = median(&samples[0].rps).0;
-    for (variant, sample) in variants.iter().zip(&samples) {
-        let floor = &samples[index(variant.floor)];
-        let (rps, lo, hi) = median(&sample.rps);
-        let cpu = median(&sample.cpu_us).0;
+        let index = |name: &str| variants.iter().position(|v| v.name == name).unwrap_or(0);
+        println!();
         println!(
-            "{:<30} {:>8.0} ({:>5.0}-{:<5.0}) {:>9.0} {:>9.0} {:>16.1} {:>8.2} {:>8.2} {:>8.2}",
-            variant.name,
-            rps,
-            lo,
-            hi,
-            median(&sample.p50_us).0,
-            median(&sample.p99_us).0,
-            cpu,
-            rps / none,
-            rps / median(&floor.rps).0,
-            cpu / median(&floor.cpu_us).0,
+            "Envoy --concurrency 1 on core {envoy_core}; wrk -t1 -c{connections} on core {load_core}; {rounds} interleaved rounds x {seconds} s; direct response; medians (min-max)"
+        );
+        println!(
+            "{:<28} {:>22} {:>8} {:>8} {:>12} {:>9} {:>10} {:>10} {:>10}",
+            "variant",
+            "req/s",
+            "p50 us",
+            "p99 us",
+            "CPU us/req",
+            "rps/(a)",
+            "rps/floor",
+            "cpu/(a)",
+            "cpu/floor"
+        );
+        let (none_rps, none_cpu) = (median(&samples[0].rps).0, median(&samples[0].cpu_us).0);
+        for (variant, sample) in variants.iter().zip(&samples) {
+            let floor = &samples[index(variant.floor)];
+            let (rps, lo, hi) = median(&sample.rps);
+            let cpu = median(&sample.cpu_us).0;
+            println!(
+                "{:<28} {:>8.0} ({:>5.0}-{:<5.0}) {:>8.0} {:>8.0} {:>12.1} {:>9.2} {:>10.2} {:>10.2} {:>10.2}",
+                variant.name,
+                rps,
+                lo,
+                hi,
+                median(&sample.p50_us).0,
+                median(&sample.p99_us).0,
+                cpu,
+                rps / none_rps,
+                rps / median(&floor.rps).0,
+                cpu / none_cpu,
+                cpu / median(&floor.cpu_us).0,
+            );
+        }
+        let rps = |name: &str| median(&samples[index(name)].rps).0;
+        let hit = rps("(d) tollgate filter, hit");
+        println!(
+            "target (c={connections}): filter hit >= 0.90x empty wasm filter: {:.2}x {}",
+            hit / rps("(c) empty wasm filter"),
+            verdict(hit / rps("(c) empty wasm filter") >= 0.90)
+        );
+        println!(
+            "target (c={connections}): filter path >= 2.5x ext_authz mode: {:.2}x {}",
+            hit / rps("(f) ext_authz, tollgate"),
+            verdict(hit / rps("(f) ext_authz, tollgate") >= 2.5)
         );
     }
+    tollgate.stop().await;
+    Ok(())
+}
+
+pub fn verdict(met: bool) -> &'static str {
+    if met { "MET" } else { "MISSED" }
+}
+
+/// Revocation propagation through Envoy in filter mode (feed every 1 s, the default): for each
+/// of `count` tokens, cache it with a request, revoke it through the admin API, and poll every
+/// 5 ms until the first 401.
+pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
+    let tollgate = Tollgate::start().await?;
+    let config = bootstrap(
+        &wasm_filter(&filter_wasm()?, r#"{"cluster":"tollgate"}"#),
+        &grpc_cluster("tollgate", tollgate.grpc_addr.port()),
+    );
+    let envoy = Envoy::start_on(&config, Some(envoy_core)).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/query?query=up", envoy.url());
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let (id, token_id, token) = tollgate
+            .account_with_token(json!({"name": format!("revoke-{i}"), "role": "viewer"}))
+            .await;
+        let status = http.get(&url).bearer_auth(&token).send().await?.status();
+        if status != 200 {
+            bail!("a fresh token got {status}");
+        }
+        // Revoke at a random point of the feed period: a loop that always revokes right after
+        // the previous 401 would be phase-locked to the poll and measure only the worst case.
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos()
+            % 1_000;
+        tokio::time::sleep(Duration::from_millis(u64::from(jitter))).await;
+        let started = std::time::Instant::now();
+        tollgate
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/serviceaccounts/{id}/tokens/{token_id}"),
+                None,
+            )
+            .await;
+        loop {
+            match http
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .status()
+                .as_u16()
+            {
+                401 => break,
+                200 => {}
+                other => bail!("unexpected {other} while waiting for the revocation"),
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("revocation {i} did not arrive within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!();
+    println!(
+        "Revocation propagation through Envoy (filter mode, feed every 1 s): revoke via the admin API to the first 401, {count} revocations"
+    );
+    println!(
+        "p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms, min {:.0} ms",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        samples.last().copied().unwrap_or(f64::NAN),
+        samples.first().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "target: revocation <= 1 s at p99: {:.0} ms {}",
+        at(0.99),
+        verdict(at(0.99) <= 1000.0)
+    );
+    drop(envoy);
     tollgate.stop().await;
     Ok(())
 }

@@ -62,8 +62,14 @@ enum Cmd {
         rounds: usize,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
+        /// Connection counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "16,1")]
+        connections: Vec<usize>,
+    },
+    /// Revoke-to-first-denial through Envoy in filter mode: p50, p99, max.
+    Revocation {
+        #[arg(long, default_value_t = 100)]
+        count: usize,
     },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
@@ -108,7 +114,8 @@ fn main() -> ExitCode {
                 rounds,
                 seconds,
                 connections,
-            } => envoy::run(rounds, seconds, connections, 0, 1).await,
+            } => envoy::run(rounds, seconds, &connections, 0, 1).await,
+            Cmd::Revocation { count } => envoy::revocation(count, 0).await,
         }
     });
     match result {
@@ -619,6 +626,36 @@ async fn check_bench(
         }
     }
     drop(trivial);
+    let cpu_ratio = |r: &SizeReport| {
+        median_spread(&r.samples[1].cpu_us).0 / median_spread(&r.samples[0].cpu_us).0
+    };
+    if let (Some(first), Some(last)) = (reports.first(), reports.last()) {
+        let worst = reports.iter().map(cpu_ratio).fold(0.0, f64::max);
+        println!(
+            "target: server CPU per Check <= 1.2x the trivial server's: worst {worst:.2}x {}",
+            envoy::verdict(worst <= 1.2)
+        );
+        let flat = cpu_ratio(last) / cpu_ratio(first);
+        println!(
+            "target: flat from {} to {} tokens (within 10%): {flat:.2}x {}",
+            first.tokens,
+            last.tokens,
+            envoy::verdict((0.9..=1.1).contains(&flat))
+        );
+        println!(
+            "target: {} tokens in <= 300 MB RSS: {:.0} MiB idle, {:.0} MiB peak {}",
+            last.tokens,
+            last.rss_idle,
+            last.rss_peak,
+            envoy::verdict(last.rss_peak * 1.048_576 <= 300.0)
+        );
+        println!(
+            "target: cold start <= 3 s at {} tokens: {:.2} s {}",
+            last.tokens,
+            last.cold_start.as_secs_f64(),
+            envoy::verdict(last.cold_start.as_secs_f64() <= 3.0)
+        );
+    }
     Ok(())
 }
 
@@ -660,5 +697,9 @@ fn promql_bench(iterations: usize) -> anyhow::Result<()> {
     }
     let (median, lo, hi) = median_spread(&all);
     println!("median over queries {median:.1} us (min {lo:.1}, max {hi:.1})");
+    println!(
+        "target: PromQL enforcement <= 30 us for a typical dashboard query (the median): {median:.1} us {}",
+        envoy::verdict(median <= 30.0)
+    );
     Ok(())
 }

@@ -659,17 +659,8 @@ async fn check_bench(
     Ok(())
 }
 
-/// Queries of the kind dashboards send (kube-prometheus, node exporter, Prometheus itself).
-pub const DASHBOARD_QUERIES: &[&str] = &[
-    r#"sum(rate(container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default"}[5m])) by (pod)"#,
-    r#"histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{job="apiserver", verb=~"LIST|GET"}[5m])) by (le, resource))"#,
-    r#"sum(container_memory_working_set_bytes{job="kubelet", container!="", image!=""}) by (namespace) / sum(kube_pod_container_resource_requests{resource="memory"}) by (namespace)"#,
-    r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) by (instance)"#,
-    r#"topk(10, sum by (job) (rate(prometheus_http_requests_total[5m])))"#,
-    r#"up{job="prometheus"} or absent(up{job="prometheus"})"#,
-    r#"max_over_time(rate(process_cpu_seconds_total[1m])[1h:1m])"#,
-    r#"sum(increase(http_requests_total{code=~"5.."}[1h])) / sum(increase(http_requests_total[1h]))"#,
-];
+/// Queries of the kind dashboards send, shared with the core's criterion benchmarks.
+const DASHBOARD_QUERIES: &str = include_str!("../../core/benches/dashboard_queries.promql");
 
 fn promql_bench(iterations: usize) -> anyhow::Result<()> {
     use tollgate_core::Policy;
@@ -681,7 +672,7 @@ fn promql_bench(iterations: usize) -> anyhow::Result<()> {
     );
     println!("{:>8}  query", "us/query");
     let mut all = Vec::new();
-    for query in DASHBOARD_QUERIES {
+    for query in DASHBOARD_QUERIES.lines() {
         let mut times = Vec::with_capacity(5);
         for _ in 0..5 {
             let started = Instant::now();

@@ -7,17 +7,9 @@ use std::hint::black_box;
 use tollgate_core::promql::Enforcer;
 use tollgate_core::{Grant, Policy, RequestView, Role, RouteTable, Token, decide};
 
-/// Queries of the kind dashboards send (kube-prometheus, node exporter, Prometheus itself).
-const DASHBOARD_QUERIES: &[&str] = &[
-    r#"sum(rate(container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", namespace="default"}[5m])) by (pod)"#,
-    r#"histogram_quantile(0.99, sum(rate(apiserver_request_duration_seconds_bucket{job="apiserver", verb=~"LIST|GET"}[5m])) by (le, resource))"#,
-    r#"sum(container_memory_working_set_bytes{job="kubelet", container!="", image!=""}) by (namespace) / sum(kube_pod_container_resource_requests{resource="memory"}) by (namespace)"#,
-    r#"1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m])) by (instance)"#,
-    r#"topk(10, sum by (job) (rate(prometheus_http_requests_total[5m])))"#,
-    r#"up{job="prometheus"} or absent(up{job="prometheus"})"#,
-    r#"max_over_time(rate(process_cpu_seconds_total[1m])[1h:1m])"#,
-    r#"sum(increase(http_requests_total{code=~"5.."}[1h])) / sum(increase(http_requests_total[1h]))"#,
-];
+/// Queries of the kind dashboards send (kube-prometheus, node exporter, Prometheus itself),
+/// one per line; `tollgate-bench promql` times the same list.
+const DASHBOARD_QUERIES: &str = include_str!("dashboard_queries.promql");
 
 fn token(c: &mut Criterion) {
     let token = Token::generate().unwrap();
@@ -74,7 +66,7 @@ fn promql(c: &mut Criterion) {
         .unwrap()
         .unwrap();
     let mut group = c.benchmark_group("promql: enforce dashboard query");
-    for (i, query) in DASHBOARD_QUERIES.iter().enumerate() {
+    for (i, query) in DASHBOARD_QUERIES.lines().enumerate() {
         group.bench_function(format!("q{i}"), |b| {
             b.iter(|| enforcer.rewrite_query(black_box(query)).unwrap())
         });

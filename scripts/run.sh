@@ -35,9 +35,9 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-wait_http() { # url what
+wait_http() { # url what (python3 is there for the Envoy wheel; curl may not be)
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$1" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "error: $2 did not come up ($1)" >&2

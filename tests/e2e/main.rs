@@ -9,6 +9,7 @@
 )]
 
 mod ext_authz;
+mod faults;
 mod filter;
 mod make_run;
 mod prometheus;

@@ -3,6 +3,7 @@
 //! floor of its kind measured in the same run. Routes answer with a direct response so the auth
 //! layer is the only difference between variants.
 
+use crate::median_spread;
 use anyhow::{Context, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -135,18 +136,6 @@ fn micros(text: &str) -> Option<f64> {
     })
 }
 
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()?
-        + fields.get(12).context("stime")?.parse::<f64>()?;
-    Ok(ticks / 100.0)
-}
-
 /// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
 /// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
 fn wrk(
@@ -205,16 +194,6 @@ fn wrk(
         .context("no request count")?
         .parse()?;
     Ok((requests, rps, p50, p99))
-}
-
-fn median(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    (
-        sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN),
-        sorted.first().copied().unwrap_or(f64::NAN),
-        sorted.last().copied().unwrap_or(f64::NAN),
-    )
 }
 
 /// Envoy request path, every variant in interleaved rounds, at each connection count.
@@ -321,10 +300,10 @@ pub async fn run(
                 let url = format!("{}{path}", envoy.url());
                 // Warm-up: compiles the module, fills the cache, opens connections.
                 wrk(&url, &variant.credentials, connections, 1, load_core)?;
-                let before = cpu_seconds(envoy.pid())?;
+                let before = crate::cpu_seconds(envoy.pid())?;
                 let (requests, rps, p50, p99) =
                     wrk(&url, &variant.credentials, connections, seconds, load_core)?;
-                let cpu = cpu_seconds(envoy.pid())? - before;
+                let cpu = crate::cpu_seconds(envoy.pid())? - before;
                 sample.rps.push(rps);
                 sample.p50_us.push(p50);
                 sample.p99_us.push(p99);
@@ -354,27 +333,30 @@ pub async fn run(
             "cpu/(a)",
             "cpu/floor"
         );
-        let (none_rps, none_cpu) = (median(&samples[0].rps).0, median(&samples[0].cpu_us).0);
+        let (none_rps, none_cpu) = (
+            median_spread(&samples[0].rps).0,
+            median_spread(&samples[0].cpu_us).0,
+        );
         for (variant, sample) in variants.iter().zip(&samples) {
             let floor = &samples[index(variant.floor)];
-            let (rps, lo, hi) = median(&sample.rps);
-            let cpu = median(&sample.cpu_us).0;
+            let (rps, lo, hi) = median_spread(&sample.rps);
+            let cpu = median_spread(&sample.cpu_us).0;
             println!(
                 "{:<28} {:>8.0} ({:>5.0}-{:<5.0}) {:>8.0} {:>8.0} {:>12.1} {:>9.2} {:>10.2} {:>10.2} {:>10.2}",
                 variant.name,
                 rps,
                 lo,
                 hi,
-                median(&sample.p50_us).0,
-                median(&sample.p99_us).0,
+                median_spread(&sample.p50_us).0,
+                median_spread(&sample.p99_us).0,
                 cpu,
                 rps / none_rps,
-                rps / median(&floor.rps).0,
+                rps / median_spread(&floor.rps).0,
                 cpu / none_cpu,
-                cpu / median(&floor.cpu_us).0,
+                cpu / median_spread(&floor.cpu_us).0,
             );
         }
-        let rps = |name: &str| median(&samples[index(name)].rps).0;
+        let rps = |name: &str| median_spread(&samples[index(name)].rps).0;
         let hit = rps("(d) tollgate filter, hit");
         println!(
             "target (c={connections}): filter hit >= 0.90x empty wasm filter: {:.2}x {}",

@@ -191,15 +191,34 @@ impl Drop for Envoy {
     }
 }
 
+/// A request header the end-to-end suites set to tag what they send; the upstream keeps it, so
+/// a test can count what reached the upstream per tag ([`EchoUpstream::marked`]). Envoy strips
+/// `authorization` before the upstream, so the token cannot serve as the tag.
+pub const MARKER: &str = "x-e2e-marker";
+
 /// An HTTP upstream that answers every request with what it received:
-/// `{"method", "path", "query", "headers": {name: [values]}, "body"}`.
+/// `{"method", "path", "query", "headers": {name: [values]}, "body"}`, and keeps a copy of each
+/// (see [`EchoUpstream::received`]).
 pub struct EchoUpstream {
     pub addr: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl EchoUpstream {
     pub async fn start() -> anyhow::Result<EchoUpstream> {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let echo = move |request: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let reply = echo(request).await;
+                if let Ok(mut log) = log.lock() {
+                    log.push(reply.0.clone());
+                }
+                reply
+            }
+        };
         async fn echo(request: axum::extract::Request) -> axum::Json<Value> {
             let (parts, body) = request.into_parts();
             let mut headers = serde_json::Map::new();
@@ -226,7 +245,28 @@ impl EchoUpstream {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(EchoUpstream { addr, task })
+        Ok(EchoUpstream {
+            addr,
+            received,
+            task,
+        })
+    }
+
+    /// Every request received so far, as echoed.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests received so far whose [`MARKER`] header is `marker`.
+    pub fn marked(&self, marker: &str) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| {
+                r["headers"][MARKER]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|v| v == marker))
+            })
+            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use crate::metrics::CheckMetrics;
 use crate::model::{Account, AuditEntry, TokenRecord};
 use crate::store::Store;
 use crate::usage::UsageRecorder;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -49,7 +49,12 @@ impl<S: Store> AppState<S> {
 
 // ---- extractors that answer bad input with our JSON error shape --------------------------------
 
-/// A JSON body; a body that does not deserialise is a 400 naming the field.
+/// Largest admin request body: far above any valid one (a description is at most 400
+/// characters, a label policy a few selectors), and far below what could hurt the server.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body; a body that does not deserialise is a 400 naming the field, one larger than
+/// [`MAX_BODY_BYTES`] a 413, one that is not `application/json` a 415.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -62,6 +67,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                     rejection.status(),
                     "unsupported_media_type",
                     rejection.body_text(),
+                ))
+            }
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
                 ))
             }
             Err(rejection) => Err(ApiError::bad_request("invalid_body", rejection.body_text())),
@@ -468,7 +480,7 @@ type Shared<S> = State<Arc<AppState<S>>>;
 
 /// Create a service account, optionally with its first token.
 #[utoipa::path(post, path = "/api/v1/serviceaccounts", tag = "serviceaccounts", params(CreateParams), request_body = CreateAccountBody,
-    responses((status = 201, body = CreatedAccountDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = CreatedAccountDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_account<S: Store>(
     State(state): Shared<S>,
@@ -547,7 +559,7 @@ async fn get_account<S: Store>(
 
 /// Rename, re-describe, change the role (within the caller's ceiling), label policy or disable.
 #[utoipa::path(patch, path = "/api/v1/serviceaccounts/{id}", tag = "serviceaccounts", params(("id" = i64, Path)), request_body = PatchAccountBody,
-    responses((status = 200, body = AccountDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = AccountDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn update_account<S: Store>(
     State(state): Shared<S>,
@@ -588,7 +600,7 @@ async fn delete_account<S: Store>(
 
 /// Create a token; its value is in this response only.
 #[utoipa::path(post, path = "/api/v1/serviceaccounts/{id}/tokens", tag = "tokens", params(("id" = i64, Path)), request_body = CreateTokenBody,
-    responses((status = 201, body = IssuedTokenDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = IssuedTokenDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create_token<S: Store>(
     State(state): Shared<S>,
@@ -618,7 +630,7 @@ async fn list_tokens<S: Store>(
 }
 
 #[utoipa::path(patch, path = "/api/v1/serviceaccounts/{id}/tokens/{tokenId}", tag = "tokens", params(("id" = i64, Path), ("tokenId" = i64, Path)), request_body = RenameTokenBody,
-    responses((status = 200, body = TokenDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = TokenDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn rename_token<S: Store>(
     State(state): Shared<S>,
@@ -668,7 +680,7 @@ async fn regenerate_token<S: Store>(
 
 /// "Can I?": would this account or token be allowed METHOD PATH, and why.
 #[utoipa::path(post, path = "/api/v1/access-review", tag = "access", request_body = AccessReviewBody,
-    responses((status = 200, body = AccessReviewDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = AccessReviewDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn access_review<S: Store>(
     State(state): Shared<S>,
@@ -845,6 +857,7 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_responses::<S>,

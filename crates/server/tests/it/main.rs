@@ -7,3 +7,4 @@ mod authz;
 mod cli;
 mod grants;
 mod harness;
+mod security;

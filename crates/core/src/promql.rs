@@ -340,6 +340,11 @@ pub fn check_params_within(
     params: PromParams,
     pairs: &[FormPair<'_>],
 ) -> Result<(), QueryError> {
+    // As `rewrite_params`: one answer whichever part decides.
+    if matches!(params, PromParams::Query) && pairs.iter().filter(|p| p.key == "query").count() > 1
+    {
+        return Err(QueryError::Repeated { param: "query" });
+    }
     for pair in pairs {
         match (params, pair.key.as_str()) {
             (PromParams::Query, "query") => check_within(policy, "query", &pair.value)?,
@@ -911,5 +916,19 @@ mod tests {
         );
         let body = crate::form::parse(&text).unwrap();
         assert!(check_params_within(&policy, PromParams::Query, &body).is_ok());
+
+        // A repeated query is refused as rewrite_params refuses it, inside the policy or not.
+        for repeated in [format!("{text}&{text}"), format!("{text}&query=up")] {
+            let body = crate::form::parse(&repeated).unwrap();
+            assert_eq!(
+                check_params_within(&policy, PromParams::Query, &body),
+                Err(QueryError::Repeated { param: "query" }),
+                "{repeated}"
+            );
+            assert_eq!(
+                rewrite_params(&e, PromParams::Query, &body),
+                Err(QueryError::Repeated { param: "query" })
+            );
+        }
     }
 }

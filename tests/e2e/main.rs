@@ -13,3 +13,4 @@ mod faults;
 mod filter;
 mod make_run;
 mod prometheus;
+mod security;

@@ -29,8 +29,22 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("store holds an invalid row: {detail}")]
     Corrupt { detail: String },
+    /// Another process holds a lock on the store past the busy timeout.
+    #[error("store {path} is locked by another process (gave up after {waited_secs} s)")]
+    Locked { path: String, waited_secs: u64 },
+    /// The store file cannot be opened or created for writing; `cause` says why (from the OS).
+    #[error("store {path} cannot be opened for writing: {cause}")]
+    Unwritable { path: String, cause: String },
+    /// Not `#[source]`: the message already carries the backend's, and an error chain printed
+    /// with `{:#}` would repeat it.
     #[error("store backend error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        StoreError::Backend(err)
+    }
 }
 
 /// The live grants and the revision they reflect.

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,16 +93,21 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
+        let file = options.get_filename().to_owned();
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|err| open_error(&file, err))?;
         let store = SqliteStore {
             pool,
             write_lock: Mutex::new(()),
         };
-        store.migrate().await?;
+        store.migrate().await.map_err(|err| match err {
+            StoreError::Backend(err) => open_error(&file, err),
+            other => other,
+        })?;
         Ok(store)
     }
 
@@ -122,11 +128,11 @@ impl SqliteStore {
         for migration in MIGRATIONS.iter().skip(version as usize) {
             sqlx::raw_sql(migration).execute(&mut *tx).await?;
         }
-        if version < supported {
-            sqlx::raw_sql(&format!("PRAGMA user_version = {supported}"))
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Written even when unchanged: SQLite opens a write-protected file read-only without a
+        // word, and a server must not start on a store that would refuse every write later.
+        sqlx::raw_sql(&format!("PRAGMA user_version = {supported}"))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -141,6 +147,72 @@ impl SqliteStore {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok((guard, tx))
     }
+}
+
+/// How long a statement waits for another connection's (or process's) lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite's primary result code of a database error (the low byte of the extended code).
+fn primary_code(err: &sqlx::Error) -> Option<i64> {
+    let code = err.as_database_error()?.code()?;
+    code.parse::<i64>().ok().map(|code| code & 0xff)
+}
+
+/// Turns a failure to open or migrate the store into a clear error: locked (SQLITE_BUSY or
+/// SQLITE_LOCKED after the busy timeout), or unwritable with the operating system's reason
+/// (SQLite's own message, "unable to open database file", does not say why).
+fn open_error(file: &Path, err: sqlx::Error) -> StoreError {
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const READONLY: i64 = 8;
+    const CANTOPEN: i64 = 14;
+    let path = file.display().to_string();
+    match primary_code(&err) {
+        Some(BUSY | LOCKED) => StoreError::Locked {
+            path,
+            waited_secs: BUSY_TIMEOUT.as_secs(),
+        },
+        Some(READONLY | CANTOPEN) => match why_unwritable(file) {
+            Some(cause) => StoreError::Unwritable { path, cause },
+            None => StoreError::Backend(err),
+        },
+        _ => StoreError::Backend(err),
+    }
+}
+
+/// Why `file`, or the `-wal` and `-shm` files SQLite keeps next to it, cannot be written, as the
+/// operating system says it. Only called after SQLite failed; a probe file it creates (where
+/// SQLite would have created one) is removed at once.
+fn why_unwritable(file: &Path) -> Option<String> {
+    use std::fs::OpenOptions;
+    use std::io::ErrorKind;
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_dir() => return Some("it is a directory".to_owned()),
+        Err(err) if err.kind() != ErrorKind::NotFound => return Some(err.to_string()),
+        _ => {}
+    }
+    ["", "-wal", "-shm"].into_iter().find_map(|suffix| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let path = Path::new(&name);
+        let exists = path.exists();
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(!exists)
+            .open(path)
+        {
+            Ok(_) => {
+                if !exists {
+                    let _ = std::fs::remove_file(path);
+                }
+                None
+            }
+            Err(err) if suffix.is_empty() && exists => Some(err.to_string()),
+            Err(err) if exists => Some(format!("cannot write {}: {err}", path.display())),
+            Err(err) => Some(format!("cannot create {}: {err}", path.display())),
+        }
+    })
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -247,3 +247,224 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Runs `tollgate serve` on `store` with free ports; returns its output and how long it took.
+async fn serve_store(store: String) -> (Output, std::time::Duration) {
+    serve_store_as(&[], store).await
+}
+
+/// Same, run through `prefix` (such as `setpriv` to drop root) when it is not empty.
+async fn serve_store_as(prefix: &[String], store: String) -> (Output, std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(env!("CARGO_BIN_EXE_tollgate"));
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tollgate")),
+    };
+    command
+        .args(["serve", "--store", &store])
+        .args(["--http-listen=127.0.0.1:0", "--grpc-listen=127.0.0.1:0"])
+        .env_remove("TOLLGATE_STORE")
+        .env_remove("TOLLGATE_CONFIG")
+        .env("TOLLGATE_BOOTSTRAP_TOKEN_FILE", dir.path().join("token"));
+    let started = std::time::Instant::now();
+    // Bounded: a server that hangs on the store would fail the test, not stall it.
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await;
+    match output {
+        Ok(output) => (output.unwrap(), started.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("tollgate serve --store {store} still running after 30 s");
+        }
+    }
+}
+
+#[track_caller]
+fn assert_clear_failure(out: &Output, took: std::time::Duration, path: &str, causes: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One error line (log lines from the attempt may come before or after it).
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    assert!(!out.status.success(), "{path}: exit 0: {stderr}");
+    assert!(!stderr.contains("panicked"), "{path}: {stderr}");
+    assert_eq!(errors.len(), 1, "{path}: {} {stderr}", out.status);
+    let last = errors[0];
+    assert!(
+        last.contains(path),
+        "{path}: the error names the file: {last}"
+    );
+    assert!(
+        causes.iter().any(|cause| last.contains(cause)),
+        "{path}: the error names the cause ({causes:?}): {last}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "{path}: took {took:?}"
+    );
+}
+
+/// Stores that cannot be written: a directory where the file should be, a file as its parent
+/// directory, and a place the kernel refuses files in (/proc): these fail for root too. Then
+/// file modes, which root ignores (CAP_DAC_OVERRIDE): see below. Each case must exit non-zero
+/// within the bound, with one error line naming the file and the operating system's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fails_clearly_on_an_unwritable_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let as_dir = dir.path().join("store-is-a-dir.db");
+    std::fs::create_dir(&as_dir).unwrap();
+    let not_a_dir = dir.path().join("plain-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let cases = [
+        (as_dir.display().to_string(), vec!["is a directory"]),
+        (
+            not_a_dir.join("tollgate.db").display().to_string(),
+            vec!["not a directory", "Not a directory"],
+        ),
+        (
+            "/proc/tollgate-test.db".to_owned(),
+            vec!["cannot create", "ermission denied", "No such file"],
+        ),
+    ];
+
+    for (path, causes) in cases {
+        let (out, took) = serve_store(format!("sqlite://{path}")).await;
+        assert_clear_failure(&out, took, &path, &causes);
+    }
+
+    // Permissions: a store made read-only (SQLite then opens it read-only without a word, and
+    // the server used to start and fail every write later), a directory made read-only with
+    // no store yet, and a writable store in a read-only directory (SQLite must create the -wal
+    // and -shm files next to it). Root ignores these modes, so as root the server runs as
+    // `nobody` through setpriv; without either, these cases are skipped with a note.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let Some(prefix) = unprivileged(dir.path()) else {
+        eprintln!("skipped: permissions are not enforced and setpriv is unavailable");
+        return;
+    };
+    mode(dir.path(), 0o755);
+    let server = TestServer::start().await;
+    let stored = server.store_path.clone();
+    let ro_file = dir.path().join("ro-file.db");
+    std::fs::copy(&stored, &ro_file).unwrap();
+    mode(&ro_file, 0o444);
+    let ro_bytes = std::fs::read(&ro_file).unwrap();
+    let ro_dir = dir.path().join("ro-dir");
+    std::fs::create_dir(&ro_dir).unwrap();
+    mode(&ro_dir, 0o555);
+    let rw_in_ro_dir = dir.path().join("ro-dir-with-store");
+    std::fs::create_dir(&rw_in_ro_dir).unwrap();
+    std::fs::copy(&stored, rw_in_ro_dir.join("tollgate.db")).unwrap();
+    mode(&rw_in_ro_dir.join("tollgate.db"), 0o666);
+    mode(&rw_in_ro_dir, 0o555);
+    server.stop().await;
+    for (path, causes) in [
+        (ro_file.clone(), vec!["Permission denied"]),
+        (
+            ro_dir.join("tollgate.db"),
+            vec!["cannot create", "Permission denied"],
+        ),
+        (
+            rw_in_ro_dir.join("tollgate.db"),
+            vec!["-wal: Permission denied"],
+        ),
+    ] {
+        let path = path.display().to_string();
+        let (out, took) = serve_store_as(&prefix, format!("sqlite://{path}")).await;
+        assert_clear_failure(&out, took, &path, &causes);
+    }
+    // The failed attempts changed nothing.
+    assert_eq!(std::fs::read(&ro_file).unwrap(), ro_bytes);
+    mode(&rw_in_ro_dir, 0o755);
+}
+
+/// A command prefix under which file modes are enforced: none when they already are for this
+/// process, `setpriv` to `nobody` when it is root (CAP_DAC_OVERRIDE ignores them), else `None`.
+fn unprivileged(scratch: &std::path::Path) -> Option<Vec<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = scratch.join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o444)).unwrap();
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .open(&probe)
+        .is_err()
+    {
+        return Some(Vec::new());
+    }
+    let prefix: Vec<String> = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]
+    .map(String::from)
+    .to_vec();
+    let works = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .arg(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    works.then_some(prefix)
+}
+
+/// A store another process holds an exclusive SQLite lock on: `serve` waits at most its busy
+/// timeout, then exits non-zero naming the file and the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fails_clearly_on_a_locked_store() {
+    use sqlx::Connection;
+    // A store created by a server (WAL), and a fresh SQLite file (rollback journal).
+    let server = TestServer::start().await;
+    let wal_store = server.store_path.clone();
+    let dir = wal_store.parent().unwrap().to_owned();
+    server.stop_keep_dir().await;
+    let fresh = dir.join("fresh.db");
+    for (path, setup) in [
+        (
+            wal_store.clone(),
+            // Exclusive locking mode plus a write: held until the connection closes, and no
+            // reader gets in either.
+            &[
+                "PRAGMA locking_mode = EXCLUSIVE",
+                "BEGIN EXCLUSIVE",
+                "UPDATE meta SET value = value",
+            ][..],
+        ),
+        (
+            fresh.clone(),
+            &[
+                "CREATE TABLE t (x)",
+                "BEGIN EXCLUSIVE",
+                "INSERT INTO t VALUES (1)",
+            ][..],
+        ),
+    ] {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut holder = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+        for statement in setup {
+            sqlx::raw_sql(statement).execute(&mut holder).await.unwrap();
+        }
+        let (out, took) = serve_store(format!("sqlite://{}", path.display())).await;
+        assert_clear_failure(&out, took, &path.display().to_string(), &["locked"]);
+        holder.close().await.unwrap();
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fmt clean
+.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fmt clean apifuzz
 
 all: build
 
@@ -76,6 +76,12 @@ bench: setup filter
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	$(CARGO) bench -p tollgate-core --bench core --no-run
 	./scripts/bench.sh
+
+## apifuzz: schemathesis (pinned, from PyPI into .venv) against /openapi.json of a fresh
+## `tollgate serve`: no 5xx, every response as documented (status, content type, schema), and
+## the server healthy after it. About 1-3 minutes on 2 cores; APIFUZZ_MAX_EXAMPLES tunes it.
+apifuzz:
+	./scripts/apifuzz.sh
 
 ## lint: formatting and clippy with warnings as errors (CI runs it too).
 lint: setup

@@ -276,35 +276,48 @@ pub struct CreatedAccountDto {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAccountBody {
     /// Defaults to the caller's tenant; only an all-tenant admin may name another.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub tenant: Option<String>,
+    /// Lower-case ASCII: letters, digits, '.', '_' and '-'.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
+    #[schema(max_length = 100)]
     pub display_name: Option<String>,
     /// At most 400 characters.
+    #[schema(max_length = 400)]
     pub description: Option<String>,
+    #[schema(max_length = 254)]
     pub owner_email: Option<String>,
     /// viewer, editor, admin or writer.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^(viewer|editor|admin|writer)$")]
     pub role: Role,
     /// A selector such as `{kube_namespace="prometheus"}`; empty or absent for unrestricted.
     pub label_policy: Option<String>,
     /// Also create a first token and return it once.
     pub with_token: Option<bool>,
     /// Name of the first token (default `default`).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub token_name: Option<String>,
     /// Expiry of the first token (RFC 3339).
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Lifetime of the first token in seconds (instead of expiresAt).
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchAccountBody {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: Option<String>,
+    #[schema(max_length = 100)]
     pub display_name: Option<String>,
+    #[schema(max_length = 400)]
     pub description: Option<String>,
+    #[schema(max_length = 254)]
     pub owner_email: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^(viewer|editor|admin|writer)$")]
     pub role: Option<Role>,
     pub label_policy: Option<String>,
     pub disabled: Option<bool>,
@@ -313,15 +326,19 @@ pub struct PatchAccountBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenBody {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
     /// RFC 3339; absent for the server's default lifetime.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(minimum = 1)]
     pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RenameTokenBody {
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
 }
 
@@ -341,6 +358,8 @@ pub struct AccessReviewBody {
     pub tenant: Option<String>,
     /// A token value, instead of `account`. Never logged or stored.
     pub token: Option<String>,
+    /// An upper-case HTTP method such as GET.
+    #[schema(pattern = "^[A-Z]+$")]
     pub method: String,
     pub path: String,
     /// A narrowing selector, as a client would send in `x-tollgate-labels`.
@@ -421,8 +440,10 @@ pub struct ListParams {
     /// Substring of the name or display name.
     pub search: Option<String>,
     /// 1-based.
+    #[param(minimum = 1)]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u64>,
 }
 
@@ -434,7 +455,11 @@ pub struct AuditParams {
     pub actor: Option<String>,
     /// A target such as `serviceaccount/3`; also matches targets under it.
     pub target: Option<String>,
+    /// 1-based.
+    #[param(minimum = 1)]
     pub page: Option<u64>,
+    /// 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u64>,
 }
 

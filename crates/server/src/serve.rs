@@ -28,24 +28,21 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often token last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// A server bound to its ports, not yet serving.
-pub struct Server {
-    /// Admin API, /metrics, /healthz, /openapi.json.
-    pub http_addr: SocketAddr,
-    /// ext_authz Check, gRPC health and reflection.
-    pub grpc_addr: SocketAddr,
-    http_listener: TcpListener,
-    grpc_listener: TcpListener,
-    directory: Arc<Directory<SqliteStore>>,
-    state: Arc<AppState<SqliteStore>>,
-    authz: AuthzService<SqliteStore>,
-    usage_task: tokio::task::JoinHandle<()>,
+/// The server's services over an opened store, without listeners: what [`Server`] serves, and
+/// what in-process harnesses (the fuzz targets) drive directly.
+pub struct App {
+    pub directory: Arc<Directory<SqliteStore>>,
+    /// The admin API's state; [`router`] turns it into the HTTP service.
+    pub state: Arc<AppState<SqliteStore>>,
+    pub authz: AuthzService<SqliteStore>,
+    /// Writes last-used times; ends once every recorder is dropped.
+    pub usage_task: tokio::task::JoinHandle<()>,
 }
 
-impl Server {
-    /// Opens the store, loads the snapshot, runs the one-time bootstrap and binds the ports.
-    /// Any failure (unreadable, locked or corrupt store; port in use) is an error, not a panic.
-    pub async fn bind(config: &ServeConfig) -> anyhow::Result<Server> {
+impl App {
+    /// Opens the store, loads the snapshot and runs the one-time bootstrap. Any failure
+    /// (unreadable, locked or corrupt store) is an error, not a panic.
+    pub async fn open(config: &ServeConfig) -> anyhow::Result<App> {
         let store = SqliteStore::open(&config.store)
             .await
             .with_context(|| format!("cannot open store {}", config.store))?;
@@ -69,22 +66,43 @@ impl Server {
                 "created the bootstrap admin"
             );
         }
+        let routes = Arc::new(RouteTable::default());
+        Ok(App {
+            authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
+            state: Arc::new(AppState::new(admin, metrics, usage)),
+            directory,
+            usage_task,
+        })
+    }
+}
+
+/// A server bound to its ports, not yet serving.
+pub struct Server {
+    /// Admin API, /metrics, /healthz, /openapi.json.
+    pub http_addr: SocketAddr,
+    /// ext_authz Check, gRPC health and reflection.
+    pub grpc_addr: SocketAddr,
+    http_listener: TcpListener,
+    grpc_listener: TcpListener,
+    app: App,
+}
+
+impl Server {
+    /// Opens the app (see [`App::open`]) and binds the ports; a port in use is an error.
+    pub async fn bind(config: &ServeConfig) -> anyhow::Result<Server> {
+        let app = App::open(config).await?;
         let http_listener = TcpListener::bind(config.http_listen)
             .await
             .with_context(|| format!("cannot listen on {} (HTTP)", config.http_listen))?;
         let grpc_listener = TcpListener::bind(config.grpc_listen)
             .await
             .with_context(|| format!("cannot listen on {} (gRPC)", config.grpc_listen))?;
-        let routes = Arc::new(RouteTable::default());
         Ok(Server {
             http_addr: http_listener.local_addr()?,
             grpc_addr: grpc_listener.local_addr()?,
             http_listener,
             grpc_listener,
-            authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
-            state: Arc::new(AppState::new(admin, metrics, usage)),
-            directory,
-            usage_task,
+            app,
         })
     }
 
@@ -94,6 +112,12 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let App {
+            directory,
+            state,
+            authz,
+            usage_task,
+        } = self.app;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -107,7 +131,7 @@ impl Server {
             .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("cannot build the gRPC reflection service")?;
-        let refresher = tokio::spawn(self.directory.clone().refresh_loop(REFRESH_INTERVAL));
+        let refresher = tokio::spawn(directory.clone().refresh_loop(REFRESH_INTERVAL));
 
         tracing::info!(addr = %self.http_addr, "admin API listening");
         tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, grants, health, reflection) listening");
@@ -117,15 +141,13 @@ impl Server {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY");
             }
         });
-        let http = axum::serve(http_listener, router(self.state))
+        let http = axum::serve(http_listener, router(state))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(AuthorizationServer::new(self.authz))
-            .add_service(GrantsServer::new(GrantsService::new(
-                self.directory.clone(),
-            )))
+            .add_service(AuthorizationServer::new(authz))
+            .add_service(GrantsServer::new(GrantsService::new(directory.clone())))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc_listener)
                     .with_nodelay(Some(true)),
@@ -141,7 +163,7 @@ impl Server {
         let (http_result, grpc_result, ()) = tokio::join!(http.into_future(), grpc, signal);
         refresher.abort();
         // Every recorder is gone with the servers: the flusher writes what is pending and ends.
-        if tokio::time::timeout(Duration::from_secs(5), self.usage_task)
+        if tokio::time::timeout(Duration::from_secs(5), usage_task)
             .await
             .is_err()
         {

@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fmt clean apifuzz
+.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fuzz soak fmt clean apifuzz
 
 all: build
 
@@ -83,9 +83,31 @@ bench: setup filter
 apifuzz:
 	./scripts/apifuzz.sh
 
+## fuzz: every fuzz target (fuzz/: token, selector, promql, filter_config, admin_api,
+## check_request) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
+## cargo-fuzz is installed into .tools on first use; it builds on stable Rust (no sanitizer).
+FUZZ_SECONDS ?= 300
+CARGO_FUZZ := .tools/bin/cargo-fuzz
+fuzz: $(CARGO_FUZZ)
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version 0.13.2 --root .tools
+
+## soak: SOAK_MINUTES (default 10) through Envoy in filter mode at 80 % of the capacity measured
+## at the start of the run, with valid, PromQL-rewritten, revoked, unknown and malformed tokens
+## and token churn; samples the RSS of the server and Envoy. Fails on any unexpected answer or
+## on memory growth. SOAK_MODE=ext-authz soaks the other mode.
+SOAK_MINUTES ?= 10
+SOAK_MODE ?= filter
+soak: setup filter
+	$(CARGO) build --release -p tollgate-server -p tollgate-bench
+	./target/release/tollgate-bench soak --minutes $(SOAK_MINUTES) --mode $(SOAK_MODE)
+
 ## lint: formatting and clippy with warnings as errors (CI runs it too).
 lint: setup
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:

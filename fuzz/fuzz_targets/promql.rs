@@ -1,0 +1,112 @@
+//! PromQL enforcement: the rewrite of `query` and `match[]`, the check of bodies, and parameter
+//! parsing, under several label policies.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use promql_parser::parser::{self, Expr};
+use tollgate_core::Policy;
+use tollgate_core::form;
+use tollgate_core::promql::{Enforcer, QueryError, check_within};
+use tollgate_core::selector::{MatchOp, Matcher};
+
+const POLICIES: &[&str] = &[
+    r#"{namespace="team-a"}"#,
+    r#"{namespace=~"team-(a|b)", env!="prod"}"#,
+    r#"{__name__=~"up|node_.*"}"#,
+    r#"{cluster!~"x.*", job="api"}"#,
+    r#"{job="a"} or {job="b"}"#,
+];
+
+/// Input: a policy digit (index into POLICIES), a kind (`q` query, `m` match[], `b` body check,
+/// `f` form parsing), then the text. Seeds are readable: `0qsum(rate(x[5m]))`.
+fn split(data: &[u8]) -> Option<(&'static str, u8, &str)> {
+    let [policy, kind, text @ ..] = data else {
+        return None;
+    };
+    let policy = POLICIES[usize::from(policy.wrapping_sub(b'0')) % POLICIES.len()];
+    Some((policy, *kind, std::str::from_utf8(text).ok()?))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((policy, kind, text)) = split(data) else {
+        return;
+    };
+    let policy = Policy::parse(policy).unwrap();
+    let enforcer = Enforcer::new(&policy).unwrap().unwrap();
+    let rewritten = match kind {
+        b'q' => enforcer.rewrite_query(text),
+        b'm' => enforcer.rewrite_match(text),
+        b'b' => {
+            let _ = check_within(&policy, "query", text);
+            return;
+        }
+        _ => {
+            // Query strings and form bodies: decoding then encoding is lossless.
+            if let Ok(pairs) = form::parse(text) {
+                let encoded: Vec<String> = pairs
+                    .iter()
+                    .map(|p| format!("{}={}", form::encode(&p.key), form::encode(&p.value)))
+                    .collect();
+                let encoded = encoded.join("&");
+                let again = form::parse(&encoded).unwrap();
+                let pairs: Vec<_> = pairs.iter().map(|p| (&p.key, &p.value)).collect();
+                let again: Vec<_> = again.iter().map(|p| (&p.key, &p.value)).collect();
+                assert_eq!(pairs, again, "re-encoded as {encoded:?}");
+            }
+            if let Ok(decoded) = form::decode(text) {
+                assert_eq!(form::decode(&form::encode(&decoded)).unwrap(), decoded);
+            }
+            return;
+        }
+    };
+    match rewritten {
+        Err(QueryError::VerificationFailed) => {
+            panic!("the rewrite of {text:?} failed its own verification")
+        }
+        // What Tollgate sends upstream lies within the policy. Checked where the conservative
+        // containment check can model the query: one policy selector (not an OR's merged
+        // regex), and every matcher of the client's one that a policy could hold.
+        Ok(query) if policy.selectors().len() == 1 && modelled(text) => {
+            if let Err(err) = check_within(&policy, "query", &query) {
+                panic!("rewrite of {text:?} to {query:?} is outside the policy: {err}");
+            }
+        }
+        _ => {}
+    }
+});
+
+/// Whether every matcher of `query` is one Tollgate's own matcher accepts (label name rules,
+/// lengths, no control characters, a regex both dialects read alike): containment is decided
+/// only for those, and refuses the rest.
+fn modelled(query: &str) -> bool {
+    fn walk(expr: &Expr) -> bool {
+        match expr {
+            Expr::Aggregate(a) => walk(&a.expr) && a.param.as_deref().is_none_or(walk),
+            Expr::Unary(u) => walk(&u.expr),
+            Expr::Binary(b) => walk(&b.lhs) && walk(&b.rhs),
+            Expr::Paren(p) => walk(&p.expr),
+            Expr::Subquery(s) => walk(&s.expr),
+            Expr::Call(c) => c.args.args.iter().all(|a| walk(a)),
+            Expr::VectorSelector(vs) => selector(vs),
+            Expr::MatrixSelector(ms) => selector(&ms.vs),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => true,
+        }
+    }
+    fn selector(vs: &promql_parser::parser::VectorSelector) -> bool {
+        use promql_parser::label::MatchOp as P;
+        vs.matchers
+            .matchers
+            .iter()
+            .chain(vs.matchers.or_matchers.iter().flatten())
+            .all(|m| {
+                let op = match &m.op {
+                    P::Equal => MatchOp::Eq,
+                    P::NotEqual => MatchOp::Ne,
+                    // Rust's and Go's regex dialects differ at the edges: leave regexes out.
+                    P::Re(_) | P::NotRe(_) => return false,
+                };
+                Matcher::new(&m.name, op, &m.value).is_ok()
+            })
+    }
+    parser::parse(query).is_ok_and(|expr| walk(&expr))
+}

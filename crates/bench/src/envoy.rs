@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 use tollgate_e2e::{Envoy, Tollgate, filter_wasm, repo_root};
 
-fn bootstrap(http_filters: &str, clusters: &str) -> String {
+pub(crate) fn bootstrap(http_filters: &str, clusters: &str) -> String {
     format!(
         r#"static_resources:
   listeners:
@@ -40,7 +40,7 @@ admin:
     )
 }
 
-fn grpc_cluster(name: &str, port: u16) -> String {
+pub(crate) fn grpc_cluster(name: &str, port: u16) -> String {
     format!(
         r#"
   - name: {name}
@@ -57,7 +57,7 @@ fn grpc_cluster(name: &str, port: u16) -> String {
     )
 }
 
-fn wasm_filter(path: &Path, configuration: &str) -> String {
+pub(crate) fn wasm_filter(path: &Path, configuration: &str) -> String {
     format!(
         r#"          - name: envoy.filters.http.wasm
             typed_config:
@@ -76,7 +76,7 @@ fn wasm_filter(path: &Path, configuration: &str) -> String {
     )
 }
 
-fn ext_authz(cluster: &str) -> String {
+pub(crate) fn ext_authz(cluster: &str) -> String {
     format!(
         r#"          - name: envoy.filters.http.ext_authz
             typed_config:

@@ -10,6 +10,7 @@
 //! across runs.
 
 mod envoy;
+mod soak;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -71,6 +72,20 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
+    /// A long run through Envoy at a fraction of measured capacity with valid, revoked, unknown
+    /// and malformed tokens and token churn, sampling RSS (`make soak`).
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        #[arg(long, value_enum, default_value = "filter")]
+        mode: soak::SoakMode,
+        /// Fraction of the measured capacity to run at.
+        #[arg(long, default_value_t = 0.8)]
+        fraction: f64,
+        /// Concurrent client tasks.
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -110,6 +125,12 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
+            Cmd::Soak {
+                minutes,
+                mode,
+                fraction,
+                workers,
+            } => soak::run(minutes, mode, fraction, workers).await,
             Cmd::Envoy {
                 rounds,
                 seconds,

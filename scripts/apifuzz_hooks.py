@@ -1,9 +1,11 @@
 """Schemathesis hooks for scripts/apifuzz.sh.
 
 The run authenticates as the bootstrap admin (account id 1), the only admin of every tenant.
-A generated DELETE or PATCH (disabled: true) of that account, or a regeneration of its token,
-would lock the rest of the run out with 401s; so every call that names account 1 in its path is
-sent to an account id that does not exist instead. Every other id, valid or not, goes through.
+The server refuses to delete or disable that account (409), but a generated regeneration or
+revocation of the token the run holds would lock the rest of the run out with 401s; so every
+call that names account 1 in its path is sent to an account id that does not exist instead.
+Every other id, valid or not, goes through. (Protection of account 1 is tested in
+crates/server/tests/it/security.rs.)
 """
 
 import os

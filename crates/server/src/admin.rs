@@ -38,6 +38,18 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The all-tenant admin is the one account that manages every tenant and cannot be re-created:
+/// losing it would lock every administrator out for good.
+fn lockout(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "all_tenants_admin_protected",
+        format!(
+            "the all-tenant admin account cannot be {what}: it is the only account that manages every tenant"
+        ),
+    )
+}
+
 /// An authenticated caller of the admin API.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -352,9 +364,17 @@ impl<S: Store> Admin<S> {
         Ok(account)
     }
 
-    /// Loads an account the caller may manage: visible and within its ceiling.
+    /// Loads an account the caller may manage: visible and within its ceiling. The all-tenant
+    /// admin is above every tenant's ceiling: a tenant admin of its tenant must not mint its
+    /// tokens (and so act on every tenant), nor edit, disable or delete it.
     async fn managed_account(&self, caller: &Caller, id: i64) -> Result<Account, ApiError> {
         let account = self.visible_account(caller, id).await?;
+        if account.all_tenants && !caller.all_tenants {
+            return Err(ApiError::forbidden(
+                "all_tenants_ceiling",
+                "only an all-tenant admin may manage the all-tenant admin account",
+            ));
+        }
         let policy = Policy::parse(&account.label_policy).map_err(|err| StoreError::Corrupt {
             detail: format!("label policy of account {id}: {err}"),
         })?;
@@ -516,6 +536,15 @@ impl<S: Store> Admin<S> {
             if let Some(email) = &patch.owner_email {
                 check_email(email)?;
             }
+            let demoted = patch.disabled == Some(true)
+                || patch.role.is_some_and(|role| role != account.role)
+                || patch
+                    .label_policy
+                    .as_deref()
+                    .is_some_and(|policy| policy != account.label_policy);
+            if account.all_tenants && demoted {
+                return Err(lockout("disabled, or its role or label policy changed"));
+            }
             let role = patch.role.unwrap_or(account.role);
             let policy_text = patch
                 .label_policy
@@ -545,6 +574,9 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, id).await?;
+            if account.all_tenants {
+                return Err(lockout("deleted"));
+            }
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()
@@ -669,6 +701,19 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, account_id).await?;
+            if account.all_tenants {
+                let now = now_secs();
+                let others = self
+                    .store()
+                    .list_tokens(account_id)
+                    .await?
+                    .iter()
+                    .filter(|t| t.id != token_id && t.expires_at.is_none_or(|at| at > now))
+                    .count();
+                if others == 0 {
+                    return Err(lockout("left without a live token (regenerate it instead)"));
+                }
+            }
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()

@@ -612,7 +612,7 @@ async fn update_account<S: Store>(
 
 /// Delete a service account; every token of it is revoked.
 #[utoipa::path(delete, path = "/api/v1/serviceaccounts/{id}", tag = "serviceaccounts", params(("id" = i64, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_account<S: Store>(
     State(state): Shared<S>,
@@ -674,7 +674,7 @@ async fn rename_token<S: Store>(
 
 /// Revoke a token.
 #[utoipa::path(delete, path = "/api/v1/serviceaccounts/{id}/tokens/{tokenId}", tag = "tokens", params(("id" = i64, Path), ("tokenId" = i64, Path)),
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete_token<S: Store>(
     State(state): Shared<S>,

@@ -1148,3 +1148,139 @@ async fn raw_exchange(
     .await
     .unwrap()
 }
+
+/// The all-tenant admin is above every tenant admin's ceiling, and it cannot be lost: nobody can
+/// delete or disable it, change its role or policy, or revoke its last live token.
+#[tokio::test]
+async fn the_all_tenant_admin_is_out_of_reach_and_cannot_be_lost() {
+    let server = TestServer::start().await;
+    let root = Some(server.admin_token.as_str());
+    let me = server
+        .call(
+            root,
+            Method::GET,
+            "/api/v1/serviceaccounts?search=bootstrap-admin",
+            None,
+        )
+        .await
+        .expect(200, "");
+    let id = me.json["serviceAccounts"][0]["id"].as_i64().unwrap();
+    let tokens = server
+        .call(
+            root,
+            Method::GET,
+            &format!("/api/v1/serviceaccounts/{id}/tokens"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    let token_id = tokens.json[0]["id"].as_i64().unwrap();
+
+    // A full admin of the same tenant ("default") sees it but cannot act on it: minting one of
+    // its tokens would have given that admin every tenant.
+    let (_, tenant_admin) = server
+        .account_with_token(json!({"name": "default-admin", "role": "admin"}))
+        .await;
+    let admin = Some(tenant_admin.as_str());
+    server
+        .call(
+            admin,
+            Method::GET,
+            &format!("/api/v1/serviceaccounts/{id}"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    let account = format!("/api/v1/serviceaccounts/{id}");
+    let token = format!("{account}/tokens/{token_id}");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("{account}/tokens"),
+            Some(json!({"name": "mine"})),
+        ),
+        (Method::POST, format!("{token}/regenerate"), None),
+        (
+            Method::PATCH,
+            token.clone(),
+            Some(json!({"name": "renamed"})),
+        ),
+        (Method::DELETE, token.clone(), None),
+        (
+            Method::PATCH,
+            account.clone(),
+            Some(json!({"description": "x"})),
+        ),
+        (
+            Method::PATCH,
+            account.clone(),
+            Some(json!({"disabled": true})),
+        ),
+        (Method::DELETE, account.clone(), None),
+    ] {
+        let reply = server.call(admin, method.clone(), &path, body).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.reason()),
+            (403, "all_tenants_ceiling"),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+
+    // The all-tenant admin itself cannot lock everyone out.
+    for (method, path, body) in [
+        (Method::DELETE, account.clone(), None),
+        (
+            Method::PATCH,
+            account.clone(),
+            Some(json!({"disabled": true})),
+        ),
+        (
+            Method::PATCH,
+            account.clone(),
+            Some(json!({"role": "editor"})),
+        ),
+        (
+            Method::PATCH,
+            account.clone(),
+            Some(json!({"labelPolicy": "{team=\"a\"}"})),
+        ),
+        (Method::DELETE, token.clone(), None),
+    ] {
+        let reply = server.call(root, method.clone(), &path, body).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.reason()),
+            (409, "all_tenants_admin_protected"),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    // What leaves it intact still works: a description, a second token, then revoking the first.
+    server
+        .call(
+            root,
+            Method::PATCH,
+            &account,
+            Some(json!({"description": "break glass"})),
+        )
+        .await
+        .expect(200, "");
+    let second = server
+        .call(
+            root,
+            Method::POST,
+            &format!("{account}/tokens"),
+            Some(json!({"name": "second"})),
+        )
+        .await
+        .expect(201, "");
+    let second_token = second.json["token"].as_str().unwrap().to_owned();
+    server
+        .call(root, Method::DELETE, &token, None)
+        .await
+        .expect(204, "");
+    server
+        .call(Some(&second_token), Method::GET, &account, None)
+        .await
+        .expect(200, "");
+}

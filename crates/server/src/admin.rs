@@ -169,6 +169,9 @@ pub struct Admin<S> {
     directory: Arc<Directory<S>>,
     config: AdminConfig,
     routes: RouteTable,
+    /// Held from the check to the write when revoking a token of the all-tenant admin, so two
+    /// concurrent revocations cannot both see the other token as the survivor.
+    protected_revocation: tokio::sync::Mutex<()>,
 }
 
 fn field_error(field: &'static str, problem: impl std::fmt::Display) -> ApiError {
@@ -220,6 +223,7 @@ impl<S: Store> Admin<S> {
             directory,
             config,
             routes: RouteTable::default(),
+            protected_revocation: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -701,17 +705,25 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, account_id).await?;
+            let _serialized = if account.all_tenants {
+                Some(self.protected_revocation.lock().await)
+            } else {
+                None
+            };
             if account.all_tenants {
-                let now = now_secs();
-                let others = self
-                    .store()
-                    .list_tokens(account_id)
-                    .await?
-                    .iter()
-                    .filter(|t| t.id != token_id && t.expires_at.is_none_or(|at| at > now))
-                    .count();
-                if others == 0 {
-                    return Err(lockout("left without a live token (regenerate it instead)"));
+                // Another live token must outlive this one: one that expires sooner would
+                // leave the account locked out when it does.
+                let tokens = self.store().list_tokens(account_id).await?;
+                let until = |t: &TokenRecord| t.expires_at.unwrap_or(i64::MAX);
+                if let Some(revoked) = tokens.iter().find(|t| t.id == token_id) {
+                    let survivor = tokens.iter().any(|t| {
+                        t.id != token_id && until(t) >= until(revoked) && until(t) > now_secs()
+                    });
+                    if !survivor {
+                        return Err(lockout(
+                            "left without a live token that lasts as long (regenerate it instead)",
+                        ));
+                    }
                 }
             }
             let audit = AuditRecord {

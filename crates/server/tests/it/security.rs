@@ -1135,14 +1135,22 @@ async fn raw_exchange(
         stream
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
-        stream.write_all(head.as_bytes()).unwrap();
-        for chunk in chunks {
-            if stream.write_all(&chunk).is_err() {
-                break;
+        // Write from another thread while this one reads: a server that answers early (413)
+        // and closes must not have its answer lost to a reset while we are still writing.
+        let mut writer = stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            if writer.write_all(head.as_bytes()).is_err() {
+                return;
             }
-        }
+            for chunk in chunks {
+                if writer.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
+        let _ = sender.join();
         String::from_utf8_lossy(&answer).into_owned()
     })
     .await
@@ -1255,6 +1263,21 @@ async fn the_all_tenant_admin_is_out_of_reach_and_cannot_be_lost() {
             reply.text
         );
     }
+    // A second token that expires sooner is no survivor: the account would be locked out when
+    // it expires.
+    server
+        .call(
+            root,
+            Method::POST,
+            &format!("{account}/tokens"),
+            Some(json!({"name": "short", "ttlSeconds": 60})),
+        )
+        .await
+        .expect(201, "");
+    server
+        .call(root, Method::DELETE, &token, None)
+        .await
+        .expect(409, "all_tenants_admin_protected");
     // What leaves it intact still works: a description, a second token, then revoking the first.
     server
         .call(

@@ -128,26 +128,32 @@ async fn kill_9_loses_no_acknowledged_write() {
 
     let _restarted = Served::start(&store, http, 0, &token_file, &log);
     wait_healthy(&client, &url).await;
-    let listed: Value = client
-        .get(format!("{url}/api/v1/serviceaccounts?pageSize=1000"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let present: Vec<&str> = listed["serviceAccounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
-    for name in &acknowledged {
-        assert!(
-            present.contains(&name.as_str()),
-            "acknowledged write {name} lost"
+    // Every page: a fast machine may acknowledge more writes than one page holds.
+    let mut present = Vec::new();
+    for page in 1.. {
+        let listed: Value = client
+            .get(format!(
+                "{url}/api/v1/serviceaccounts?pageSize=1000&page={page}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let accounts = listed["serviceAccounts"].as_array().unwrap();
+        present.extend(
+            accounts
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_owned()),
         );
+        if accounts.is_empty() || present.len() as u64 >= listed["totalCount"].as_u64().unwrap() {
+            break;
+        }
+    }
+    for name in &acknowledged {
+        assert!(present.contains(name), "acknowledged write {name} lost");
     }
     println!(
         "{} writes acknowledged before SIGKILL, all present after restart",

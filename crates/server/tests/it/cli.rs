@@ -213,15 +213,6 @@ async fn seed_workflow_with_the_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reports_bad_configuration_and_stores_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = |args: Vec<String>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        command.arg("serve").args(args).env_remove("TOLLGATE_STORE");
-        async move {
-            tokio::task::spawn_blocking(move || command.output().unwrap())
-                .await
-                .unwrap()
-        }
-    };
     let corrupt = dir.path().join("corrupt.db");
     std::fs::write(&corrupt, vec![b'x'; 8192]).unwrap();
     let cases = [
@@ -240,7 +231,12 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
         ),
     ];
     for (args, want) in cases {
-        let out = serve(args.clone()).await;
+        let mut with_ports = args.clone();
+        with_ports.extend([
+            "--http-listen=127.0.0.1:0".into(),
+            "--grpc-listen=127.0.0.1:0".into(),
+        ]);
+        let (out, _) = serve_with(&[], with_ports).await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(want), "{args:?}: {stderr}");
@@ -255,6 +251,18 @@ async fn serve_store(store: String) -> (Output, std::time::Duration) {
 
 /// Same, run through `prefix` (such as `setpriv` to drop root) when it is not empty.
 async fn serve_store_as(prefix: &[String], store: String) -> (Output, std::time::Duration) {
+    let args = [
+        "--store".to_owned(),
+        store,
+        "--http-listen=127.0.0.1:0".into(),
+        "--grpc-listen=127.0.0.1:0".into(),
+    ];
+    serve_with(prefix, args.to_vec()).await
+}
+
+/// `tollgate serve ARGS`, run through `prefix` when it is not empty, killed after 30 s: a server
+/// that hangs (or, after a regression, starts) fails the test instead of stalling it.
+async fn serve_with(prefix: &[String], args: Vec<String>) -> (Output, std::time::Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = match prefix.split_first() {
         Some((program, args)) => {
@@ -265,13 +273,12 @@ async fn serve_store_as(prefix: &[String], store: String) -> (Output, std::time:
         None => Command::new(env!("CARGO_BIN_EXE_tollgate")),
     };
     command
-        .args(["serve", "--store", &store])
-        .args(["--http-listen=127.0.0.1:0", "--grpc-listen=127.0.0.1:0"])
+        .arg("serve")
+        .args(&args)
         .env_remove("TOLLGATE_STORE")
         .env_remove("TOLLGATE_CONFIG")
         .env("TOLLGATE_BOOTSTRAP_TOKEN_FILE", dir.path().join("token"));
     let started = std::time::Instant::now();
-    // Bounded: a server that hangs on the store would fail the test, not stall it.
     let child = command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -287,7 +294,7 @@ async fn serve_store_as(prefix: &[String], store: String) -> (Output, std::time:
         Ok(output) => (output.unwrap(), started.elapsed()),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("tollgate serve --store {store} still running after 30 s");
+            panic!("tollgate serve {args:?} still running after 30 s");
         }
     }
 }

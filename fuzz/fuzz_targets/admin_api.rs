@@ -39,9 +39,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // The store outlives each input: changes to the harness's own accounts (ids 1 to 5) would
     // lock every later input out, so they are left to the integration tests.
+    // As the router reads the id: percent-decoded, then parsed as an i64 ("%31", "+01" are 1).
     let account = uri.split('?').next().unwrap_or_default().split('/').nth(4);
     let own = account
-        .and_then(|id| id.trim().parse::<i64>().ok())
+        .and_then(|id| percent_decode(id).trim().parse::<i64>().ok())
         .is_some_and(|id| (1..=5).contains(&id));
     if own && method != Method::GET {
         return;
@@ -61,3 +62,26 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

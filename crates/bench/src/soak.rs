@@ -235,7 +235,10 @@ async fn drive(
                 let kind = Kind::of(n);
                 let pick = |pool: &RwLock<Vec<String>>| {
                     let pool = pool.read().unwrap_or_else(|p| p.into_inner());
-                    pool[(n / 10) as usize % pool.len().max(1)].clone()
+                    // An empty pool sends no token: a 401 the tally reports as unexpected.
+                    pool.get((n / 10) as usize % pool.len().max(1))
+                        .cloned()
+                        .unwrap_or_default()
                 };
                 let (target, token) = match kind {
                     Kind::Valid => (&plain, pick(&pools.valid)),
@@ -476,6 +479,12 @@ pub async fn run(
     // Flat memory: after the first tenth of the run (caches filling, allocators settling), the
     // peak of the second half may exceed the peak of the first half by at most 5 % or 4 MiB.
     let settled: Vec<&Sample> = samples.iter().filter(|s| s.at >= duration / 10).collect();
+    if settled.len() < 2 {
+        bail!(
+            "{} RSS samples after the first tenth of the run: too few to judge memory (samples are 10 s apart; run at least 1 minute)",
+            settled.len()
+        );
+    }
     let (first, second) = settled.split_at(settled.len() / 2);
     let peak = |part: &[&Sample], f: fn(&Sample) -> f64| {
         part.iter().map(|s| f(s)).fold(f64::NAN, f64::max)

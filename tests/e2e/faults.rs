@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tollgate_e2e::{
-    EchoUpstream, Envoy, MARKER, Mode, Tollgate, bootstrap, free_port, send, tollgate_binary,
+    EchoUpstream, Envoy, MARKER, Mode, Tollgate, admin_request, bootstrap, free_port, send,
+    tollgate_binary,
 };
 
 /// The real `tollgate serve`, a child process (so it can be SIGKILLed); killed when dropped.
@@ -176,17 +177,9 @@ async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let mut request = client
-        .request(method, format!("{url}{path}"))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    admin_request(client, url, token, method, path, body)
+        .await
+        .unwrap()
 }
 
 /// What a load client sends, and the marker the upstream counts it by.

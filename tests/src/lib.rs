@@ -310,18 +310,9 @@ impl Tollgate {
 
     /// Calls the admin API as the bootstrap admin; panics on a non-2xx answer.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        admin_request(&self.http, &self.url, &self.admin_token, method, path, body)
+            .await
+            .unwrap()
     }
 
     /// Creates an account with a first token; returns (account id, token id, token).
@@ -415,6 +406,31 @@ pub fn bootstrap(mode: &Mode, authz_port: u16, upstream_port: u16) -> anyhow::Re
 }
 
 /// A free loopback port (bound, then released: Prometheus cannot report a port it chose).
+/// One admin API call to the server at `url` with `token`; a non-2xx answer is an error naming
+/// the path, the status and the body. The JSON answer, or null for an empty one.
+pub async fn admin_request(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{path}: {status} {text}");
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

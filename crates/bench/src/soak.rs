@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tollgate_core::Token;
-use tollgate_e2e::{Envoy, filter_wasm, free_port};
+use tollgate_e2e::{Envoy, admin_request, filter_wasm, free_port};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum SoakMode {
@@ -88,24 +88,7 @@ impl Admin {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status}: {text}");
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+        admin_request(&self.http, &self.url, &self.token, method, path, body).await
     }
 
     /// Creates an account with a first token; returns (account id, token).

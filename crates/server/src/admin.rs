@@ -705,27 +705,12 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, account_id).await?;
+            // Held until the write, so two revocations cannot each count the other's token.
             let _serialized = if account.all_tenants {
-                Some(self.protected_revocation.lock().await)
+                Some(self.keep_a_survivor(account_id, token_id).await?)
             } else {
                 None
             };
-            if account.all_tenants {
-                // Another live token must outlive this one: one that expires sooner would
-                // leave the account locked out when it does.
-                let tokens = self.store().list_tokens(account_id).await?;
-                let until = |t: &TokenRecord| t.expires_at.unwrap_or(i64::MAX);
-                if let Some(revoked) = tokens.iter().find(|t| t.id == token_id) {
-                    let survivor = tokens.iter().any(|t| {
-                        t.id != token_id && until(t) >= until(revoked) && until(t) > now_secs()
-                    });
-                    if !survivor {
-                        return Err(lockout(
-                            "left without a live token that lasts as long (regenerate it instead)",
-                        ));
-                    }
-                }
-            }
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()
@@ -739,6 +724,31 @@ impl<S: Store> Admin<S> {
         let result = self.audited(audit, result).await;
         self.publish().await;
         result
+    }
+
+    /// Before revoking a token of the all-tenant admin: another live token must outlive it, or
+    /// the account would be locked out when that one expires. Returns the lock to hold until
+    /// the revocation is written.
+    async fn keep_a_survivor(
+        &self,
+        account_id: i64,
+        token_id: i64,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, ApiError> {
+        let guard = self.protected_revocation.lock().await;
+        let tokens = self.store().list_tokens(account_id).await?;
+        let until = |t: &TokenRecord| t.expires_at.unwrap_or(i64::MAX);
+        if let Some(revoked) = tokens.iter().find(|t| t.id == token_id) {
+            let now = now_secs();
+            let survivor = tokens
+                .iter()
+                .any(|t| t.id != token_id && until(t) >= until(revoked) && until(t) > now);
+            if !survivor {
+                return Err(lockout(
+                    "left without a live token that lasts as long (regenerate it instead)",
+                ));
+            }
+        }
+        Ok(guard)
     }
 
     /// "Can I?": would `subject` be allowed `method path` (with an optional narrowing selector)?

@@ -19,7 +19,12 @@ use tollgate_server::usage::UsageRecorder;
 
 const NS: &str = r#"{kube_namespace="prometheus"}"#;
 
-fn check_request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> CheckRequest {
+pub(crate) fn check_request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> CheckRequest {
     let mut map: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -2,11 +2,10 @@
 //! the caller's role and label policy, look-alike names, control characters, expiry at the exact
 //! second, oversized bodies. Each answer is a clear 4xx (never a 5xx) and changes nothing.
 
+use crate::authz::check_request;
 use crate::harness::{Reply, TestServer};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -773,26 +772,6 @@ async fn control_characters_are_rejected_or_kept_verbatim() {
     server.stop().await;
 }
 
-fn check_request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: path.into(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                        .collect(),
-                    ..HttpRequest::default()
-                }),
-                ..Request::default()
-            }),
-            ..AttributeContext::default()
-        }),
-    }
-}
-
 /// A client-sent narrowing selector is the only label text a client controls that could reach
 /// `x-tollgate-labels`: with CR, LF or NUL in it the Check denies, and no header it sets upstream
 /// ever carries one of them.
@@ -824,7 +803,7 @@ async fn no_control_character_reaches_an_upstream_header() {
             headers.push(("x-tollgate-labels", labels));
         }
         let response = client
-            .check(check_request("/api/v1/query?query=up", &headers))
+            .check(check_request("GET", "/api/v1/query?query=up", &headers, ""))
             .await
             .unwrap()
             .into_inner();
@@ -887,8 +866,10 @@ async fn expiry_is_exclusive_at_the_exact_second() {
     let directory = Arc::new(Directory::open(store).await.unwrap());
     let routes = tollgate_core::RouteTable::default();
     let request = check_request(
+        "GET",
         "/api/v1/query?query=up",
         &[("authorization", &format!("Bearer {token}"))],
+        "",
     );
     let http = request.attributes.unwrap().request.unwrap().http.unwrap();
     let input = CheckInput::from_request(&http);

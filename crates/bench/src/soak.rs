@@ -342,6 +342,15 @@ pub async fn run(
     fraction: f64,
     workers: usize,
 ) -> anyhow::Result<()> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        bail!("--fraction must be above 0 and at most 1 (got {fraction})");
+    }
+    if !(minutes.is_finite() && minutes >= 1.0) {
+        bail!("--minutes must be at least 1: RSS is sampled every 10 s (got {minutes})");
+    }
+    if workers == 0 {
+        bail!("--workers must be at least 1");
+    }
     let dir = tempfile::tempdir()?;
     let (server, admin, grpc_port) = start_server(dir.path()).await?;
     let admin = Arc::new(admin);
@@ -462,12 +471,6 @@ pub async fn run(
     // Flat memory: after the first tenth of the run (caches filling, allocators settling), the
     // peak of the second half may exceed the peak of the first half by at most 5 % or 4 MiB.
     let settled: Vec<&Sample> = samples.iter().filter(|s| s.at >= duration / 10).collect();
-    if settled.len() < 2 {
-        bail!(
-            "{} RSS samples after the first tenth of the run: too few to judge memory (samples are 10 s apart; run at least 1 minute)",
-            settled.len()
-        );
-    }
     let (first, second) = settled.split_at(settled.len() / 2);
     let peak = |part: &[&Sample], f: fn(&Sample) -> f64| {
         part.iter().map(|s| f(s)).fold(f64::NAN, f64::max)

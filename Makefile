@@ -94,7 +94,7 @@ fuzz: $(CARGO_FUZZ)
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --locked --version 0.13.2 --root .tools
 
-## soak: SOAK_MINUTES (default 10) through Envoy in filter mode at 80 % of the capacity measured
+## soak: SOAK_MINUTES (default 10, at least 1) through Envoy in filter mode at 80 % of the capacity measured
 ## at the start of the run, with valid, PromQL-rewritten, revoked, unknown and malformed tokens
 ## and token churn; samples the RSS of the server and Envoy. Fails on any unexpected answer or
 ## on memory growth. SOAK_MODE=ext-authz soaks the other mode.

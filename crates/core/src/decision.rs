@@ -48,7 +48,8 @@ pub struct RequestView<'a> {
     pub tenant_ids: Vec<&'a str>,
     /// Values of client-sent `x-tollgate-labels` (normally zero or one).
     pub labels: Vec<&'a str>,
-    /// Names of client-sent `x-tollgate-*` headers, lower case.
+    /// Names of client-sent `x-tollgate-*` headers, and underscore spellings of any header
+    /// Tollgate sets or reads, lower case: all removed before the request goes upstream.
     pub tollgate_headers: Vec<String>,
 }
 
@@ -66,6 +67,11 @@ impl<'a> RequestView<'a> {
 
     /// Records a request header if it matters to the decision; any other header is ignored.
     pub fn observe_header(&mut self, name: &'a str, value: &'a str) {
+        if headers::is_underscore_alias(name) {
+            // Removed like a spoofed x-tollgate-* header (the bootstraps also reject them).
+            self.tollgate_headers.push(name.to_ascii_lowercase());
+            return;
+        }
         if name.eq_ignore_ascii_case(headers::FORWARDED_TENANT_ID)
             || name.eq_ignore_ascii_case(headers::SCOPE_ORG_ID)
         {
@@ -97,8 +103,9 @@ pub struct Allow {
     pub set_headers: Vec<(&'static str, String)>,
     /// Headers to remove before the request goes upstream.
     pub remove_headers: Vec<String>,
-    /// The selector the request is confined to: the client's narrowing if it sent one, else the
-    /// account's policy. Query enforcement rewrites against this.
+    /// The selector the request is confined to: the client's narrowing (ANDed with the policy
+    /// selector that contains it) if it sent one, else the account's policy. Query enforcement
+    /// rewrites against this.
     pub effective_policy: Policy,
     /// How the matched route confines the request to `effective_policy`.
     pub labels: LabelEnforcement,
@@ -521,15 +528,22 @@ fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
     if requested.is_unrestricted() {
         return Ok(policy.clone());
     }
-    if !policy.contains(&requested) {
+    if let Some(empty) = requested.selector_selecting_nothing() {
         return Err(Deny::new(
+            DenyReason::LabelPolicyViolation,
+            format!(
+                "x-tollgate-labels selector {empty} can never match any series (its matchers contradict each other); an empty narrowing is refused"
+            ),
+        ));
+    }
+    policy.narrowed_by(&requested).ok_or_else(|| {
+        Deny::new(
             DenyReason::LabelPolicyViolation,
             format!(
                 "x-tollgate-labels {requested} is not within the account's label policy {policy}"
             ),
-        ));
-    }
-    Ok(requested)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -711,14 +725,111 @@ mod tests {
                 "POST",
                 "/v1/logs",
                 vec![("x-tollgate-labels", r#"{team="a"}"#)],
-                Ok(()),
-                "unrestricted may narrow",
+                Err(LabelsNotEnforceable),
+                "a narrowed write is restricted, and restricted writes are refused",
             ),
         ];
         for (grant, method, path, headers, want, why) in cases {
             let decision = run(grant, method, path, &headers);
             assert_eq!(outcome(&decision), want, "{why}");
         }
+    }
+
+    /// The narrowing header is judged as Prometheus (Go's RE2) would run it: constructs the two
+    /// dialects read differently are 400, a provably empty selector is 403, and what is allowed
+    /// is ANDed with the policy.
+    #[test]
+    fn narrowing_is_judged_in_the_upstream_dialect() {
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let deny_list = grant(Role::Viewer, r#"{team!="secret"}"#);
+        let cases: &[(&Grant, &str, DenyReason, &str)] = &[
+            (
+                &viewer,
+                r#"{kube_namespace="other", kube_namespace=~"[o&&p]ther"}"#,
+                DenyReason::InvalidLabels,
+                "class set operation",
+            ),
+            (
+                &viewer,
+                r#"{kube_namespace="other", kube_namespace=~"[o--p]ther"}"#,
+                DenyReason::InvalidLabels,
+                "class set operation",
+            ),
+            (
+                &deny_list,
+                r#"{team!~"[[s]]ecret"}"#,
+                DenyReason::InvalidLabels,
+                "nested class",
+            ),
+            (
+                &viewer,
+                r#"{kube_namespace="other", kube_namespace="prometheus"}"#,
+                DenyReason::LabelPolicyViolation,
+                "can never match",
+            ),
+            (
+                &viewer,
+                r#"{kube_namespace="other", kube_namespace!~"other|x"}"#,
+                DenyReason::LabelPolicyViolation,
+                "can never match",
+            ),
+            (
+                &viewer,
+                r#"{kube_namespace=~"prom\\d+"}"#,
+                DenyReason::LabelPolicyViolation,
+                "not within",
+            ),
+        ];
+        for (grant, labels, reason, says) in cases {
+            let decision = run(
+                grant,
+                "GET",
+                "/api/v1/series",
+                &[("x-tollgate-labels", labels)],
+            );
+            let Decision::Deny(deny) = decision else {
+                panic!("{labels} should be denied, got {decision:?}")
+            };
+            assert_eq!(deny.reason, *reason, "{labels}: {}", deny.message);
+            assert!(deny.message.contains(says), "{labels}: {}", deny.message);
+        }
+
+        let regex_policy = grant(Role::Viewer, r#"{kube_namespace=~"prometheus|monitoring"}"#);
+        let Decision::Allow(allow) = run(
+            &regex_policy,
+            "GET",
+            "/api/v1/series",
+            &[("x-tollgate-labels", r#"{kube_namespace="monitoring"}"#)],
+        ) else {
+            panic!("a narrowing within the policy is allowed")
+        };
+        assert_eq!(
+            allow.effective_policy.to_string(),
+            r#"{kube_namespace="monitoring", kube_namespace=~"prometheus|monitoring"}"#,
+            "the policy's own matcher stays in the effective selector"
+        );
+    }
+
+    #[test]
+    fn underscore_spellings_of_our_headers_are_removed() {
+        let viewer = grant(Role::Viewer, "");
+        let Decision::Allow(allow) = run(
+            &viewer,
+            "GET",
+            "/api/v1/query",
+            &[
+                ("x_tollgate_account", "admin"),
+                ("X_Scope_OrgID", "other"),
+                ("authorization_", "x"),
+                ("x_custom", "kept"),
+            ],
+        ) else {
+            panic!("expected allow")
+        };
+        assert_eq!(
+            allow.remove_headers,
+            vec!["authorization", "x_tollgate_account", "x_scope_orgid"]
+        );
     }
 
     #[test]
@@ -901,15 +1012,29 @@ mod tests {
             "default match[]"
         );
 
-        let write = allow(
-            &grant(Role::Writer, r#"{team="a"}"#),
-            "POST",
-            "/api/v1/write",
-        );
+        // Upstreams ignore x-tollgate-labels on writes: a restricted writer is refused until
+        // write bodies are enforced, whatever the write API.
+        let restricted_writer = grant(Role::Writer, r#"{team="a"}"#);
+        for (method, path) in [
+            ("POST", "/api/v1/write"),
+            ("POST", "/api/v1/push"),
+            ("POST", "/api/v1/otlp/v1/metrics"),
+            ("POST", "/loki/api/v1/push"),
+            ("POST", "/v1/metrics"),
+            ("POST", "/v1/logs"),
+            ("POST", "/v1/traces"),
+        ] {
+            assert_eq!(
+                outcome(&run(&restricted_writer, method, path, &[])),
+                Err(DenyReason::LabelsNotEnforceable),
+                "{method} {path}"
+            );
+        }
+        let write = allow(&grant(Role::Writer, ""), "POST", "/api/v1/write");
         assert_eq!(
             rewrite_query_params(&write, "query=anything").unwrap(),
             ParamRewrite::default(),
-            "writes go to the upstream"
+            "unrestricted writes go to the upstream as sent"
         );
         assert_eq!(
             allow(&unrestricted, "GET", "/api/v1/query").labels,

@@ -11,3 +11,24 @@ pub const LABELS: &str = "x-tollgate-labels";
 /// Mimir / Loki / Tempo tenant header; always set to the token's tenant.
 pub const SCOPE_ORG_ID: &str = "x-scope-orgid";
 pub const FORWARDED_TENANT_ID: &str = "x-forwarded-tenant-id";
+
+/// Whether `name` is an underscore spelling of a header Tollgate sets or reads
+/// (`x_tollgate_account`, `X_Scope_OrgID`): upstreams that fold `_` into `-` (CGI, many
+/// frameworks) would take it for the real one. Such headers are removed, never passed on.
+pub fn is_underscore_alias(name: &str) -> bool {
+    if !name.contains('_') {
+        return false;
+    }
+    let folded: String = name
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    folded.starts_with(TOLLGATE_PREFIX)
+        || [AUTHORIZATION, SCOPE_ORG_ID, FORWARDED_TENANT_ID].contains(&folded.as_str())
+}

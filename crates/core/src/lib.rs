@@ -6,6 +6,7 @@ pub mod filter_config;
 pub mod form;
 pub mod headers;
 pub mod promql;
+pub mod regex_dialect;
 pub mod route;
 pub mod scope;
 pub mod selector;

@@ -14,7 +14,8 @@
 //! turn into a widened query.
 
 use crate::form::FormPair;
-use crate::selector::{MatchOp, Matcher, Policy, Selector};
+use crate::regex_dialect;
+use crate::selector::{MatchOp, Matcher, Policy, Selector, SelectorError};
 use promql_parser::label::{MatchOp as PromOp, Matcher as PromMatcher};
 use promql_parser::parser::{self, Expr, VectorSelector};
 
@@ -24,6 +25,8 @@ pub const MAX_NESTING: usize = 128;
 /// Longer queries are refused before parsing.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 const NAME_LABEL: &str = "__name__";
+/// Prometheus 3's `info(v [, data-label-selector])`.
+const INFO: &str = "info";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -54,6 +57,23 @@ pub enum QueryError {
     BodyOutsidePolicy { selector: String, policy: String },
     #[error("the rewritten query did not verify; the request is refused")]
     VerificationFailed,
+    #[error("{param}: {message}")]
+    UnsupportedRegex {
+        param: &'static str,
+        message: String,
+    },
+    #[error(
+        "{param}: the string escape {escape} encodes a value at or above 0x80, which Prometheus (Go) reads as a raw byte and Tollgate as a character; write the character itself, or \\u00XX"
+    )]
+    AmbiguousEscape { param: &'static str, escape: String },
+    #[error(
+        "selector {selector} can never match any series (its matchers contradict each other); an empty selector is refused"
+    )]
+    SelectsNothing { selector: String },
+    #[error(
+        "info() without its second argument joins info series outside the label policy; pass the policy's matchers as its second argument, e.g. info(v, {{...}})"
+    )]
+    BareInfo,
 }
 
 impl QueryError {
@@ -63,8 +83,12 @@ impl QueryError {
         match self {
             QueryError::Unparsable { .. }
             | QueryError::NotASelector { .. }
-            | QueryError::Repeated { .. } => 400,
+            | QueryError::Repeated { .. }
+            | QueryError::UnsupportedRegex { .. }
+            | QueryError::AmbiguousEscape { .. } => 400,
             QueryError::Conflict { .. }
+            | QueryError::SelectsNothing { .. }
+            | QueryError::BareInfo
             | QueryError::PolicyNotExpressible { .. }
             | QueryError::BodyOutsidePolicy { .. } => 403,
             QueryError::VerificationFailed => 500,
@@ -111,7 +135,8 @@ impl Enforcer {
     /// Adds the policy's matchers to every selector of `query`.
     pub fn rewrite_query(&self, query: &str) -> Result<String, QueryError> {
         let mut expr = parse("query", query)?;
-        visit(&mut expr, &mut |vs| self.restrict(vs))?;
+        complete_info_calls(&mut expr);
+        visit(&mut expr, &mut |vs| self.restrict("query", vs))?;
         let rewritten = expr.to_string();
         self.verify(&rewritten)
             .map_err(|err| unprintable("query", query).unwrap_or(err))?;
@@ -124,15 +149,27 @@ impl Enforcer {
         let Expr::VectorSelector(vs) = &mut expr else {
             return Err(QueryError::NotASelector { param: "match[]" });
         };
-        self.restrict(vs)?;
+        self.restrict("match[]", vs)?;
         let rewritten = expr.to_string();
         self.verify(&rewritten)
             .map_err(|err| unprintable("match[]", selector).unwrap_or(err))?;
         Ok(rewritten)
     }
 
-    fn restrict(&self, vs: &mut VectorSelector) -> Result<(), QueryError> {
+    fn restrict(&self, param: &'static str, vs: &mut VectorSelector) -> Result<(), QueryError> {
         for group in groups(vs) {
+            // The policy's matchers are ANDed in, so the query's own regexes cannot widen it;
+            // they are still held to the shared dialect, so both modes refuse the same queries.
+            for m in group.iter() {
+                if matches!(m.op, PromOp::Re(_) | PromOp::NotRe(_)) {
+                    regex_dialect::to_rust(&m.value).map_err(|err| {
+                        QueryError::UnsupportedRegex {
+                            param,
+                            message: format!("regular expression for label `{}`: {err}", m.name),
+                        }
+                    })?;
+                }
+            }
             for policy_matcher in &self.matchers {
                 let label = policy_matcher.name().as_str();
                 let disjoint = group
@@ -175,9 +212,13 @@ impl Enforcer {
         Ok(())
     }
 
-    /// Every selector of the re-parsed text must carry every policy matcher.
+    /// Every selector of the re-parsed text must carry every policy matcher, and every `info()`
+    /// its selector argument.
     fn verify(&self, rewritten: &str) -> Result<(), QueryError> {
         let mut expr = parse("query", rewritten).map_err(|_| QueryError::VerificationFailed)?;
+        if has_bare_info(&expr) {
+            return Err(QueryError::VerificationFailed);
+        }
         visit(&mut expr, &mut |vs| {
             let named = vs.name.is_some();
             let complete = groups(vs).iter().all(|group| {
@@ -206,6 +247,9 @@ pub fn check_within(policy: &Policy, param: &'static str, query: &str) -> Result
         return Ok(());
     }
     let mut expr = parse(param, query)?;
+    if has_bare_info(&expr) {
+        return Err(QueryError::BareInfo);
+    }
     visit(&mut expr, &mut |vs| {
         let outside = || QueryError::BodyOutsidePolicy {
             selector: vs.to_string(),
@@ -213,15 +257,30 @@ pub fn check_within(policy: &Policy, param: &'static str, query: &str) -> Result
         };
         let mut selectors = Vec::new();
         for group in groups(vs) {
-            let mut matchers = group
-                .iter()
-                .map(from_prom)
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(outside)?;
+            let mut matchers = Vec::with_capacity(group.len() + 1);
+            for m in group.iter() {
+                matchers.push(from_prom(m).map_err(|err| match err {
+                    SelectorError::UnsupportedRegex { .. } | SelectorError::InvalidRegex { .. } => {
+                        QueryError::UnsupportedRegex {
+                            param,
+                            message: err.to_string(),
+                        }
+                    }
+                    // Values our policies cannot hold (control characters, huge values) are
+                    // simply not within any policy.
+                    _ => outside(),
+                })?);
+            }
             if let Some(name) = &vs.name {
                 matchers.push(Matcher::new(NAME_LABEL, MatchOp::Eq, name).map_err(|_| outside())?);
             }
-            selectors.push(Selector::new(matchers));
+            let selector = Selector::new(matchers);
+            if selector.selects_nothing() {
+                return Err(QueryError::SelectsNothing {
+                    selector: vs.to_string(),
+                });
+            }
+            selectors.push(selector);
         }
         if policy.contains(&Policy::new(selectors)) {
             Ok(())
@@ -391,6 +450,9 @@ fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
             message: format!("duration {number} is too large"),
         });
     }
+    if let Some(escape) = ambiguous_escape(text) {
+        return Err(QueryError::AmbiguousEscape { param, escape });
+    }
     parser::parse(text).map_err(|message| QueryError::Unparsable {
         param,
         message: message.lines().next().unwrap_or("syntax error").to_owned(),
@@ -444,6 +506,59 @@ fn lexed_oversized_duration(text: &str) -> Option<String> {
     None
 }
 
+/// The first escape in a quoted string whose value is at or above 0x80 written as `\xHH` or
+/// `\OOO`: Go's strconv.Unquote (Prometheus) yields a raw byte, promql-parser a code point, so
+/// the checked text and the executed text would differ (`"\xc3\xa9"` is `é` in Go and `Ã©`
+/// here). Strings are found with the parser's own lexer; backtick strings have no escapes.
+fn ambiguous_escape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let may = bytes
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'x' | b'2' | b'3'));
+    if !may {
+        return None;
+    }
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::T_STRING;
+    let lexer = parser::lexer(text).ok()?;
+    for lexeme in lexer.iter().flatten() {
+        if lexeme.tok_id() != T_STRING {
+            continue;
+        }
+        let spelled = lexer.span_str(lexeme.span());
+        if spelled.starts_with('`') {
+            continue;
+        }
+        let mut rest = spelled.as_bytes();
+        while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+            let escape = rest.get(at..).unwrap_or(&[]);
+            let (len, value) = match escape.get(1) {
+                Some(b'x') => (
+                    4,
+                    escape
+                        .get(2..4)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                ),
+                Some(b'0'..=b'7') => (
+                    4,
+                    escape
+                        .get(1..4)
+                        .and_then(|o| std::str::from_utf8(o).ok())
+                        .and_then(|o| u32::from_str_radix(o, 8).ok()),
+                ),
+                _ => (2, None),
+            };
+            if value.is_some_and(|v| v >= 0x80) {
+                let spelled = escape.get(..len).unwrap_or(escape);
+                return Some(String::from_utf8_lossy(spelled).into_owned());
+            }
+            rest = escape.get(len.min(escape.len())..).unwrap_or(&[]);
+        }
+    }
+    None
+}
+
 /// A cheap test with no false negatives for [`oversized_duration`], so most queries skip the
 /// second lexing pass (it costs about a fifth of an enforcement): a number over
 /// [`MAX_DURATION_SECS`] needs 13 digits in a row, an exponent, a hex prefix, or `Inf`/`NaN`.
@@ -487,6 +602,68 @@ fn unprintable(param: &'static str, text: &str) -> Option<QueryError> {
             message.lines().next().unwrap_or("syntax error")
         ),
     })
+}
+
+/// `info(v)` joins the labels of every matching info series (`target_info`), whatever its
+/// labels: give it an empty selector as its second argument, which [`Enforcer::restrict`] then
+/// fills with the policy (`info(v, {ns="a"})`), as for any other selector.
+fn complete_info_calls(expr: &mut Expr) {
+    let mut stack = vec![expr];
+    while let Some(expr) = stack.pop() {
+        match expr {
+            Expr::Call(c) => {
+                if c.func.name == INFO && c.args.args.len() == 1 {
+                    let empty = VectorSelector::new(None, promql_parser::label::Matchers::empty());
+                    c.args.args.push(Box::new(Expr::VectorSelector(empty)));
+                }
+                stack.extend(c.args.args.iter_mut().map(|a| a.as_mut()));
+            }
+            Expr::Aggregate(a) => {
+                stack.push(&mut a.expr);
+                if let Some(param) = &mut a.param {
+                    stack.push(param);
+                }
+            }
+            Expr::Unary(u) => stack.push(&mut u.expr),
+            Expr::Binary(b) => {
+                stack.push(&mut b.lhs);
+                stack.push(&mut b.rhs);
+            }
+            Expr::Paren(p) => stack.push(&mut p.expr),
+            Expr::Subquery(s) => stack.push(&mut s.expr),
+            _ => {}
+        }
+    }
+}
+
+/// Whether an `info()` call lacks its selector argument.
+fn has_bare_info(expr: &Expr) -> bool {
+    let mut stack = vec![expr];
+    while let Some(expr) = stack.pop() {
+        match expr {
+            Expr::Call(c) => {
+                if c.func.name == INFO && c.args.args.len() < 2 {
+                    return true;
+                }
+                stack.extend(c.args.args.iter().map(|a| a.as_ref()));
+            }
+            Expr::Aggregate(a) => {
+                stack.push(&a.expr);
+                if let Some(param) = &a.param {
+                    stack.push(param);
+                }
+            }
+            Expr::Unary(u) => stack.push(&u.expr),
+            Expr::Binary(b) => {
+                stack.push(&b.lhs);
+                stack.push(&b.rhs);
+            }
+            Expr::Paren(p) => stack.push(&p.expr),
+            Expr::Subquery(s) => stack.push(&s.expr),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Calls `f` on every vector selector (including those inside matrix selectors).
@@ -561,14 +738,14 @@ fn to_prom(m: &Matcher) -> Option<PromMatcher> {
     Some(PromMatcher::new(op, m.name().as_str(), m.value()))
 }
 
-fn from_prom(m: &PromMatcher) -> Option<Matcher> {
+fn from_prom(m: &PromMatcher) -> Result<Matcher, SelectorError> {
     let op = match m.op {
         PromOp::Equal => MatchOp::Eq,
         PromOp::NotEqual => MatchOp::Ne,
         PromOp::Re(_) => MatchOp::Re,
         PromOp::NotRe(_) => MatchOp::Nre,
     };
-    Matcher::new(&m.name, op, &m.value).ok()
+    Matcher::new(&m.name, op, &m.value)
 }
 
 /// One selector equivalent to the OR of `selectors`, when one exists in the supported shape.
@@ -1005,6 +1182,75 @@ mod tests {
             "each selector within one branch"
         );
         assert!(check_within(&Policy::unrestricted(), "query", "up").is_ok());
+    }
+
+    /// Issue 11: bodies passed through unrewritten are judged as Prometheus (Go) reads them.
+    #[test]
+    fn bodies_are_judged_in_the_upstream_dialect() {
+        let policy = Policy::parse(NS).unwrap();
+        let cases: &[(&str, u16, &str)] = &[
+            (
+                r#"{kube_namespace="other", kube_namespace=~"[o&&p]ther"}"#,
+                400,
+                "class set operation",
+            ),
+            (
+                r#"up{kube_namespace=~"[[p]]rometheus"}"#,
+                400,
+                "nested class",
+            ),
+            (
+                r#"up{kube_namespace=~"(?i)PROMETHEUS"}"#,
+                400,
+                "case-insensitive",
+            ),
+            (
+                r#"{kube_namespace="prometheus", kube_namespace="other"}"#,
+                403,
+                "can never match",
+            ),
+            (
+                r#"up{kube_namespace="prometheus", kube_namespace!~"prometheus|x"}"#,
+                403,
+                "can never match",
+            ),
+            (r#"up{kube_namespace="prometh\xc3\xa9us"}"#, 400, "\\xc3"),
+            (r#"up{kube_namespace="prometheus", a='\303'}"#, 400, "\\303"),
+            ("info(up{kube_namespace=\"prometheus\"})", 403, "info()"),
+        ];
+        for (query, status, says) in cases {
+            let err = check_within(&policy, "query", query).expect_err(query);
+            assert_eq!(err.status(), *status, "{query}: {err}");
+            assert!(err.to_string().contains(says), "{query}: {err}");
+        }
+        for query in [
+            r#"up{kube_namespace="prometheus", a="\x41\101\u00e9"}"#,
+            r#"up{kube_namespace="prometheus", a=`\xc3`}"#,
+            r#"up{kube_namespace="prometheus", a="\\xc3"}"#,
+            r#"up{kube_namespace="prometheus", job=~"web-\\d+"}"#,
+            r#"info(up{kube_namespace="prometheus"}, {kube_namespace="prometheus"})"#,
+        ] {
+            assert!(check_within(&policy, "query", query).is_ok(), "{query}");
+        }
+    }
+
+    #[test]
+    fn rewrites_hold_the_same_dialect_and_complete_info() {
+        let e = enforcer(NS);
+        let err = e.rewrite_query(r#"up{job=~"[a&&b]"}"#).unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        let err = e.rewrite_query(r#"up{job="\xff"}"#).unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        assert_same_query(
+            &e.rewrite_query("info(rate(up[5m]))").unwrap(),
+            r#"info(rate(up{kube_namespace="prometheus"}[5m]), {kube_namespace="prometheus"})"#,
+            "info() gains the policy as its selector",
+        );
+        assert_same_query(
+            &e.rewrite_query(r#"info(up, {k8s_cluster=~".+"})"#).unwrap(),
+            r#"info(up{kube_namespace="prometheus"}, {k8s_cluster=~".+", kube_namespace="prometheus"})"#,
+            "a given info selector gains the policy",
+        );
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub enum LabelEnforcement {
     /// Series selectors in `match[]` are rewritten, and one is added when absent (series,
     /// labels, label values, federate).
     PromqlMatch,
-    /// The upstream applies the policy it receives in `x-tollgate-labels` (writes, admin API).
+    /// The upstream applies the policy it receives in `x-tollgate-labels` (Tollgate's admin API;
+    /// only for an upstream that really enforces that header).
     Upstream,
     /// Nothing here can confine a query to labels: label-restricted requests are denied.
     #[default]
@@ -193,7 +194,11 @@ const POST: &[&str] = &["POST"];
 /// The default table: Prometheus, Loki, Tempo, OTLP and Tollgate's admin API. Metadata routes
 /// that expose every series regardless of labels (targets, rules, TSDB status) are deliberately
 /// absent, so they are denied. Loki and Tempo reads cannot be confined to labels here (LogQL and
-/// TraceQL are not rewritten), so label-restricted accounts are denied them.
+/// TraceQL are not rewritten), so label-restricted accounts are denied them; of Loki only the
+/// read endpoints and push are listed, so its deletes and ruler are denied. Writes carry their
+/// labels in bodies that no upstream checks against `x-tollgate-labels`, so label-restricted
+/// accounts are denied them until bodies are enforced; a custom table may say `upstream` for a
+/// write route whose upstream does enforce that header.
 const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
     use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery, Upstream};
     &[
@@ -215,26 +220,44 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             PromqlMatch,
         ),
         (READ, "/federate", Scope::MetricsRead, PromqlMatch),
-        (POST, "/api/v1/write", Scope::MetricsWrite, Upstream),
-        (POST, "/api/v1/push", Scope::MetricsWrite, Upstream),
+        (POST, "/api/v1/write", Scope::MetricsWrite, Deny),
+        (POST, "/api/v1/push", Scope::MetricsWrite, Deny),
+        (POST, "/api/v1/otlp/v1/metrics", Scope::MetricsWrite, Deny),
+        // Loki: push, and the read API by name.
+        (POST, "/loki/api/v1/push", Scope::LogsWrite, Deny),
+        (READ, "/loki/api/v1/query", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/query_range", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/labels", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/label/*/values", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/series", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/index/stats", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/index/volume", Scope::LogsRead, Deny),
         (
-            POST,
-            "/api/v1/otlp/v1/metrics",
-            Scope::MetricsWrite,
-            Upstream,
+            READ,
+            "/loki/api/v1/index/volume_range",
+            Scope::LogsRead,
+            Deny,
         ),
-        // Loki.
-        (POST, "/loki/api/v1/push", Scope::LogsWrite, Upstream),
-        (READ, "/loki/api/v1/**", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/patterns", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/detected_fields", Scope::LogsRead, Deny),
+        (
+            READ,
+            "/loki/api/v1/detected_field/*/values",
+            Scope::LogsRead,
+            Deny,
+        ),
+        (READ, "/loki/api/v1/detected_labels", Scope::LogsRead, Deny),
+        (READ, "/loki/api/v1/format_query", Scope::LogsRead, Deny),
+        (GET, "/loki/api/v1/tail", Scope::LogsRead, Deny),
         // Tempo.
         (GET, "/api/traces/**", Scope::TracesRead, Deny),
         (GET, "/api/v2/traces/**", Scope::TracesRead, Deny),
         (GET, "/api/search/**", Scope::TracesRead, Deny),
         (GET, "/api/v2/search/**", Scope::TracesRead, Deny),
         // OTLP/HTTP.
-        (POST, "/v1/metrics", Scope::MetricsWrite, Upstream),
-        (POST, "/v1/logs", Scope::LogsWrite, Upstream),
-        (POST, "/v1/traces", Scope::TracesWrite, Upstream),
+        (POST, "/v1/metrics", Scope::MetricsWrite, Deny),
+        (POST, "/v1/logs", Scope::LogsWrite, Deny),
+        (POST, "/v1/traces", Scope::TracesWrite, Deny),
         // Tollgate's admin API: label ceilings are enforced by the admin service itself.
         (
             GET,
@@ -371,8 +394,41 @@ mod tests {
                 "GET",
                 "/loki/api/v1/label/app/values",
                 Some(LogsRead),
-                "loki rest",
+                "loki label values",
             ),
+            (
+                "POST",
+                "/loki/api/v1/query",
+                Some(LogsRead),
+                "loki POST query",
+            ),
+            ("POST", "/loki/api/v1/delete", None, "loki delete: denied"),
+            (
+                "PUT",
+                "/loki/api/v1/delete",
+                None,
+                "loki delete (PUT): denied",
+            ),
+            (
+                "GET",
+                "/loki/api/v1/delete",
+                None,
+                "loki delete list: denied",
+            ),
+            (
+                "POST",
+                "/loki/api/v1/rules/ns",
+                None,
+                "loki ruler write: denied",
+            ),
+            (
+                "DELETE",
+                "/loki/api/v1/rules/ns/g",
+                None,
+                "loki ruler delete: denied",
+            ),
+            ("GET", "/loki/api/v1/tail", Some(LogsRead), "loki tail"),
+            ("POST", "/loki/api/v1/tail", None, "loki tail is GET only"),
             (
                 "GET",
                 "/api/traces/abc",

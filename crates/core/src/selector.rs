@@ -43,6 +43,14 @@ pub enum SelectorError {
     ValueTooLong { label: String, len: usize },
     #[error("invalid regular expression for label `{label}`: {message}")]
     InvalidRegex { label: String, message: String },
+    /// Valid for Rust but outside the subset Go's RE2 (which the upstream runs) reads alike.
+    #[error(
+        "regular expression for label `{label}`: {error} (Prometheus runs label regexes with Go's RE2; Tollgate accepts only what RE2 and its own checker read alike)"
+    )]
+    UnsupportedRegex {
+        label: String,
+        error: crate::regex_dialect::DialectError,
+    },
     /// `position` is a byte offset into the policy text.
     #[error("syntax error at byte {position}: expected {expected}")]
     Syntax {
@@ -72,6 +80,10 @@ pub enum LimitError {
         "label `{name}` appears in more than one matcher of the same selector; use a single matcher per label (a regex can express alternatives)"
     )]
     DuplicateLabelName { name: String },
+    #[error(
+        "selector {selector} can never match any series (its matchers contradict each other); an empty selector is refused"
+    )]
+    SelectsNothing { selector: String },
 }
 
 /// A label name following the Prometheus rule `[a-zA-Z_][a-zA-Z0-9_]*`, at most
@@ -250,16 +262,25 @@ impl Matcher {
             Test::Eq | Test::Re(_) => None,
         }
     }
-
-    /// `=~".*"` admits every value: the regex is compiled with `s` so `.` also matches `\n`.
-    fn admits_everything(&self) -> bool {
-        matches!(self.test, Test::Re(_)) && self.value == ".*"
-    }
 }
 
-/// Compiles `value` as a fully anchored regex, like Prometheus (which since 3.0 also lets `.`
-/// match newlines).
+/// Compiles `value` as a fully anchored regex with Go's meaning (see [`crate::regex_dialect`]),
+/// as Prometheus runs it. Prometheus 2 anchors as `^(?:…)$`, 3 as `^(?s:…)$`, so `.` matches a
+/// newline in one and not the other; the wrapper here is 3's. No decision depends on the
+/// difference: Tollgate only ever tests values it parsed itself, which never contain a control
+/// character, and it draws no conclusion from a regex it cannot reduce to literals (such as
+/// taking `.*` for "every value").
 fn compile_anchored(name: &LabelName, value: &str) -> Result<Regex, SelectorError> {
+    let value = &crate::regex_dialect::to_rust(value).map_err(|err| match err {
+        crate::regex_dialect::PatternError::Syntax(message) => SelectorError::InvalidRegex {
+            label: name.0.clone(),
+            message,
+        },
+        crate::regex_dialect::PatternError::Dialect(error) => SelectorError::UnsupportedRegex {
+            label: name.0.clone(),
+            error,
+        },
+    })?;
     let build = |pattern: &str| {
         RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -382,9 +403,13 @@ impl Selector {
 
     /// Whether every series `other` selects is also selected by `self`. Sound; may answer
     /// `false` when it cannot tell.
+    ///
+    /// A selector that provably selects nothing is *not* taken as contained: callers refuse it
+    /// (see [`Selector::selects_nothing`]) rather than let an engine disagreement about
+    /// "nothing" turn into a wider selection.
     pub fn contains(&self, other: &Selector) -> bool {
-        other.is_unsatisfiable()
-            || self
+        !other.selects_nothing()
+            && self
                 .matchers
                 .iter()
                 .all(|m| implies(other.on_label(&m.name), m))
@@ -398,8 +423,9 @@ impl Selector {
         rest.get(..len).unwrap_or(&[])
     }
 
-    /// Provably selects nothing, e.g. `{a="x", a="y"}`.
-    fn is_unsatisfiable(&self) -> bool {
+    /// Provably selects nothing, e.g. `{a="x", a="y"}`. Such a selector has no legitimate use
+    /// as a narrowing or a policy, and is refused wherever a client or an admin supplies one.
+    pub fn selects_nothing(&self) -> bool {
         self.matchers
             .chunk_by(|a, b| a.name == b.name)
             .any(|group| admitted_values(group).is_some_and(|values| values.is_empty()))
@@ -423,9 +449,6 @@ fn admitted_values(group: &[Matcher]) -> Option<Vec<&str>> {
 fn implies(xs: &[Matcher], m: &Matcher) -> bool {
     if let Some(values) = admitted_values(xs) {
         return values.iter().all(|v| m.matches_value(v));
-    }
-    if m.admits_everything() {
-        return true;
     }
     if let Some(rejected) = m.rejected_literals() {
         // m fails only on these values; implied iff xs rejects each of them.
@@ -530,6 +553,32 @@ impl Policy {
             .all(|x| self.selectors.iter().any(|p| p.contains(x)))
     }
 
+    /// The client's narrowing `requested` as an effective policy, or `None` when it is not
+    /// within this one. Each requested selector is ANDed with the policy selector that contains
+    /// it: the upstream still evaluates the policy's own matchers, so the containment check is
+    /// never the only thing between a client and a wider selection.
+    pub fn narrowed_by(&self, requested: &Policy) -> Option<Policy> {
+        if self.is_unrestricted() {
+            return Some(requested.clone());
+        }
+        if requested.is_unrestricted() {
+            return None;
+        }
+        let mut narrowed = Vec::with_capacity(requested.selectors.len());
+        for wanted in requested.selectors.iter() {
+            let within = self.selectors.iter().find(|p| p.contains(wanted))?;
+            let mut matchers = wanted.matchers.clone();
+            matchers.extend(within.matchers.iter().cloned());
+            narrowed.push(Selector::new(matchers));
+        }
+        Some(Policy::new(narrowed))
+    }
+
+    /// The first selector that provably selects nothing, if any.
+    pub fn selector_selecting_nothing(&self) -> Option<&Selector> {
+        self.selectors.iter().find(|s| s.selects_nothing())
+    }
+
     pub fn validate(&self, limits: &PolicyLimits) -> Result<(), LimitError> {
         if self.selectors.len() > limits.max_selectors {
             return Err(LimitError::TooManySelectors {
@@ -556,6 +605,11 @@ impl Policy {
                     });
                 }
             }
+        }
+        if let Some(empty) = self.selector_selecting_nothing() {
+            return Err(LimitError::SelectsNothing {
+                selector: empty.to_string(),
+            });
         }
         Ok(())
     }
@@ -756,6 +810,50 @@ mod tests {
 
     fn p(text: &str) -> Policy {
         Policy::parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn regexes_outside_the_shared_dialect_are_refused() {
+        for text in [
+            r#"{ns=~"[o&&p]ther"}"#,
+            r#"{team!~"[[s]]ecret"}"#,
+            r#"{ns=~"(?i)prod"}"#,
+            r#"{ns=~"\\pL+"}"#,
+        ] {
+            let err = Policy::parse(text).unwrap_err();
+            assert!(
+                matches!(err, SelectorError::UnsupportedRegex { .. }),
+                "{text}: {err}"
+            );
+            assert!(err.to_string().contains("Go's RE2"), "{text}: {err}");
+        }
+        // `\d` is read as Go reads it (ASCII digits), not as Rust's Unicode digits.
+        let m = Matcher::new("a", MatchOp::Re, r"\d+").unwrap();
+        assert!(m.matches_value("42"));
+        assert!(!m.matches_value("٣"), "Arabic-Indic digit");
+        let m = Matcher::new("a", MatchOp::Re, r"\s").unwrap();
+        assert!(!m.matches_value("\u{a0}"), "no-break space");
+        assert!(!m.matches_value("\u{b}"), "Go's \\s has no vertical tab");
+    }
+
+    #[test]
+    fn selectors_selecting_nothing_fail_validation() {
+        let limits = PolicyLimits {
+            unique_label_names: false,
+            ..PolicyLimits::default()
+        };
+        for text in [
+            r#"{a="x", a="y"}"#,
+            r#"{b="1"} or {a="x", a!~"x|y"}"#,
+            r#"{a=~"x|y", a!="x", a!="y"}"#,
+        ] {
+            let err = p(text).validate(&limits).unwrap_err();
+            assert!(
+                matches!(err, LimitError::SelectsNothing { .. }),
+                "{text}: {err}"
+            );
+        }
+        assert!(p(r#"{a=~"x|y", a!="x"}"#).validate(&limits).is_ok());
     }
 
     #[test]
@@ -1323,8 +1421,8 @@ mod tests {
             (
                 r#"{ns=~".*"}"#,
                 r#"{team="x"}"#,
-                true,
-                "match-all regex admits absent label",
+                false,
+                "`.*` misses values with a newline in Prometheus 2: not taken as match-all",
             ),
             (
                 r#"{ns=~".+"}"#,
@@ -1444,8 +1542,8 @@ mod tests {
             (
                 r#"{ns="a"}"#,
                 r#"{ns="a", ns="b"}"#,
-                true,
-                "contradiction selects nothing",
+                false,
+                "a contradiction selects nothing, and is refused rather than taken as contained",
             ),
             (
                 r#"{ns="a"}"#,
@@ -1740,7 +1838,12 @@ mod tests {
 
         #[test]
         fn contains_is_reflexive(policy in small_policy()) {
-            prop_assert!(policy.contains(&policy), "{policy} should contain itself");
+            // Except a policy with an empty selector, which is never taken as contained.
+            prop_assert_eq!(
+                policy.contains(&policy),
+                policy.selector_selecting_nothing().is_none(),
+                "{} should contain itself", policy
+            );
         }
 
         #[test]

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate_core::decision::authenticate;
+use tollgate_core::selector::{LimitError, SelectorError};
 use tollgate_core::{
     Decision, Grant, Policy, PolicyLimits, RequestView, Role, RouteTable, ScopeSet, Token, decide,
 };
@@ -297,10 +298,22 @@ impl<S: Store> Admin<S> {
     }
 
     fn parse_policy(&self, text: &str) -> Result<Policy, ApiError> {
-        let policy = Policy::parse(text).map_err(|err| field_error("labelPolicy", err))?;
-        policy.validate(&self.config.policy_limits).map_err(|err| {
-            ApiError::unprocessable("label_policy_limit", format!("labelPolicy: {err}"))
+        let policy = Policy::parse(text).map_err(|err| match err {
+            // Well-formed, but a regex the upstream would read differently: refused as a
+            // policy we will not enforce, not as malformed input.
+            SelectorError::UnsupportedRegex { .. } => {
+                ApiError::unprocessable("label_policy_regex", format!("labelPolicy: {err}"))
+            }
+            err => field_error("labelPolicy", err),
         })?;
+        policy
+            .validate(&self.config.policy_limits)
+            .map_err(|err| match err {
+                LimitError::SelectsNothing { .. } => {
+                    ApiError::unprocessable("label_policy_empty", format!("labelPolicy: {err}"))
+                }
+                err => ApiError::unprocessable("label_policy_limit", format!("labelPolicy: {err}")),
+            })?;
         Ok(policy)
     }
 

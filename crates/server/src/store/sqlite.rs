@@ -271,10 +271,11 @@ fn hash_from_row(row: &SqliteRow) -> Result<TokenHash, StoreError> {
 }
 
 /// Account-level parts of grants, built once per account: a million tokens of a few thousand
-/// accounts share their names and parsed policies.
+/// accounts share their names and parsed policies. `None`: the account's stored policy no longer
+/// parses (a regex a newer version refuses), so its tokens are left out of the grants.
 #[derive(Default)]
 struct AccountParts {
-    by_id: std::collections::HashMap<i64, AccountPart>,
+    by_id: std::collections::HashMap<i64, Option<AccountPart>>,
 }
 
 #[derive(Clone)]
@@ -287,7 +288,7 @@ struct AccountPart {
 }
 
 impl AccountParts {
-    fn get(&mut self, row: &SqliteRow) -> Result<AccountPart, StoreError> {
+    fn get(&mut self, row: &SqliteRow) -> Result<Option<AccountPart>, StoreError> {
         let account_id: i64 = row.try_get("account_id")?;
         if let Some(parts) = self.by_id.get(&account_id) {
             return Ok(parts.clone());
@@ -297,10 +298,22 @@ impl AccountParts {
             detail: format!("account role \"{role_text}\""),
         })?;
         let policy_text: String = row.try_get("label_policy")?;
-        let policy = Policy::parse(&policy_text).map_err(|err| StoreError::Corrupt {
-            detail: format!("label policy \"{policy_text}\": {err}"),
-        })?;
         let name: String = row.try_get("name")?;
+        let policy = match Policy::parse(&policy_text) {
+            Ok(policy) => policy,
+            // Fail closed for this account only: one old policy must not stop every other
+            // account's tokens from working.
+            Err(err) => {
+                tracing::error!(
+                    account_id,
+                    account = %name,
+                    error = %err,
+                    "the account's stored label policy is no longer accepted; its tokens are refused until an admin sets a new policy"
+                );
+                self.by_id.insert(account_id, None);
+                return Ok(None);
+            }
+        };
         let tenant: String = row.try_get("tenant")?;
         let parts = AccountPart {
             account: Arc::from(name),
@@ -309,22 +322,26 @@ impl AccountParts {
             policy,
             all_tenants: row.try_get("all_tenants")?,
         };
-        self.by_id.insert(account_id, parts.clone());
-        Ok(parts)
+        self.by_id.insert(account_id, Some(parts.clone()));
+        Ok(Some(parts))
     }
 }
 
+/// `None` when the account's policy is no longer accepted (see [`AccountParts`]).
 fn grant_from_row(
     row: &SqliteRow,
     accounts: &mut AccountParts,
-) -> Result<(TokenHash, Grant), StoreError> {
-    let AccountPart {
+) -> Result<Option<(TokenHash, Grant)>, StoreError> {
+    let Some(AccountPart {
         account,
         tenant,
         role,
         policy,
         all_tenants,
-    } = accounts.get(row)?;
+    }) = accounts.get(row)?
+    else {
+        return Ok(None);
+    };
     let expires_at: Option<i64> = row.try_get("expires_at")?;
     let grant = Grant {
         token_id: row.try_get("token_id")?,
@@ -337,7 +354,7 @@ fn grant_from_row(
         expires_at: expires_at.map(|at| at.max(0) as u64),
         all_tenants,
     };
-    Ok((hash_from_row(row)?, grant))
+    Ok(Some((hash_from_row(row)?, grant)))
 }
 
 async fn insert_audit(
@@ -783,7 +800,7 @@ impl Store for SqliteStore {
         {
             let mut rows = sqlx::query(GRANT_SELECT).fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
-                grants.push(grant_from_row(&row, &mut accounts)?);
+                grants.extend(grant_from_row(&row, &mut accounts)?);
             }
         }
         tx.commit().await?;
@@ -806,7 +823,7 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *conn)
                 .await?
             {
-                grants.push(grant_from_row(&row, &mut accounts)?);
+                grants.extend(grant_from_row(&row, &mut accounts)?);
             }
         }
         Ok(grants)

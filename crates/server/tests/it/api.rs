@@ -517,6 +517,21 @@ async fn semantic_errors_are_422_and_conflicts_409() {
         )
         .await
         .expect(422, "label_policy_limit");
+    // Regexes Go's RE2 (the upstream) reads differently from Tollgate's checker.
+    for policy in [
+        r#"{ns=~"[o&&p]ther"}"#,
+        r#"{team!~"[[s]]ecret"}"#,
+        r#"{ns=~"(?i)prod"}"#,
+    ] {
+        server
+            .admin(
+                Method::POST,
+                "/api/v1/serviceaccounts",
+                Some(json!({"name": "r", "role": "viewer", "labelPolicy": policy})),
+            )
+            .await
+            .expect(422, "label_policy_regex");
+    }
 
     server
         .admin(

@@ -436,13 +436,13 @@ fn table(f: &Fixture) -> Vec<Case> {
             "allowed",
         ),
         (
-            "restricted writer writes",
+            "restricted writer writes: refused, upstreams ignore x-tollgate-labels on writes",
             "POST",
             "/api/v1/write".into(),
             vec![("authorization", bearer(&f.writer))],
             String::new(),
-            200,
-            "allowed",
+            403,
+            "labels_not_enforceable",
         ),
         (
             "unrestricted editor",

@@ -281,6 +281,190 @@ async fn isolation_through_ext_authz() {
     isolation(Mode::ExtAuthz).await;
 }
 
+/// Issue 11: what the review did as an attacker, against the real Prometheus. Regexes that Go's
+/// RE2 reads differently from Rust's regex, empty selectors, ambiguous string escapes, writes a
+/// header cannot confine, and Loki deletes.
+async fn dialect_and_route_bypasses(mode: Mode) {
+    let s = stack(mode).await;
+    let (_, _, restricted) = s
+        .tollgate
+        .account_with_token(json!({"name": "ns-reader", "role": "viewer", "labelPolicy": NS}))
+        .await;
+    let (_, _, deny_list) = s
+        .tollgate
+        .account_with_token(json!({
+            "name": "not-dd", "role": "viewer",
+            "labelPolicy": r#"{kube_namespace!="dd-trace-example"}"#,
+        }))
+        .await;
+    let (_, _, restricted_writer) = s
+        .tollgate
+        .account_with_token(json!({"name": "ns-writer", "role": "editor", "labelPolicy": NS}))
+        .await;
+    let only = vec!["prometheus".to_owned()];
+    let narrowed = |token: &str, labels: &str| {
+        send(
+            s.http
+                .get(format!("{}/api/v1/series", s.envoy.url()))
+                .bearer_auth(token)
+                .header("x-tollgate-labels", labels),
+        )
+    };
+
+    // In Rust `[d&&e]` is an empty intersection (so the selector looked empty, hence "within"
+    // any policy); in Go it is the class {d, &, e} and selects dd-trace-example.
+    for (token, labels, status, reason) in [
+        (
+            &restricted,
+            r#"{kube_namespace="dd-trace-example", kube_namespace=~"[d&&e]d-trace-example"}"#,
+            400,
+            "invalid_labels",
+        ),
+        (
+            &restricted,
+            r#"{kube_namespace="dd-trace-example", kube_namespace=~"[d--x]d-trace-example"}"#,
+            400,
+            "invalid_labels",
+        ),
+        (
+            &restricted,
+            r#"{kube_namespace="dd-trace-example", kube_namespace="prometheus"}"#,
+            403,
+            "label_policy_violation",
+        ),
+        (
+            &deny_list,
+            r#"{kube_namespace!~"[[d]]d-trace-example"}"#,
+            400,
+            "invalid_labels",
+        ),
+    ] {
+        let reply = narrowed(token, labels).await;
+        assert_eq!(
+            (reply.status, reply.json["reason"].as_str()),
+            (status, Some(reason)),
+            "{labels}: {}",
+            reply.text
+        );
+        assert!(!reply.text.contains("tollgate_demo"), "{labels}: no data");
+    }
+    // A narrowing within a deny-list policy still works, and stays within it.
+    let reply = send(
+        s.http
+            .get(format!(
+                "{}/api/v1/query?query=tollgate_demo_up",
+                s.envoy.url()
+            ))
+            .bearer_auth(&deny_list)
+            .header(
+                "x-tollgate-labels",
+                r#"{kube_namespace!~"dd-trace-example|x"}"#,
+            ),
+    )
+    .await;
+    assert_eq!(namespaces(&reply), only, "{}", reply.text);
+
+    // The same selectors in a query, in the URL (rewritten) and in a POST body (checked by
+    // ext_authz, rewritten by the filter): refused the same way in both modes.
+    for (query, status) in [
+        (
+            r#"{kube_namespace="dd-trace-example", kube_namespace=~"[d&&e]d-trace-example"}"#,
+            400,
+        ),
+        (
+            r#"tollgate_demo_up{kube_namespace=~"(?i)DD-TRACE-EXAMPLE"}"#,
+            400,
+        ),
+        (r#"tollgate_demo_up{app="\xc3\xa9"}"#, 400),
+        (r#"tollgate_demo_up{app='\303\251'}"#, 400),
+    ] {
+        let by_url = s.query(query, &restricted).await;
+        let by_body = s
+            .post_query(&format!("query={}", form::encode(query)), &restricted)
+            .await;
+        for (how, reply) in [("URL", &by_url), ("body", &by_body)] {
+            assert_eq!(reply.status, status, "{query} in the {how}: {}", reply.text);
+            assert!(!reply.text.contains("dd-trace"), "{query} in the {how}");
+        }
+    }
+    let body = format!(
+        "query={}",
+        form::encode(
+            r#"{kube_namespace="dd-trace-example", kube_namespace="prometheus", __name__="tollgate_demo_up"}"#
+        )
+    );
+    let reply = s.post_query(&body, &restricted).await;
+    assert_eq!(
+        reply.status, 403,
+        "empty selector in a body: {}",
+        reply.text
+    );
+
+    // Writes: upstreams ignore x-tollgate-labels, so a restricted account may not write.
+    let write = send(
+        s.http
+            .post(format!("{}/api/v1/write", s.envoy.url()))
+            .bearer_auth(&restricted_writer)
+            .header("content-type", "application/x-protobuf")
+            .header("content-encoding", "snappy")
+            .body(remote_write::body(
+                &[&[
+                    ("__name__", "tollgate_forged"),
+                    ("kube_namespace", "dd-trace-example"),
+                ]],
+                1.0,
+            )),
+    )
+    .await;
+    assert_eq!(
+        (write.status, write.json["reason"].as_str()),
+        (403, Some("labels_not_enforceable")),
+        "{}",
+        write.text
+    );
+
+    // Loki's deletes and ruler are not reads: denied even to an unrestricted admin-less editor.
+    let (_, _, editor) = s
+        .tollgate
+        .account_with_token(json!({"name": "editor", "role": "editor"}))
+        .await;
+    for (method, path) in [
+        (
+            Method::POST,
+            "/loki/api/v1/delete?query=%7Ba%3D%22b%22%7D&start=0",
+        ),
+        (
+            Method::PUT,
+            "/loki/api/v1/delete?query=%7Ba%3D%22b%22%7D&start=0",
+        ),
+        (Method::POST, "/loki/api/v1/rules/ns"),
+    ] {
+        let reply = send(
+            s.http
+                .request(method.clone(), format!("{}{path}", s.envoy.url()))
+                .bearer_auth(&editor),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.json["reason"].as_str()),
+            (403, Some("route_not_allowed")),
+            "{method} {path}: {}",
+            reply.text
+        );
+    }
+    s.tollgate.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialect_and_route_bypasses_through_the_filter() {
+    dialect_and_route_bypasses(Mode::Filter(FAST.into())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialect_and_route_bypasses_through_ext_authz() {
+    dialect_and_route_bypasses(Mode::ExtAuthz).await;
+}
+
 async fn roles_tenants_and_token_lifecycle(mode: Mode) {
     let s = stack(mode).await;
     let (_, _, viewer) = s

@@ -357,6 +357,155 @@ pub async fn send(request: reqwest::RequestBuilder) -> Through {
     }
 }
 
+/// One HTTP/2 request as a client frames it: headers, then each of `data` in a DATA frame of
+/// its own, then `trailers` (if any) in a trailing HEADERS frame that ends the stream.
+#[derive(Debug, Clone, Default)]
+pub struct H2Request {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub data: Vec<Vec<u8>>,
+    pub trailers: Vec<(String, String)>,
+    /// A pause before each DATA and trailers frame, so that Envoy reads them one at a time.
+    /// Zero: every frame is queued before the first write (they arrive together, while a cache
+    /// miss still waits for the server).
+    pub gap: Duration,
+}
+
+impl H2Request {
+    pub fn new(method: &str, path: &str) -> H2Request {
+        H2Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            ..H2Request::default()
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> H2Request {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn data(mut self, chunk: impl Into<Vec<u8>>) -> H2Request {
+        self.data.push(chunk.into());
+        self
+    }
+
+    pub fn trailer(mut self, name: &str, value: &str) -> H2Request {
+        self.trailers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn gap(mut self, gap: Duration) -> H2Request {
+        self.gap = gap;
+        self
+    }
+}
+
+/// What came back for an [`H2Request`]: a response, or the stream reset before one.
+pub enum H2Outcome {
+    Response(Through),
+    /// The peer reset the stream (e.g. Envoy rejecting a header) before any response.
+    Reset(String),
+}
+
+impl H2Outcome {
+    /// The response; panics on a reset.
+    pub fn response(self) -> Through {
+        match self {
+            H2Outcome::Response(through) => through,
+            H2Outcome::Reset(reason) => panic!("stream reset without a response: {reason}"),
+        }
+    }
+}
+
+/// Sends `request` to `addr` over HTTP/2 cleartext with prior knowledge (h2c), on a connection
+/// of its own. Envoy's HTTP connection manager (codec AUTO) accepts it on the same listener as
+/// HTTP/1.1; unlike HTTP/1.1 chunked trailers, HTTP/2 trailers reach the filters.
+pub async fn send_h2(addr: SocketAddr, request: H2Request) -> anyhow::Result<H2Outcome> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let (client, connection) = h2::client::handshake(tcp).await?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let outcome = exchange(addr, client, request).await;
+    driver.abort();
+    outcome
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    client: h2::client::SendRequest<bytes::Bytes>,
+    request: H2Request,
+) -> anyhow::Result<H2Outcome> {
+    let mut client = client.ready().await?;
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(format!("http://{addr}{}", request.path));
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let headers_end = request.data.is_empty() && request.trailers.is_empty();
+    let (response, mut stream) = client.send_request(builder.body(())?, headers_end)?;
+    // A send can fail once Envoy has answered and reset the stream (a local reply to a request
+    // still being sent): the response, read below, is what counts.
+    let mut send_error = None;
+    let chunks = request.data.len();
+    for (i, chunk) in request.data.into_iter().enumerate() {
+        if !request.gap.is_zero() {
+            tokio::time::sleep(request.gap).await;
+        }
+        let last = i + 1 == chunks && request.trailers.is_empty();
+        if let Err(err) = stream.send_data(bytes::Bytes::from(chunk), last) {
+            send_error = Some(err);
+            break;
+        }
+    }
+    if send_error.is_none() && !request.trailers.is_empty() {
+        if !request.gap.is_zero() {
+            tokio::time::sleep(request.gap).await;
+        }
+        let mut trailers = http::HeaderMap::new();
+        for (name, value) in &request.trailers {
+            trailers.append(
+                http::HeaderName::from_bytes(name.as_bytes())?,
+                http::HeaderValue::from_str(value)?,
+            );
+        }
+        if let Err(err) = stream.send_trailers(trailers) {
+            send_error = Some(err);
+        }
+    }
+    let response = match tokio::time::timeout(Duration::from_secs(10), response).await {
+        Err(_) => bail!("no response within 10 s (send error: {send_error:?})"),
+        Ok(Err(err)) if err.is_reset() || err.is_remote() => {
+            return Ok(H2Outcome::Reset(err.to_string()));
+        }
+        Ok(result) => result?,
+    };
+    let (parts, mut body) = response.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            // A reset after a complete response (Envoy ends a request it answered early).
+            Err(err) if err.is_reset() && body.is_end_stream() => break,
+            Err(err) => return Err(err.into()),
+        };
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(H2Outcome::Response(Through {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        text,
+        json,
+    }))
+}
+
 /// The filter module `make test` builds (`TOLLGATE_FILTER_WASM` overrides).
 pub fn filter_wasm() -> anyhow::Result<PathBuf> {
     if let Ok(path) = std::env::var("TOLLGATE_FILTER_WASM") {

@@ -1,6 +1,10 @@
 //! One request through the filter. Decisions come from the core crate; this adapts host calls
 //! to it and keeps the state between callbacks. Every pause has one way out: a resume or a local
 //! reply.
+//!
+//! Every request callback (headers, body, trailers) pauses while a decision is pending, and only
+//! [`State::Done`] lets anything continue: Envoy resumes the whole chain (headers, buffered body,
+//! trailers) when any callback of a paused request returns Continue. Trailers end the body.
 
 use crate::cache::Entry;
 use crate::host::{Host, Level};
@@ -30,10 +34,15 @@ enum State {
         hash: TokenHash,
         call: u32,
         fallback: Option<Entry>,
+        /// This call already re-asks after an answer older than the feed's cursor.
+        retried: bool,
     },
     /// Allowed; the body must be rewritten before the request goes on.
     AwaitingBody(Box<Allow>),
+    /// Allowed: the only state from which the request goes on.
     Done,
+    /// Refused with a local reply: nothing of this request goes on.
+    Replied,
 }
 
 /// What the cache can say about a token right now.
@@ -129,7 +138,7 @@ impl<H: Host> RequestGate<H> {
             Lookup::Unavailable => self.reply(&unavailable()),
             Lookup::Miss(fallback) => {
                 self.host.increment(self.shared.metrics.cache_misses, 1);
-                self.resolve(hash, fallback)
+                self.resolve(hash, fallback, false)
             }
         }
     }
@@ -180,7 +189,7 @@ impl<H: Host> RequestGate<H> {
         }
     }
 
-    fn resolve(&mut self, hash: TokenHash, fallback: Option<Entry>) -> Flow {
+    fn resolve(&mut self, hash: TokenHash, fallback: Option<Entry>, retried: bool) -> Flow {
         let message = v1::ResolveRequest {
             token_hash: hash.as_bytes().to_vec(),
         }
@@ -197,23 +206,39 @@ impl<H: Host> RequestGate<H> {
                     hash,
                     call,
                     fallback,
+                    retried,
                 };
                 Flow::Pause
             }
             Err(err) => {
                 self.host.increment(self.shared.metrics.server_errors, 1);
                 self.log(Level::Warn, &format!("cannot ask the server: {err}"));
-                self.server_failed(fallback, false)
+                if retried {
+                    // Re-asking after a stale answer: the server did answer, so this is no
+                    // outage that staleIfError covers.
+                    return self.reply(&unavailable());
+                }
+                // Only the first dispatch runs before any callback paused the request.
+                self.server_failed(&hash, fallback, false)
             }
         }
     }
 
     /// The server's answer to our Resolve.
     pub fn on_grpc_response(&mut self, call: u32, status: u32, size: usize) {
+        // Not waiting for a grant: this answer changes nothing (and must not end a pause).
+        if !matches!(self.state, State::AwaitingGrant { .. }) {
+            self.log(
+                Level::Warn,
+                "answer to a call this request no longer waits for",
+            );
+            return;
+        }
         let State::AwaitingGrant {
             hash,
             call: expected,
             fallback,
+            retried,
         } = std::mem::replace(&mut self.state, State::Done)
         else {
             return;
@@ -238,12 +263,12 @@ impl<H: Host> RequestGate<H> {
             Err(err) => {
                 self.host.increment(self.shared.metrics.server_errors, 1);
                 self.log(Level::Warn, &format!("the server did not answer: {err}"));
-                self.server_failed(fallback, true);
+                self.server_failed(&hash, fallback, true);
                 return;
             }
         };
         let now = self.host.now_ms();
-        {
+        let cursor = {
             let mut feed = self.shared.feed.borrow_mut();
             if feed.cursor.is_none() {
                 feed.floor = Some(
@@ -251,6 +276,28 @@ impl<H: Host> RequestGate<H> {
                         .map_or(response.revision, |f| f.min(response.revision)),
                 );
             }
+            feed.cursor
+        };
+        // An answer older than the feed's cursor may predate a revocation the feed already
+        // reported (and evicted): never cache it, never trust it. Ask once more (another
+        // replica, or a snapshot that caught up), then fail closed.
+        if let Some(cursor) = cursor
+            && response.revision < cursor
+        {
+            self.host.increment(self.shared.metrics.server_errors, 1);
+            self.log(
+                Level::Warn,
+                &format!(
+                    "stale answer from the server: revision {} is below the feed's {cursor}",
+                    response.revision
+                ),
+            );
+            if retried {
+                self.reply(&unavailable());
+            } else {
+                self.resolve(hash, fallback, true);
+            }
+            return;
         }
         let grant = match response.grant.map(grant_from_proto).transpose() {
             Ok(grant) => grant.map(Rc::new),
@@ -281,12 +328,21 @@ impl<H: Host> RequestGate<H> {
     }
 
     /// The server could not answer: a recent enough entry may stand in (`staleIfError`), else 503.
-    fn server_failed(&mut self, fallback: Option<Entry>, resumed: bool) -> Flow {
+    /// The entry must still be cached: if the feed evicted it (revoked or changed) while the
+    /// call was in flight, a received revocation wins.
+    fn server_failed(&mut self, hash: &TokenHash, fallback: Option<Entry>, resumed: bool) -> Flow {
         let now = self.host.now_ms();
+        let still_cached = |entry: &Entry| {
+            self.shared
+                .cache
+                .borrow_mut()
+                .get(hash)
+                .is_some_and(|current| current.fetched_ms == entry.fetched_ms)
+        };
         if let Some(Entry {
             grant: Some(grant),
             fetched_ms,
-        }) = fallback
+        }) = fallback.filter(still_cached)
         {
             let contact = self
                 .shared
@@ -338,7 +394,10 @@ impl<H: Host> RequestGate<H> {
             && !allow.effective_policy.is_unrestricted();
         if needs_body {
             if let Some(size) = self.body_end {
-                return self.finish_body(&allow, size, resumed);
+                return match self.host.request_body(size) {
+                    Ok(body) => self.finish_body(&allow, &body, resumed),
+                    Err(err) => self.body_unreadable(&err),
+                };
             }
             self.state = State::AwaitingBody(Box::new(allow));
             return Flow::Pause;
@@ -357,48 +416,87 @@ impl<H: Host> RequestGate<H> {
 
     pub fn on_request_body(&mut self, size: usize, end_of_stream: bool) -> Flow {
         match std::mem::replace(&mut self.state, State::Done) {
-            State::AwaitingGrant {
-                hash,
-                call,
-                fallback,
-            } => {
+            State::Start => self.out_of_order("a body"),
+            pending @ State::AwaitingGrant { .. } => {
                 if end_of_stream {
                     self.body_end = Some(size);
                 }
-                self.state = State::AwaitingGrant {
-                    hash,
-                    call,
-                    fallback,
-                };
+                self.state = pending;
                 Flow::Pause
             }
             State::AwaitingBody(allow) if !end_of_stream => {
                 self.state = State::AwaitingBody(allow);
                 Flow::Pause
             }
-            State::AwaitingBody(allow) => self.finish_body(&allow, size, false),
-            other => {
-                self.state = other;
-                Flow::Continue
+            State::AwaitingBody(allow) => match self.host.request_body(size) {
+                Ok(body) => self.finish_body(&allow, &body, false),
+                Err(err) => self.body_unreadable(&err),
+            },
+            State::Done => Flow::Continue,
+            State::Replied => {
+                self.state = State::Replied;
+                Flow::Pause
             }
         }
     }
 
-    /// Rewrites a PromQL form body, fixing `content-length` (Envoy does not), then lets the
-    /// request go on.
-    fn finish_body(&mut self, allow: &Allow, size: usize, resumed: bool) -> Flow {
-        let body = self.host.request_body(size).unwrap_or_default();
+    /// Trailers end the request: the body buffered so far is all of it. Continue here would
+    /// release headers, body and trailers at once, so only [`State::Done`] continues.
+    pub fn on_request_trailers(&mut self) -> Flow {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Start => self.out_of_order("trailers"),
+            pending @ State::AwaitingGrant { .. } => {
+                // The body is complete: the grant's arrival finishes it (see `proceed`).
+                match self.host.request_body(usize::MAX) {
+                    Ok(body) => {
+                        self.body_end = Some(body.len());
+                        self.state = pending;
+                        Flow::Pause
+                    }
+                    Err(err) => self.body_unreadable(&err),
+                }
+            }
+            State::AwaitingBody(allow) => match self.host.request_body(usize::MAX) {
+                Ok(body) => self.finish_body(&allow, &body, false),
+                Err(err) => self.body_unreadable(&err),
+            },
+            State::Done => Flow::Continue,
+            State::Replied => {
+                self.state = State::Replied;
+                Flow::Pause
+            }
+        }
+    }
+
+    /// A body or trailers before the headers were judged: Envoy never does this; fail closed.
+    fn out_of_order(&mut self, what: &str) -> Flow {
+        self.log(Level::Error, &format!("{what} before the request headers"));
+        self.reply(&unavailable())
+    }
+
+    fn body_unreadable(&mut self, err: &str) -> Flow {
+        self.log(
+            Level::Error,
+            &format!("cannot read the request body: {err}"),
+        );
+        self.reply(&unavailable())
+    }
+
+    /// Rewrites a complete PromQL form body, fixing `content-length` (Envoy does not), then lets
+    /// the request go on.
+    fn finish_body(&mut self, allow: &Allow, body: &[u8], resumed: bool) -> Flow {
         let content_type = self.header("content-type").map(str::to_owned);
         let view = BodyView {
             content_type: content_type.as_deref(),
-            bytes: &body,
+            bytes: body,
             complete: true,
         };
         match rewrite_form_body(allow, &view) {
             Err(deny) => self.reply(&deny),
             Ok(None) => self.allowed(resumed),
             Ok(Some(rewritten)) => {
-                self.host.replace_request_body(size, rewritten.as_bytes());
+                self.host
+                    .replace_request_body(body.len(), rewritten.as_bytes());
                 if self.header("content-length").is_some() {
                     self.host
                         .set_request_header("content-length", Some(&rewritten.len().to_string()));
@@ -419,7 +517,7 @@ impl<H: Host> RequestGate<H> {
         }
         self.host
             .send_response(deny.status(), &headers, body.as_bytes());
-        self.state = State::Done;
+        self.state = State::Replied;
         Flow::Pause
     }
 }

@@ -20,7 +20,9 @@ pub trait Host {
     fn request_headers(&self) -> Vec<(String, String)>;
     /// Sets (or with `None` removes) a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
-    fn request_body(&self, size: usize) -> Option<Vec<u8>>;
+    /// The first `size` bytes of the request body buffered so far (`usize::MAX`: all of it);
+    /// empty when there is none. An error is a host failure: the caller fails closed.
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, String>;
     fn replace_request_body(&self, old_size: usize, body: &[u8]);
     fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]);
     fn resume_request(&self);
@@ -70,10 +72,10 @@ impl Host for HostCalls {
         }
     }
 
-    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, String> {
         proxy_wasm::hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, size)
-            .ok()
-            .flatten()
+            .map(Option::unwrap_or_default)
+            .map_err(|status| format!("{status:?}"))
     }
 
     fn replace_request_body(&self, old_size: usize, body: &[u8]) {
@@ -209,6 +211,8 @@ pub struct MockHost {
     pub events: RefCell<Vec<Event>>,
     pub logs: RefCell<Vec<(Level, String)>>,
     pub dispatch_fails: RefCell<bool>,
+    /// The host refuses to hand out the request body.
+    pub body_fails: RefCell<bool>,
     pub metrics: RefCell<Vec<(String, i64)>>,
     next_token: RefCell<u32>,
 }
@@ -244,9 +248,12 @@ impl Host for MockHost {
             .borrow_mut()
             .push(Event::SetHeader(name.to_owned(), value.map(str::to_owned)));
     }
-    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+    fn request_body(&self, size: usize) -> Result<Vec<u8>, String> {
+        if *self.body_fails.borrow() {
+            return Err("SerializationFailure".into());
+        }
         let body = self.body.borrow();
-        Some(body[..size.min(body.len())].to_vec())
+        Ok(body[..size.min(body.len())].to_vec())
     }
     fn replace_request_body(&self, _old_size: usize, body: &[u8]) {
         self.events.borrow_mut().push(Event::ReplaceBody(

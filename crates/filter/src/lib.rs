@@ -92,6 +92,19 @@ impl HttpContext for HttpShell {
             None => Action::Pause,
         }
     }
+
+    // The SDK's default returns Continue, which resumes a paused request whole (headers,
+    // buffered body, trailers): the gate decides here as in every request callback.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        match &mut self.0 {
+            Some(gate) => action(gate.on_request_trailers()),
+            None => Action::Pause,
+        }
+    }
+
+    // Response callbacks keep the SDK's Continue on purpose: a response reaches this filter
+    // only for a request already allowed (the upstream never saw a paused one) or as a local
+    // reply (ours or Envoy's), which must go out.
 }
 
 proxy_wasm::main! {{

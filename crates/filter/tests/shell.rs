@@ -45,7 +45,17 @@ impl World {
     }
 
     fn answer_resolve(&self, gate: &mut RequestGate<MockHost>, grant: Option<v1::Grant>) {
-        let body = v1::ResolveResponse { grant, revision: 1 }.encode_to_vec();
+        self.answer_resolve_at(gate, grant, 1);
+    }
+
+    /// Answers the last Resolve with a grant as of snapshot `revision`.
+    fn answer_resolve_at(
+        &self,
+        gate: &mut RequestGate<MockHost>,
+        grant: Option<v1::Grant>,
+        revision: u64,
+    ) {
+        let body = v1::ResolveResponse { grant, revision }.encode_to_vec();
         *self.host.grpc_body.borrow_mut() = body.clone();
         gate.on_grpc_response(self.host.last_call(), 0, body.len());
     }
@@ -56,6 +66,11 @@ impl World {
 
     /// Polls the feed and answers with `revoked` hashes.
     fn feed(&mut self, revoked: &[&Token]) {
+        self.feed_at(revoked, 2);
+    }
+
+    /// Polls the feed and answers with `revoked` hashes, the cursor moving to `revision`.
+    fn feed_at(&mut self, revoked: &[&Token], revision: u64) {
         self.root.on_tick();
         let call = self.host.last_call();
         let changes = revoked
@@ -63,11 +78,11 @@ impl World {
             .map(|t| v1::Change {
                 token_hash: t.hash().as_bytes().to_vec(),
                 kind: v1::change::Kind::Revoked as i32,
-                revision: 2,
+                revision,
             })
             .collect();
         let body = v1::ChangesResponse {
-            revision: 2,
+            revision,
             changes,
             more: false,
             resync: false,
@@ -470,4 +485,371 @@ fn bad_configurations_are_refused() {
             .iter()
             .any(|(level, m)| *level == Level::Critical && m.contains("rejected"))
     );
+}
+
+// ---- Pending decisions: every request callback holds the request until the decision is made,
+// and trailers end the body (issue 11: HTTP/2 trailers released paused requests).
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Whether the filter let the request go on (a resume) or answered it (a local reply).
+fn released(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Resume | Event::Respond { .. }))
+}
+
+fn replaced_body(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::ReplaceBody(b) => Some(b.clone()),
+        _ => None,
+    })
+}
+
+fn form_query(body: &str) -> String {
+    tollgate_core::form::parse(body)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key == "query")
+        .unwrap()
+        .value
+}
+
+/// A POST /api/v1/query of `body` (with its content-length) by `token`.
+fn post_query(world: &World, token: &Token, body: &str) -> RequestGate<MockHost> {
+    *world.host.body.borrow_mut() = body.as_bytes().to_vec();
+    world.request(
+        "POST",
+        "/api/v1/query",
+        &[
+            ("authorization", &bearer(token)),
+            ("content-type", FORM),
+            ("content-length", &body.len().to_string()),
+        ],
+    )
+}
+
+/// Caches `token` with `policy` through one GET.
+fn warm(world: &World, token: &Token, policy: &str) {
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(token))],
+    );
+    gate.on_request_headers(true);
+    world.answer_resolve(&mut gate, Some(grant(policy, "viewer")));
+    world.host.take_events();
+}
+
+#[test]
+fn trailers_before_the_headers_fail_closed() {
+    let world = World::new(CONFIG);
+    let mut gate = world.request("POST", "/api/v1/query", &[]);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+    let mut body_first = world.request("POST", "/api/v1/query", &[]);
+    assert_eq!(body_first.on_request_body(3, false), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+}
+
+#[test]
+fn trailers_while_awaiting_a_grant_hold_the_request_and_the_grant_rewrites_the_body() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let body = "query=up";
+    let mut gate = post_query(&world, &token, body);
+    assert_eq!(gate.on_request_headers(false), Flow::Pause, "a miss");
+    assert_eq!(gate.on_request_body(body.len(), false), Flow::Pause);
+    assert_eq!(
+        gate.on_request_trailers(),
+        Flow::Pause,
+        "trailers must not release a request waiting for its grant"
+    );
+    let events = world.host.take_events();
+    assert!(!released(&events), "{events:?}");
+    assert!(matches!(events.first(), Some(Event::Dispatch { .. })));
+
+    world.answer_resolve(&mut gate, Some(grant(NS, "viewer")));
+    let events = world.host.take_events();
+    let new_body = replaced_body(&events).expect("the body ended with the trailers: rewritten");
+    assert_eq!(
+        form_query(&new_body),
+        r#"up{kube_namespace="prometheus"}"#,
+        "{new_body}"
+    );
+    assert!(events.contains(&Event::SetHeader(
+        "content-length".into(),
+        Some(new_body.len().to_string())
+    )));
+    assert!(events.contains(&Event::SetHeader("authorization".into(), None)));
+    assert_eq!(events.last(), Some(&Event::Resume), "{events:?}");
+    // Done: anything later goes on.
+    assert_eq!(gate.on_request_trailers(), Flow::Continue);
+}
+
+#[test]
+fn trailers_while_awaiting_a_grant_then_unknown_token_is_refused() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "POST",
+        "/api/v1/write",
+        &[
+            ("authorization", &bearer(&token)),
+            ("x-tollgate-account", "root"),
+        ],
+    );
+    *world.host.body.borrow_mut() = b"\x00\x01".to_vec();
+    assert_eq!(gate.on_request_headers(false), Flow::Pause);
+    assert_eq!(gate.on_request_body(2, false), Flow::Pause);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    assert!(!released(&world.host.take_events()));
+    world.answer_resolve(&mut gate, None);
+    let events = world.host.take_events();
+    assert_eq!(responded(&events).unwrap().0, 401);
+    assert!(!events.contains(&Event::Resume));
+    // Refused: every later callback stays paused.
+    assert_eq!(gate.on_request_body(2, false), Flow::Pause);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+}
+
+#[test]
+fn trailers_with_no_body_while_awaiting_a_grant() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    *world.host.body.borrow_mut() = Vec::new();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(gate.on_request_headers(false), Flow::Pause);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    assert!(!released(&world.host.take_events()));
+    world.answer_resolve(&mut gate, Some(grant(NS, "viewer")));
+    let events = world.host.take_events();
+    assert!(replaced_body(&events).is_none(), "a GET body is not read");
+    assert_eq!(events.last(), Some(&Event::Resume));
+}
+
+#[test]
+fn trailers_end_the_body_while_awaiting_it() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    let body = "query=sum(rate(x%5B5m%5D))&time=1";
+    let mut gate = post_query(&world, &token, body);
+    assert_eq!(
+        gate.on_request_headers(false),
+        Flow::Pause,
+        "a hit, body to rewrite"
+    );
+    assert_eq!(gate.on_request_body(5, false), Flow::Pause);
+    assert_eq!(gate.on_request_body(body.len(), false), Flow::Pause);
+    assert!(!released(&world.host.take_events()));
+    assert_eq!(
+        gate.on_request_trailers(),
+        Flow::Continue,
+        "the whole body read, rewritten, and the request goes on"
+    );
+    let events = world.host.take_events();
+    let new_body = replaced_body(&events).unwrap();
+    assert_eq!(
+        form_query(&new_body),
+        r#"sum(rate(x{kube_namespace="prometheus"}[5m]))"#
+    );
+    assert!(events.contains(&Event::SetHeader(
+        "content-length".into(),
+        Some(new_body.len().to_string())
+    )));
+    assert!(!events.contains(&Event::Resume), "continued, not resumed");
+}
+
+#[test]
+fn trailers_after_a_bad_body_refuse() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    let mut gate = post_query(&world, &token, "query=up{");
+    gate.on_request_headers(false);
+    gate.on_request_body(9, false);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    let events = world.host.take_events();
+    assert_eq!(responded(&events).unwrap().0, 400, "{events:?}");
+    assert!(replaced_body(&events).is_none());
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+}
+
+#[test]
+fn an_unreadable_body_fails_closed() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    *world.host.body_fails.borrow_mut() = true;
+    // Trailers while awaiting the body.
+    let mut gate = post_query(&world, &token, "query=up");
+    gate.on_request_headers(false);
+    gate.on_request_body(8, false);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+    // The end of the body.
+    let mut gate = post_query(&world, &token, "query=up");
+    gate.on_request_headers(false);
+    assert_eq!(gate.on_request_body(8, true), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 503);
+    // Trailers while awaiting a grant.
+    let other = Token::generate().unwrap();
+    let mut gate = post_query(&world, &other, "query=up");
+    gate.on_request_headers(false);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    let events = world.host.take_events();
+    assert_eq!(responded(&events).unwrap().0, 503);
+    assert!(!events.contains(&Event::Resume));
+}
+
+#[test]
+fn trailers_after_the_decision_follow_it() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    // Allowed at the headers (a GET with a body, a hit): the rest goes on.
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(gate.on_request_headers(false), Flow::Continue);
+    assert_eq!(gate.on_request_body(3, false), Flow::Continue);
+    assert_eq!(gate.on_request_trailers(), Flow::Continue);
+    // Refused at the headers: the rest stays paused.
+    let mut gate = world.request("POST", "/api/v1/write", &[]);
+    assert_eq!(gate.on_request_headers(false), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 401);
+    assert_eq!(gate.on_request_body(3, false), Flow::Pause);
+    assert_eq!(gate.on_request_body(3, true), Flow::Pause);
+    assert_eq!(gate.on_request_trailers(), Flow::Pause);
+    assert!(world.host.take_events().is_empty(), "one reply only");
+}
+
+#[test]
+fn a_stray_answer_does_not_release_a_request_awaiting_its_body() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    let mut gate = post_query(&world, &token, "query=up");
+    assert_eq!(gate.on_request_headers(false), Flow::Pause);
+    gate.on_grpc_response(999, 0, 0);
+    assert_eq!(gate.on_request_body(8, false), Flow::Pause);
+    assert_eq!(gate.on_request_trailers(), Flow::Continue);
+    assert!(replaced_body(&world.host.take_events()).is_some());
+}
+
+// ---- Stale answers: a Resolve answer older than the feed's cursor may predate a revocation.
+
+#[test]
+fn an_answer_older_than_the_feed_is_neither_cached_nor_trusted() {
+    let mut world = World::new(CONFIG);
+    world.feed_at(&[], 5);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(gate.on_request_headers(true), Flow::Pause);
+    world.host.take_events();
+    world.answer_resolve_at(&mut gate, Some(grant("", "viewer")), 4);
+    let events = world.host.take_events();
+    assert!(
+        !released(&events),
+        "a stale answer is not trusted: {events:?}"
+    );
+    assert!(
+        matches!(events.as_slice(), [Event::Dispatch { method, .. }] if method == "Resolve"),
+        "asks once more: {events:?}"
+    );
+    world.answer_resolve_at(&mut gate, Some(grant("", "viewer")), 4);
+    let events = world.host.take_events();
+    let (status, body) = responded(&events).unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("authorizer_unavailable"), "{body}");
+    assert!(!events.iter().any(|e| matches!(e, Event::Dispatch { .. })));
+    assert!(!events.contains(&Event::Resume));
+
+    // Nothing was cached: the next request asks again, and a current answer is trusted.
+    let mut next = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(next.on_request_headers(true), Flow::Pause, "not cached");
+    world.answer_resolve_at(&mut next, Some(grant("", "viewer")), 4);
+    world.answer_resolve_at(&mut next, Some(grant("", "viewer")), 5);
+    assert_eq!(world.host.take_events().last(), Some(&Event::Resume));
+    let mut hit = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(hit.on_request_headers(true), Flow::Continue, "cached now");
+}
+
+#[test]
+fn a_revocation_reported_while_resolving_wins() {
+    let mut world = World::new(CONFIG);
+    world.feed_at(&[], 2);
+    let token = Token::generate().unwrap();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    gate.on_request_headers(true);
+    let call = world.host.last_call();
+    // The feed reports the revocation (revision 3) before the Resolve, answered from an older
+    // snapshot (revision 2), comes back.
+    world.feed_at(&[&token], 3);
+    let body = v1::ResolveResponse {
+        grant: Some(grant("", "viewer")),
+        revision: 2,
+    }
+    .encode_to_vec();
+    *world.host.grpc_body.borrow_mut() = body.clone();
+    world.host.take_events();
+    gate.on_grpc_response(call, 0, body.len());
+    let events = world.host.take_events();
+    assert!(!released(&events), "{events:?}");
+    world.answer_resolve_at(&mut gate, None, 3);
+    let events = world.host.take_events();
+    assert_eq!(responded(&events).unwrap().0, 401);
+    assert!(!events.contains(&Event::Resume));
+}
+
+#[test]
+fn stale_if_error_never_serves_a_grant_the_feed_evicted_meanwhile() {
+    let mut world = World::new(
+        r#"{"cluster":"tollgate","cache":{"ttlSeconds":1},"failureMode":{"staleIfError":{"maxStalenessSeconds":30}}}"#,
+    );
+    let token = Token::generate().unwrap();
+    warm(&world, &token, "");
+    world.feed_at(&[], 2);
+    world.advance(2_000);
+    // The entry expired: re-resolve, keeping it as a fallback.
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(gate.on_request_headers(true), Flow::Pause);
+    let call = world.host.last_call();
+    world.feed_at(&[&token], 3);
+    world.host.take_events();
+    gate.on_grpc_response(call, 14, 0);
+    let events = world.host.take_events();
+    assert_eq!(
+        responded(&events).unwrap().0,
+        503,
+        "revoked while resolving: {events:?}"
+    );
+    assert!(!events.contains(&Event::Resume));
 }

@@ -1,5 +1,8 @@
 //! Shared setup for the fuzz targets that drive the server in process: one app over a store in a
-//! temporary directory, seeded through the admin API once per fuzzing process.
+//! temporary directory, seeded through the admin API once per fuzzing process; and the regex
+//! generator of the `regex` target ([`regex_gen`], shared with the Go-oracle test).
+
+pub mod regex_gen;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -14,4 +14,5 @@ mod filter;
 mod http2;
 mod make_run;
 mod prometheus;
+mod regex_oracle;
 mod security;

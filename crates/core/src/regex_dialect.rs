@@ -56,7 +56,7 @@ pub fn to_rust(pattern: &str) -> Result<String, PatternError> {
         .parse(pattern)
         .map_err(|err| PatternError::Syntax(err.kind().to_string()))?;
     let mut splices = Vec::new();
-    check(&ast, pattern, &mut splices)?;
+    check(&ast, pattern, MAX_REPEAT, &mut splices)?;
     if splices.is_empty() {
         return Ok(pattern.to_owned());
     }
@@ -81,7 +81,14 @@ fn refuse(span: &ast::Span, construct: &'static str, advice: &'static str) -> Pa
 
 type Splices = Vec<(usize, usize, &'static str)>;
 
-fn check(node: &Ast, pattern: &str, splices: &mut Splices) -> Result<(), PatternError> {
+/// `repeat_budget`: how many copies of the innermost thing counted repetitions may still make,
+/// as Go's `repeatIsValid` counts them (`(a{100}){100}` is refused: 10,000 > 1000).
+fn check(
+    node: &Ast,
+    pattern: &str,
+    repeat_budget: u32,
+    splices: &mut Splices,
+) -> Result<(), PatternError> {
     match node {
         Ast::Empty(_) | Ast::Dot(_) => Ok(()),
         Ast::Literal(literal) => check_literal(literal),
@@ -117,6 +124,7 @@ fn check(node: &Ast, pattern: &str, splices: &mut Splices) -> Result<(), Pattern
         }
         Ast::ClassBracketed(class) => check_class(class),
         Ast::Repetition(repetition) => {
+            let mut inner_budget = repeat_budget;
             if let RepetitionKind::Range(range) = &repetition.op.kind {
                 let count = match *range {
                     RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
@@ -139,6 +147,17 @@ fn check(node: &Ast, pattern: &str, splices: &mut Splices) -> Result<(), Pattern
                         "Go reads `{,n}` and `{ n }` as literal text; write {0,n} without spaces",
                     ));
                 }
+                inner_budget = match count {
+                    0 => MAX_REPEAT,
+                    n if n > repeat_budget => {
+                        return Err(refuse(
+                            &repetition.op.span,
+                            "nested counted repetitions of more than 1000 copies in all",
+                            "Go's RE2 refuses them; repeat fewer times",
+                        ));
+                    }
+                    n => repeat_budget / n,
+                };
             }
             if matches!(*repetition.ast, Ast::Repetition(_)) {
                 return Err(refuse(
@@ -147,7 +166,7 @@ fn check(node: &Ast, pattern: &str, splices: &mut Splices) -> Result<(), Pattern
                     "Go's RE2 refuses `a**`; group it as (?:a*)*",
                 ));
             }
-            check(&repetition.ast, pattern, splices)
+            check(&repetition.ast, pattern, inner_budget, splices)
         }
         Ast::Group(group) => {
             match &group.kind {
@@ -161,16 +180,16 @@ fn check(node: &Ast, pattern: &str, splices: &mut Splices) -> Result<(), Pattern
                 }
                 GroupKind::NonCapturing(flags) => check_flags(flags)?,
             }
-            check(&group.ast, pattern, splices)
+            check(&group.ast, pattern, repeat_budget, splices)
         }
         Ast::Alternation(alternation) => alternation
             .asts
             .iter()
-            .try_for_each(|a| check(a, pattern, splices)),
+            .try_for_each(|a| check(a, pattern, repeat_budget, splices)),
         Ast::Concat(concat) => concat
             .asts
             .iter()
-            .try_for_each(|a| check(a, pattern, splices)),
+            .try_for_each(|a| check(a, pattern, repeat_budget, splices)),
     }
 }
 
@@ -320,6 +339,7 @@ mod tests {
             (r"\Aé€\z", r"\Aé€\z"),
             ("", ""),
             ("(a)|(?:b)", "(a)|(?:b)"),
+            ("(a{10}){100}(b{0}){1000}", "(a{10}){100}(b{0}){1000}"),
         ];
         for (pattern, want) in CASES {
             assert_eq!(to_rust(pattern).as_deref(), Ok(*want), "{pattern:?}");
@@ -349,6 +369,8 @@ mod tests {
             ("a**", "repetition of a repetition", 2),
             ("a{1001}", "above 1000", 1),
             ("a{ 2 }", "with spaces", 1),
+            ("(a{100}){100}", "nested counted repetitions", 2),
+            ("(?:(?:a{10}){10}b){11}", "nested counted repetitions", 7),
         ];
         for (pattern, construct, position) in CASES {
             match to_rust(pattern) {

@@ -39,6 +39,10 @@ pub enum SelectorError {
         "the value for label `{label}` contains a control character; label values may not contain control characters"
     )]
     ControlCharacter { label: String },
+    #[error(
+        "the value for label `{label}` contains U+FFFD, the replacement character, which Prometheus refuses in queries"
+    )]
+    ReplacementCharacter { label: String },
     #[error("the value for label `{label}` is {len} bytes long; at most {max} bytes are allowed", max = MAX_LABEL_VALUE_LEN)]
     ValueTooLong { label: String, len: usize },
     #[error("invalid regular expression for label `{label}`: {message}")]
@@ -196,6 +200,11 @@ impl Matcher {
         }
         if value.chars().any(char::is_control) {
             return Err(SelectorError::ControlCharacter { label: name.0 });
+        }
+        // Prometheus's PromQL lexer refuses U+FFFD (it stands for bytes that were not UTF-8),
+        // so a policy holding it could never be enforced in a query.
+        if value.contains(char::REPLACEMENT_CHARACTER) {
+            return Err(SelectorError::ReplacementCharacter { label: name.0 });
         }
         let test = match op {
             MatchOp::Eq => Test::Eq,
@@ -1050,7 +1059,23 @@ mod tests {
                 re("a"),
                 "trailing backslash in regex",
             ),
-            (r#"{a=~"(a{1000}){1000}"}"#.into(), re("a"), "regex too big"),
+            (
+                r#"{a=~"(a{1000}){1000}"}"#.into(),
+                UnsupportedRegex {
+                    label: "a".into(),
+                    error: crate::regex_dialect::DialectError {
+                        position: 2,
+                        construct: "nested counted repetitions of more than 1000 copies in all",
+                        advice: "Go's RE2 refuses them; repeat fewer times",
+                    },
+                },
+                "regex too big for Go",
+            ),
+            (
+                format!(r#"{{a=~"{}"}}"#, "(?:.{1000})|".repeat(80)),
+                re("a"),
+                "regex too big for the compiled-program budget",
+            ),
             (
                 r#"a="x""#.into(),
                 syntax(0, "`{` starting a selector"),
@@ -1790,7 +1815,7 @@ mod tests {
     }
 
     fn any_value() -> impl Strategy<Value = String> {
-        "[^\\p{Cc}]{0,12}"
+        "[^\\p{Cc}\u{FFFD}]{0,12}"
     }
 
     fn any_regex() -> impl Strategy<Value = &'static str> {

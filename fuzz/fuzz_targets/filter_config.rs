@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_core::filter_config::FilterSettings;
+use tollgate_filter::config::FilterSettings;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(settings) = FilterSettings::parse(data) {

@@ -50,6 +50,7 @@ impl Harness {
             grpc_listen: "127.0.0.1:0".parse().unwrap(),
             bootstrap_token_file: Some(token_file.clone()),
             admin: AdminConfig::default(),
+            routes: tollgate_core::RouteTable::default(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -296,6 +296,7 @@ impl Tollgate {
             grpc_listen: "127.0.0.1:0".parse()?,
             bootstrap_token_file: Some(token_file.clone()),
             admin: AdminConfig::default(),
+            routes: tollgate_core::RouteTable::default(),
         };
         let running = Server::bind(&config).await?.spawn();
         Ok(Tollgate {

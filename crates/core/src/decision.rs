@@ -44,6 +44,8 @@ pub struct RequestView<'a> {
     /// The path without its query string.
     pub path: &'a str,
     pub query: &'a str,
+    /// Every `Authorization` value sent (more than one is ambiguous, and refused).
+    pub authorizations: Vec<&'a str>,
     /// Values of `X-Forwarded-Tenant-Id` and `X-Scope-OrgID` sent by the client.
     pub tenant_ids: Vec<&'a str>,
     /// Values of client-sent `x-tollgate-labels` (normally zero or one).
@@ -70,6 +72,10 @@ impl<'a> RequestView<'a> {
         if headers::is_underscore_alias(name) {
             // Removed like a spoofed x-tollgate-* header (the bootstraps also reject them).
             self.tollgate_headers.push(name.to_ascii_lowercase());
+            return;
+        }
+        if name.eq_ignore_ascii_case(headers::AUTHORIZATION) {
+            self.authorizations.push(value);
             return;
         }
         if name.eq_ignore_ascii_case(headers::FORWARDED_TENANT_ID)
@@ -199,27 +205,6 @@ impl DenyReason {
                 | DenyReason::RewriteFailed
         )
     }
-
-    /// 401 when the credential is the problem (the client should get a new token), 400 for a
-    /// request no server should accept, 403 when the credential is fine but not enough.
-    pub fn status(self) -> u16 {
-        match self {
-            DenyReason::MissingToken
-            | DenyReason::MalformedToken
-            | DenyReason::UnknownToken
-            | DenyReason::ExpiredToken => 401,
-            DenyReason::InvalidPath | DenyReason::InvalidLabels | DenyReason::InvalidQuery => 400,
-            DenyReason::RouteNotAllowed
-            | DenyReason::MissingScope
-            | DenyReason::TenantMismatch
-            | DenyReason::LabelPolicyViolation
-            | DenyReason::LabelsNotEnforceable
-            | DenyReason::QueryNotAllowed
-            | DenyReason::BodyUnavailable => 403,
-            DenyReason::RewriteFailed => 500,
-            DenyReason::AuthorizerUnavailable => 503,
-        }
-    }
 }
 
 impl Deny {
@@ -231,10 +216,6 @@ impl Deny {
             std::borrow::Cow::Owned(redacted) => redacted,
         };
         Deny { reason, message }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.reason.status()
     }
 
     pub fn unknown_token() -> Deny {
@@ -282,14 +263,24 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Reads the bearer token from an `Authorization` header value, or says why there is none.
-pub fn authenticate(authorization: Option<&str>) -> Result<Token, Deny> {
-    let header = authorization.ok_or_else(|| {
-        Deny::new(
-            DenyReason::MissingToken,
-            "missing bearer token in the Authorization header",
-        )
-    })?;
+/// Reads the bearer token from the request's `Authorization` values, or says why there is none.
+/// Two credentials are ambiguous: malformed, not a choice.
+pub fn authenticate(authorizations: &[&str]) -> Result<Token, Deny> {
+    let header = match authorizations {
+        [] => {
+            return Err(Deny::new(
+                DenyReason::MissingToken,
+                "missing bearer token in the Authorization header",
+            ));
+        }
+        [one] => *one,
+        _ => {
+            return Err(Deny::new(
+                DenyReason::MalformedToken,
+                "more than one Authorization header: send exactly one bearer token",
+            ));
+        }
+    };
     match Token::from_authorization(header) {
         None => Err(Deny::new(
             DenyReason::MissingToken,
@@ -307,7 +298,8 @@ pub fn authenticate(authorization: Option<&str>) -> Result<Token, Deny> {
     }
 }
 
-/// Decides a request for a known token. `now` is Unix seconds.
+/// Decides a request for a known token. `now` is Unix seconds. A step of
+/// [`crate::pipeline::authorize`], which every caller uses.
 pub fn decide(grant: &Grant, request: &RequestView<'_>, routes: &RouteTable, now: u64) -> Decision {
     match check(grant, request, routes, now) {
         Ok(allow) => Decision::Allow(allow),
@@ -911,8 +903,11 @@ mod tests {
                 assert!(body.get("status").is_none());
             }
         }
-        assert_eq!(DenyReason::ExpiredToken.status(), 401);
-        assert_eq!(DenyReason::LabelPolicyViolation.status(), 403);
+        assert_eq!(Deny::new(DenyReason::ExpiredToken, "").status(), 401);
+        assert_eq!(
+            Deny::new(DenyReason::LabelPolicyViolation, "").status(),
+            403
+        );
     }
 
     #[test]
@@ -942,9 +937,10 @@ mod tests {
             (Some(good.as_str()), Ok(()), "valid"),
         ];
         for (header, want, why) in cases {
-            let got = authenticate(header).map(|_| ()).map_err(|d| d.reason);
+            let headers: Vec<&str> = header.into_iter().collect();
+            let got = authenticate(&headers).map(|_| ()).map_err(|d| d.reason);
             assert_eq!(got, want, "{why}");
-            if let Err(deny) = authenticate(header) {
+            if let Err(deny) = authenticate(&headers) {
                 assert!(!deny.message.contains(&token.expose_secret()[5..37]));
             }
         }

@@ -2,9 +2,10 @@
 //! decide the same way. No IO, no async, no host calls: it builds natively and for `wasm32-wasip1`.
 
 pub mod decision;
-pub mod filter_config;
+pub mod denial;
 pub mod form;
 pub mod headers;
+pub mod pipeline;
 pub mod promql;
 pub mod regex_dialect;
 pub mod route;
@@ -13,6 +14,7 @@ pub mod selector;
 pub mod token;
 
 pub use decision::{Allow, Decision, Deny, DenyReason, Grant, RequestView, decide};
+pub use pipeline::{Authorization, Authorized, GrantLookup, authorize, authorize_grant};
 pub use route::{RouteRule, RouteTable};
 pub use scope::{Role, Scope, ScopeSet};
 pub use selector::{Policy, PolicyLimits};

@@ -191,7 +191,7 @@ const READ: &[&str] = &["GET", "POST"];
 const GET: &[&str] = &["GET"];
 const POST: &[&str] = &["POST"];
 
-/// The default table: Prometheus, Loki, Tempo, OTLP and Tollgate's admin API. Metadata routes
+/// The default upstream table: Prometheus, Loki, Tempo and OTLP. Metadata routes
 /// that expose every series regardless of labels (targets, rules, TSDB status) are deliberately
 /// absent, so they are denied. Loki and Tempo reads cannot be confined to labels here (LogQL and
 /// TraceQL are not rewritten), so label-restricted accounts are denied them; of Loki only the
@@ -200,7 +200,7 @@ const POST: &[&str] = &["POST"];
 /// accounts are denied them until bodies are enforced; a custom table may say `upstream` for a
 /// write route whose upstream does enforce that header.
 const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
-    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery, Upstream};
+    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery};
     &[
         // Prometheus HTTP API and Mimir.
         (READ, "/api/v1/query", Scope::MetricsRead, PromqlQuery),
@@ -258,7 +258,14 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
         (POST, "/v1/metrics", Scope::MetricsWrite, Deny),
         (POST, "/v1/logs", Scope::LogsWrite, Deny),
         (POST, "/v1/traces", Scope::TracesWrite, Deny),
-        // Tollgate's admin API: label ceilings are enforced by the admin service itself.
+    ]
+};
+
+/// Tollgate's own admin API: a table of its own, so that a proxy in front of an upstream never
+/// matches an admin path. Label ceilings are enforced by the admin service itself.
+const ADMIN_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
+    use LabelEnforcement::Upstream;
+    &[
         (
             GET,
             "/api/v1/serviceaccounts/**",
@@ -306,15 +313,27 @@ impl RouteTable {
     }
 }
 
-impl Default for RouteTable {
-    fn default() -> RouteTable {
-        let rules = DEFAULT_RULES
+impl RouteTable {
+    /// The admin API's routes (served by `tollgate serve`, never by an upstream).
+    pub fn admin() -> RouteTable {
+        RouteTable::from_static(ADMIN_RULES)
+    }
+
+    fn from_static(rules: &[(&[&str], &str, Scope, LabelEnforcement)]) -> RouteTable {
+        let rules = rules
             .iter()
             .filter_map(|(methods, path, scope, labels)| {
                 RouteRule::new(methods, path, *scope, *labels).ok()
             })
             .collect();
         RouteTable { rules }
+    }
+}
+
+/// The upstream table: the Prometheus, Loki, Tempo and OTLP APIs.
+impl Default for RouteTable {
+    fn default() -> RouteTable {
+        RouteTable::from_static(DEFAULT_RULES)
     }
 }
 
@@ -347,6 +366,23 @@ mod tests {
     #[test]
     fn default_table_is_complete() {
         assert_eq!(RouteTable::default().rules().len(), DEFAULT_RULES.len());
+        assert_eq!(RouteTable::admin().rules().len(), ADMIN_RULES.len());
+    }
+
+    #[test]
+    fn the_admin_api_is_not_an_upstream_route() {
+        let upstream = RouteTable::default();
+        let admin = RouteTable::admin();
+        for (method, path) in [
+            ("GET", "/api/v1/serviceaccounts"),
+            ("DELETE", "/api/v1/serviceaccounts/3"),
+            ("POST", "/api/v1/access-review"),
+            ("GET", "/api/v1/audit"),
+        ] {
+            assert!(upstream.find(method, path).is_none(), "{method} {path}");
+            assert!(admin.find(method, path).is_some(), "{method} {path}");
+        }
+        assert!(admin.find("GET", "/api/v1/query").is_none());
     }
 
     #[test]
@@ -470,8 +506,13 @@ mod tests {
             ("PUT", "/api/v1/query", None, "method not in rule"),
             ("GET", "/", None, "root"),
         ];
+        // The admin API's rows are answered by its own table.
+        let admin = RouteTable::admin();
         for (method, path, want, why) in cases {
-            assert_eq!(table.find(method, path).map(|r| r.scope), want, "{why}");
+            let rule = table
+                .find(method, path)
+                .or_else(|| admin.find(method, path));
+            assert_eq!(rule.map(|r| r.scope), want, "{why}");
         }
     }
 

@@ -7,17 +7,17 @@
 //! trailers) when any callback of a paused request returns Continue. Trailers end the body.
 
 use crate::cache::Entry;
+use crate::config::FailureMode;
 use crate::host::{Host, Level};
 use crate::shared::Shared;
 use prost::Message;
 use std::rc::Rc;
-use tollgate_core::decision::{BodyView, authenticate, rewrite_form_body, rewrite_query_params};
-use tollgate_core::filter_config::FailureMode;
-use tollgate_core::route::LabelEnforcement;
+use tollgate_core::decision::BodyView;
+use tollgate_core::pipeline::unavailable;
 use tollgate_core::{
-    Allow, Decision, Deny, DenyReason, Grant, Policy, RequestView, Role, TokenHash, decide, headers,
+    Authorization, Authorized, Deny, Grant, GrantLookup, RequestView, TokenHash, authorize,
 };
-use tollgate_proto::v1;
+use tollgate_proto::{grant_from_wire, v1};
 
 /// What a callback tells Envoy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ enum State {
         retried: bool,
     },
     /// Allowed; the body must be rewritten before the request goes on.
-    AwaitingBody(Box<Allow>),
+    AwaitingBody(Box<Authorized<Rc<Grant>>>),
     /// Allowed: the only state from which the request goes on.
     Done,
     /// Refused with a local reply: nothing of this request goes on.
@@ -62,24 +62,6 @@ pub struct RequestGate<H: Host> {
     end_of_stream: bool,
     /// The body's size once it was fully received while we were still waiting for a grant.
     body_end: Option<usize>,
-}
-
-/// Converts the server's grant into the core's, refusing anything it cannot read.
-pub fn grant_from_proto(grant: v1::Grant) -> Result<Grant, String> {
-    let role: Role = grant.role.parse().map_err(|err| format!("{err}"))?;
-    let policy =
-        Policy::parse(&grant.label_policy).map_err(|err| format!("label policy: {err}"))?;
-    Ok(Grant {
-        token_id: grant.token_id,
-        account_id: grant.account_id,
-        account: grant.account.into(),
-        tenant: grant.tenant.into(),
-        role,
-        scopes: role.scopes(),
-        policy,
-        expires_at: grant.expires_at,
-        all_tenants: false,
-    })
 }
 
 impl<H: Host> RequestGate<H> {
@@ -106,40 +88,72 @@ impl<H: Host> RequestGate<H> {
         self.host.log(level, &format!("{}: {message}", self.id));
     }
 
+    /// The request as the core reads it, borrowed from the headers read once.
+    fn view(&self) -> RequestView<'_> {
+        let method = self.header(":method").unwrap_or("");
+        let path = self.header(":path").unwrap_or("");
+        let mut view = RequestView::new(method, path);
+        for (name, value) in &self.headers {
+            view.observe_header(name, value);
+        }
+        view
+    }
+
     pub fn on_request_headers(&mut self, end_of_stream: bool) -> Flow {
         self.headers = self.host.request_headers();
         self.end_of_stream = end_of_stream;
-        let authorizations: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(headers::AUTHORIZATION))
-            .map(|(_, v)| v.as_str())
-            .collect();
-        // Two credentials are ambiguous: malformed, not a choice.
-        let authorization = match authorizations.as_slice() {
-            [] => None,
-            [one] => Some(*one),
-            _ => Some("Bearer <ambiguous>"),
+        let mut fallback = None;
+        let outcome = {
+            let view = self.view();
+            let now = self.host.now_ms() / 1000;
+            let lookup = |hash: &TokenHash| self.cached(hash, &mut fallback);
+            authorize(&view, lookup, &self.shared.settings.routes, now)
         };
-        let token = match authenticate(authorization) {
-            Ok(token) => token,
-            Err(deny) => return self.reply(&deny),
-        };
-        let hash = token.hash();
-        match self.lookup(&hash) {
+        match outcome {
+            Authorization::Allowed(authorized) => self.proceed(authorized, false),
+            Authorization::Denied(deny) => self.reply(&deny),
+            Authorization::NotHere(hash) => self.resolve(hash, fallback, false),
+        }
+    }
+
+    /// The pipeline's lookup: this VM's cache. A miss is "not here", with the expired entry
+    /// `staleIfError` may fall back on.
+    fn cached(&self, hash: &TokenHash, fallback: &mut Option<Entry>) -> GrantLookup<Rc<Grant>> {
+        match self.lookup(hash) {
             Lookup::Fresh(grant) => {
                 self.host.increment(self.shared.metrics.cache_hits, 1);
-                self.proceed(&grant, false)
+                GrantLookup::Found(grant)
             }
             Lookup::Unknown => {
                 self.host.increment(self.shared.metrics.cache_hits, 1);
-                self.reply(&Deny::unknown_token())
+                GrantLookup::Unknown
             }
-            Lookup::Unavailable => self.reply(&unavailable()),
-            Lookup::Miss(fallback) => {
+            Lookup::Unavailable => GrantLookup::Unavailable,
+            Lookup::Miss(expired) => {
                 self.host.increment(self.shared.metrics.cache_misses, 1);
-                self.resolve(hash, fallback, false)
+                *fallback = expired;
+                GrantLookup::NotHere
             }
+        }
+    }
+
+    /// Re-enters the pipeline with the grant the server resolved (or `staleIfError` kept).
+    fn authorize_resolved(&mut self, grant: Rc<Grant>, resumed: bool) -> Flow {
+        let outcome = {
+            let view = self.view();
+            let now = self.host.now_ms() / 1000;
+            authorize(
+                &view,
+                |_: &TokenHash| GrantLookup::Found(grant),
+                &self.shared.settings.routes,
+                now,
+            )
+        };
+        match outcome {
+            Authorization::Allowed(authorized) => self.proceed(authorized, resumed),
+            Authorization::Denied(deny) => self.reply(&deny),
+            // The lookup above always finds.
+            Authorization::NotHere(_) => self.reply(&unavailable()),
         }
     }
 
@@ -299,7 +313,7 @@ impl<H: Host> RequestGate<H> {
             }
             return;
         }
-        let grant = match response.grant.map(grant_from_proto).transpose() {
+        let grant = match response.grant.map(grant_from_wire).transpose() {
             Ok(grant) => grant.map(Rc::new),
             Err(err) => {
                 self.log(
@@ -319,7 +333,7 @@ impl<H: Host> RequestGate<H> {
         );
         match grant {
             Some(grant) => {
-                self.proceed(&grant, true);
+                self.authorize_resolved(grant, true);
             }
             None => {
                 self.reply(&Deny::unknown_token());
@@ -353,53 +367,37 @@ impl<H: Host> RequestGate<H> {
                 .max(fetched_ms);
             if self.within_staleness(contact, now) {
                 self.log(Level::Info, "serving a stale grant (staleIfError)");
-                return self.proceed(&grant, resumed);
+                return self.authorize_resolved(grant, resumed);
             }
         }
         self.reply(&unavailable())
     }
 
-    fn proceed(&mut self, grant: &Grant, resumed: bool) -> Flow {
-        let method = self.header(":method").unwrap_or("").to_owned();
-        let path = self.header(":path").unwrap_or("").to_owned();
-        let mut view = RequestView::new(&method, &path);
-        for (name, value) in &self.headers {
-            view.observe_header(name, value);
-        }
-        let now = self.host.now_ms() / 1000;
-        let allow = match decide(grant, &view, &self.shared.settings.routes, now) {
-            Decision::Allow(allow) => allow,
-            Decision::Deny(deny) => return self.reply(&deny),
-        };
-        let rewrite = match rewrite_query_params(&allow, view.query) {
-            Ok(rewrite) => rewrite,
-            Err(deny) => return self.reply(&deny),
-        };
+    /// Applies an authorization to the request: identity headers, the rewritten URL, and the
+    /// body when the route confines one.
+    fn proceed(&mut self, authorized: Authorized<Rc<Grant>>, resumed: bool) -> Flow {
+        let allow = &authorized.allow;
         for (name, value) in &allow.set_headers {
             self.host.set_request_header(name, Some(value));
         }
         for name in &allow.remove_headers {
             self.host.set_request_header(name, None);
         }
-        if !rewrite.is_empty() {
-            let rebuilt = format!("{}?{}", view.path, rewrite.apply(view.query));
+        if !authorized.query.is_empty() {
+            let target = self.header(":path").unwrap_or("");
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let rebuilt = format!("{path}?{}", authorized.query.apply(query));
             self.host.set_request_header(":path", Some(&rebuilt));
         }
-        let needs_body = method == "POST"
-            && !self.end_of_stream
-            && matches!(
-                allow.labels,
-                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
-            )
-            && !allow.effective_policy.is_unrestricted();
-        if needs_body {
+        let method = self.header(":method").unwrap_or("");
+        if authorized.needs_body(method, self.end_of_stream) {
             if let Some(size) = self.body_end {
                 return match self.host.request_body(size) {
-                    Ok(body) => self.finish_body(&allow, &body, resumed),
+                    Ok(body) => self.finish_body(&authorized, &body, resumed),
                     Err(err) => self.body_unreadable(&err),
                 };
             }
-            self.state = State::AwaitingBody(Box::new(allow));
+            self.state = State::AwaitingBody(Box::new(authorized));
             return Flow::Pause;
         }
         self.allowed(resumed)
@@ -484,14 +482,19 @@ impl<H: Host> RequestGate<H> {
 
     /// Rewrites a complete PromQL form body, fixing `content-length` (Envoy does not), then lets
     /// the request go on.
-    fn finish_body(&mut self, allow: &Allow, body: &[u8], resumed: bool) -> Flow {
+    fn finish_body(
+        &mut self,
+        authorized: &Authorized<Rc<Grant>>,
+        body: &[u8],
+        resumed: bool,
+    ) -> Flow {
         let content_type = self.header("content-type").map(str::to_owned);
         let view = BodyView {
             content_type: content_type.as_deref(),
             bytes: body,
             complete: true,
         };
-        match rewrite_form_body(allow, &view) {
+        match authorized.rewrite_body(&view) {
             Err(deny) => self.reply(&deny),
             Ok(None) => self.allowed(resumed),
             Ok(Some(rewritten)) => {
@@ -510,21 +513,10 @@ impl<H: Host> RequestGate<H> {
         self.host
             .increment(self.shared.metrics.denied(deny.reason), 1);
         self.log(Level::Debug, &format!("denied: {}", deny.reason.as_str()));
-        let body = deny.json_body();
-        let mut headers = vec![("content-type", "application/json")];
-        if deny.status() == 401 {
-            headers.push(("www-authenticate", "Bearer error=\"invalid_token\""));
-        }
+        let response = deny.response();
         self.host
-            .send_response(deny.status(), &headers, body.as_bytes());
+            .send_response(response.status, &response.headers, response.body.as_bytes());
         self.state = State::Replied;
         Flow::Pause
     }
-}
-
-fn unavailable() -> Deny {
-    Deny::new(
-        DenyReason::AuthorizerUnavailable,
-        "the authorization server cannot be reached; try again",
-    )
 }

@@ -3,8 +3,11 @@
 //! no policy logic. Each Envoy worker runs its own VM with its own cache and feed poller.
 
 pub mod cache;
+pub mod config;
 pub mod gate;
 pub mod host;
+#[cfg(feature = "mock-host")]
+pub mod mock;
 pub mod root;
 pub mod shared;
 

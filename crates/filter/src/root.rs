@@ -1,12 +1,12 @@
 //! The root context of one VM: parses the configuration once per push, polls the change feed
 //! on a tick, and evicts what it reports from this VM's cache.
 
+use crate::config::FilterSettings;
 use crate::host::{Host, Level};
 use crate::shared::Shared;
 use prost::Message;
 use std::rc::Rc;
 use tollgate_core::TokenHash;
-use tollgate_core::filter_config::FilterSettings;
 use tollgate_proto::v1;
 
 /// Changes asked per poll.

@@ -2,11 +2,11 @@
 //! the feed cursor and the metric ids.
 
 use crate::cache::GrantCache;
+use crate::config::FilterSettings;
 use crate::host::Host;
 use prost::Message;
 use std::cell::RefCell;
 use tollgate_core::DenyReason;
-use tollgate_core::filter_config::FilterSettings;
 
 /// `envoy.config.core.v3.GrpcService` with only `envoy_grpc.cluster_name`: Envoy parses the
 /// dispatch target as this message first; a bare cluster name can abort Envoy.

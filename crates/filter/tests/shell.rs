@@ -6,7 +6,8 @@ use prost::Message;
 use std::rc::Rc;
 use tollgate_core::Token;
 use tollgate_filter::gate::{Flow, RequestGate};
-use tollgate_filter::host::{Event, Level, MockHost};
+use tollgate_filter::host::Level;
+use tollgate_filter::mock::{Event, MockHost};
 use tollgate_filter::root::Root;
 use tollgate_proto::v1;
 

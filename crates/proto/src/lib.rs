@@ -1,10 +1,12 @@
 //! Tollgate's own protocol between the filter and the server (`proto/tollgate/v1`).
 
-#![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 pub mod v1 {
+    #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     include!(concat!(env!("OUT_DIR"), "/tollgate.v1.rs"));
 }
+
+mod grant;
+pub use grant::{GrantWireError, grant_from_wire, grant_to_wire};
 
 /// gRPC path of `Grants.Resolve`, for callers that dispatch by name (the filter).
 pub const SERVICE: &str = "tollgate.v1.Grants";

@@ -12,10 +12,10 @@ use crate::store::{Store, StoreError};
 use axum::http::StatusCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tollgate_core::decision::authenticate;
 use tollgate_core::selector::{LimitError, SelectorError};
 use tollgate_core::{
-    Decision, Grant, Policy, PolicyLimits, RequestView, Role, RouteTable, ScopeSet, Token, decide,
+    Authorization, Grant, GrantLookup, Policy, PolicyLimits, RequestView, Role, RouteTable,
+    ScopeSet, Token, authorize, authorize_grant,
 };
 
 pub const MAX_DESCRIPTION_CHARS: usize = 400;
@@ -169,7 +169,10 @@ pub struct ReviewAnswer {
 pub struct Admin<S> {
     directory: Arc<Directory<S>>,
     config: AdminConfig,
-    routes: RouteTable,
+    /// The admin API's own routes: who may call what here.
+    admin_routes: RouteTable,
+    /// What Envoy enforces in front of upstreams, for access reviews.
+    upstream_routes: Arc<RouteTable>,
     /// Held from the check to the write when revoking a token of the all-tenant admin, so two
     /// concurrent revocations cannot both see the other token as the survivor.
     protected_revocation: tokio::sync::Mutex<()>,
@@ -219,11 +222,16 @@ fn check_email(value: &str) -> Result<(), ApiError> {
 }
 
 impl<S: Store> Admin<S> {
-    pub fn new(directory: Arc<Directory<S>>, config: AdminConfig) -> Admin<S> {
+    pub fn new(
+        directory: Arc<Directory<S>>,
+        config: AdminConfig,
+        upstream_routes: Arc<RouteTable>,
+    ) -> Admin<S> {
         Admin {
             directory,
             config,
-            routes: RouteTable::default(),
+            admin_routes: RouteTable::admin(),
+            upstream_routes,
             protected_revocation: tokio::sync::Mutex::new(()),
         }
     }
@@ -240,19 +248,23 @@ impl<S: Store> Admin<S> {
     /// `method path` of the admin API, with the same route rules and decision as the proxy.
     pub fn authenticate(
         &self,
-        authorization: Option<&str>,
+        authorizations: &[&str],
         method: &str,
         path: &str,
     ) -> Result<Caller, ApiError> {
-        let token = authenticate(authorization)?;
+        let mut view = RequestView::new(method, path);
+        for value in authorizations {
+            view.observe_header(tollgate_core::headers::AUTHORIZATION, value);
+        }
         let snapshot = self.directory.snapshot();
-        let grant = snapshot
-            .get(&token.hash())
-            .ok_or_else(tollgate_core::Deny::unknown_token)?;
-        let view = RequestView::new(method, path);
-        match decide(grant, &view, &self.routes, now_secs().max(0) as u64) {
-            Decision::Allow(_) => Ok(Caller::from_grant(grant)),
-            Decision::Deny(deny) => Err(deny.into()),
+        let lookup = |hash: &_| match snapshot.get(hash) {
+            Some(grant) => GrantLookup::Found(grant.as_ref()),
+            None => GrantLookup::Unknown,
+        };
+        match authorize(&view, lookup, &self.admin_routes, now_secs().max(0) as u64) {
+            Authorization::Allowed(authorized) => Ok(Caller::from_grant(authorized.grant)),
+            Authorization::Denied(deny) => Err(deny.into()),
+            Authorization::NotHere(_) => Err(tollgate_core::Deny::unknown_token().into()),
         }
     }
 
@@ -806,19 +818,26 @@ impl<S: Store> Admin<S> {
         if let Some(labels) = labels {
             view.observe_header(tollgate_core::headers::LABELS, labels);
         }
-        let scope = self
-            .routes
+        // A path Envoy sends upstream, or else one of this admin API.
+        let routes = if self.upstream_routes.find(view.method, view.path).is_none()
+            && self.admin_routes.find(view.method, view.path).is_some()
+        {
+            &self.admin_routes
+        } else {
+            self.upstream_routes.as_ref()
+        };
+        let scope = routes
             .find(view.method, view.path)
             .map(|rule| rule.scope.to_string());
         Ok(
-            match decide(&grant, &view, &self.routes, now_secs().max(0) as u64) {
-                Decision::Allow(allow) => ReviewAnswer {
+            match authorize_grant(&grant, &view, routes, now_secs().max(0) as u64) {
+                Ok(authorized) => ReviewAnswer {
                     allowed: true,
                     scope,
                     reason: "allowed".into(),
-                    message: format!("role {} holds scope {}", grant.role, allow.scope),
+                    message: format!("role {} holds scope {}", grant.role, authorized.allow.scope),
                 },
-                Decision::Deny(deny) => ReviewAnswer {
+                Err(deny) => ReviewAnswer {
                     scope,
                     ..deny_answer(deny)
                 },

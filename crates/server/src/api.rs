@@ -111,20 +111,24 @@ impl<S: Store> FromRequestParts<Arc<AppState<S>>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState<S>>,
     ) -> Result<Self, Self::Rejection> {
-        let authorization = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => Some(value.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "malformed_token",
-                    "Authorization header is not ASCII",
-                )
-            })?),
-        };
+        let authorizations = parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .map(|value| {
+                value.to_str().map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "malformed_token",
+                        "Authorization header is not ASCII",
+                    )
+                })
+            })
+            .collect::<Result<Vec<&str>, ApiError>>()?;
         let caller =
             state
                 .admin
-                .authenticate(authorization, parts.method.as_str(), parts.uri.path())?;
+                .authenticate(&authorizations, parts.method.as_str(), parts.uri.path())?;
         state.usage.record(caller.token_id);
         Ok(caller)
     }

@@ -18,9 +18,12 @@ use envoy_types::pb::google::rpc;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tollgate_core::decision::{BodyView, authenticate, check_form_body, rewrite_query_params};
+use tollgate_core::decision::BodyView;
 use tollgate_core::promql::ParamRewrite;
-use tollgate_core::{Allow, Decision, Deny, RequestView, Role, RouteTable, decide, form, headers};
+use tollgate_core::{
+    Allow, Authorization, Deny, GrantLookup, RequestView, Role, RouteTable, authorize, form,
+    headers,
+};
 
 /// Namespace of the dynamic metadata Envoy stores for access logs.
 const METADATA_NAMESPACE: &str = "tollgate";
@@ -29,7 +32,6 @@ const METADATA_NAMESPACE: &str = "tollgate";
 #[derive(Debug)]
 pub struct CheckInput<'a> {
     pub view: RequestView<'a>,
-    pub authorization: Option<&'a str>,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
     /// False when the request carries a body Envoy did not forward in full.
@@ -59,18 +61,13 @@ impl<'a> CheckInput<'a> {
             .collect();
 
         let mut view = RequestView::new(&http.method, &http.path);
-        let mut authorization: Option<&str> = None;
-        let mut authorization_count = 0;
         let mut content_type = None;
         let mut partial = false;
         let mut declared_length: Option<u64> = None;
         let mut chunked = false;
         for (name, value) in entries {
             view.observe_header(name, value);
-            if name.eq_ignore_ascii_case(headers::AUTHORIZATION) {
-                authorization_count += 1;
-                authorization = Some(value);
-            } else if name.eq_ignore_ascii_case("content-type") {
+            if name.eq_ignore_ascii_case("content-type") {
                 content_type = Some(value);
             } else if name.eq_ignore_ascii_case("x-envoy-auth-partial-body") {
                 partial |= value.eq_ignore_ascii_case("true");
@@ -79,10 +76,6 @@ impl<'a> CheckInput<'a> {
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
             }
-        }
-        // Two credentials are ambiguous: treat as malformed rather than pick one.
-        if authorization_count > 1 {
-            authorization = Some("Bearer <ambiguous>");
         }
         let body: &[u8] = if http.raw_body.is_empty() {
             http.body.as_bytes()
@@ -97,7 +90,6 @@ impl<'a> CheckInput<'a> {
         };
         CheckInput {
             view,
-            authorization,
             content_type,
             body,
             body_complete: !partial && !missing,
@@ -128,37 +120,32 @@ pub fn evaluate<S: Store>(
     now: u64,
     usage: Option<&UsageRecorder>,
 ) -> Verdict {
-    let token = match authenticate(input.authorization) {
-        Ok(token) => token,
-        Err(deny) => return Verdict::Deny(deny),
-    };
     let snapshot = directory.snapshot();
-    let Some(grant) = snapshot.get(&token.hash()) else {
-        return Verdict::Deny(Deny::unknown_token());
+    let lookup = |hash: &_| match snapshot.get(hash) {
+        Some(grant) => GrantLookup::Found(grant.as_ref()),
+        None => GrantLookup::Unknown,
     };
-    let allow = match decide(grant, &input.view, routes, now) {
-        Decision::Allow(allow) => allow,
-        Decision::Deny(deny) => return Verdict::Deny(deny),
+    let authorized = match authorize(&input.view, lookup, routes, now) {
+        Authorization::Allowed(authorized) => authorized,
+        Authorization::Denied(deny) => return Verdict::Deny(deny),
+        // The snapshot answers for every token: it never says "not here".
+        Authorization::NotHere(_) => return Verdict::Deny(Deny::unknown_token()),
     };
     if let Some(usage) = usage {
-        usage.record(grant.token_id);
+        usage.record(authorized.grant.token_id);
     }
-    let rewrite = match rewrite_query_params(&allow, input.view.query) {
-        Ok(rewrite) => rewrite,
-        Err(deny) => return Verdict::Deny(deny),
-    };
     let body = BodyView {
         content_type: input.content_type,
         bytes: input.body,
         complete: input.body_complete,
     };
-    if let Err(deny) = check_form_body(&allow, &body) {
+    if let Err(deny) = authorized.check_body(&body) {
         return Verdict::Deny(deny);
     }
     Verdict::Allow(Box::new(Allowed {
-        allow,
-        rewrite,
-        role: grant.role,
+        role: authorized.grant.role,
+        allow: authorized.allow,
+        rewrite: authorized.query,
     }))
 }
 
@@ -243,38 +230,27 @@ pub fn respond(verdict: Verdict, view: &RequestView<'_>) -> CheckResponse {
             }
         }
         Verdict::Deny(deny) => {
-            let status = deny.status();
-            let mut headers = vec![header(
-                "content-type",
-                "application/json",
-                HeaderAppendAction::OverwriteIfExistsOrAdd,
-            )];
-            if status == 401 {
-                headers.push(header(
-                    "www-authenticate",
-                    "Bearer error=\"invalid_token\"",
-                    HeaderAppendAction::OverwriteIfExistsOrAdd,
-                ));
-            }
-            let code = match status {
-                401 => tonic::Code::Unauthenticated,
-                400 => tonic::Code::InvalidArgument,
-                500 => tonic::Code::Internal,
-                _ => tonic::Code::PermissionDenied,
-            };
+            let response = deny.response();
+            let headers = response
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    header(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd)
+                })
+                .collect();
             CheckResponse {
                 status: Some(rpc::Status {
-                    code: code as i32,
+                    code: response.grpc_code as i32,
                     message: deny.reason.as_str().to_owned(),
                     ..rpc::Status::default()
                 }),
                 dynamic_metadata: None,
                 http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
                     status: Some(HttpStatus {
-                        code: i32::from(status),
+                        code: i32::from(response.status),
                     }),
                     headers,
-                    body: deny.json_body(),
+                    body: response.body,
                 })),
             }
         }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tollgate_core::PolicyLimits;
+use tollgate_core::{PolicyLimits, RouteRule, RouteTable};
 
 pub const DEFAULT_STORE: &str = "sqlite://tollgate.db";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8181";
@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub max_token_lifetime: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
     pub label_policy_limits: Option<LimitsConfig>,
+    /// The upstream route table for ext_authz, in the filter configuration's `routes` format;
+    /// the built-in table when absent.
+    pub routes: Option<Vec<RouteRule>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +55,8 @@ pub struct ServeConfig {
     pub grpc_listen: SocketAddr,
     pub bootstrap_token_file: Option<PathBuf>,
     pub admin: AdminConfig,
+    /// What ext_authz enforces in front of upstreams (and access reviews answer for).
+    pub routes: RouteTable,
 }
 
 /// Values given by flag or environment; `None` falls back to the file, then the default.
@@ -93,7 +98,12 @@ impl ServeConfig {
                 unique_label_names: l.unique_label_names.unwrap_or(defaults.unique_label_names),
             },
         };
+        let routes = match file.routes {
+            None => RouteTable::default(),
+            Some(rules) => RouteTable::new(rules).context("routes")?,
+        };
         Ok(ServeConfig {
+            routes,
             store: flags
                 .store
                 .or(file.store)
@@ -143,6 +153,46 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_from_the_config_file() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [[routes]]
+            methods = ["GET"]
+            path = "/custom/query"
+            scope = "metrics:read"
+            labels = "promqlQuery"
+            "#,
+        )
+        .unwrap();
+        let config = ServeConfig::resolve(Overrides::default(), file).unwrap();
+        let rule = config.routes.find("GET", "/custom/query").unwrap();
+        assert_eq!(
+            rule.labels,
+            tollgate_core::route::LabelEnforcement::PromqlQuery
+        );
+        assert!(
+            config.routes.find("GET", "/api/v1/query").is_none(),
+            "replaces the table"
+        );
+
+        let default = ServeConfig::resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(default.routes, RouteTable::default());
+
+        for bad in [
+            "[[routes]]\nmethods = []\npath = \"/a\"\nscope = \"metrics:read\"",
+            "[[routes]]\nmethods = [\"get\"]\npath = \"/a\"\nscope = \"metrics:read\"",
+            "[[routes]]\nmethods = [\"GET\"]\npath = \"a\"\nscope = \"metrics:read\"",
+            "[[routes]]\nmethods = [\"GET\"]\npath = \"/a\"\nscope = \"root\"",
+        ] {
+            let parsed: Result<FileConfig, _> = toml::from_str(bad);
+            let resolved = parsed
+                .map_err(anyhow::Error::from)
+                .and_then(|file| ServeConfig::resolve(Overrides::default(), file));
+            assert!(resolved.is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -9,7 +9,8 @@ use crate::directory::Directory;
 use crate::model::ChangeKind;
 use crate::store::Store;
 use std::sync::Arc;
-use tollgate_core::{Grant, TokenHash};
+use tollgate_core::TokenHash;
+use tollgate_proto::grant_to_wire;
 use tollgate_proto::v1::{self, grants_server::Grants};
 
 /// Changes answered per call at most.
@@ -36,18 +37,6 @@ impl<S: Store> GrantsService<S> {
     }
 }
 
-pub fn grant_to_proto(grant: &Grant) -> v1::Grant {
-    v1::Grant {
-        token_id: grant.token_id,
-        account_id: grant.account_id,
-        account: grant.account.to_string(),
-        tenant: grant.tenant.to_string(),
-        role: grant.role.as_str().to_owned(),
-        label_policy: grant.policy.to_string(),
-        expires_at: grant.expires_at,
-    }
-}
-
 #[tonic::async_trait]
 impl<S: Store> Grants for GrantsService<S> {
     async fn resolve(
@@ -59,7 +48,7 @@ impl<S: Store> Grants for GrantsService<S> {
             .map_err(|_| tonic::Status::invalid_argument("token_hash must be 32 bytes"))?;
         let snapshot = self.directory.snapshot();
         Ok(tonic::Response::new(v1::ResolveResponse {
-            grant: snapshot.get(&hash).map(|grant| grant_to_proto(grant)),
+            grant: snapshot.get(&hash).map(|grant| grant_to_wire(grant)),
             revision: snapshot.revision(),
         }))
     }

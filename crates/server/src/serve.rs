@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tollgate_core::{RouteTable, Token};
+use tollgate_core::Token;
 use tollgate_proto::v1::grants_server::GrantsServer;
 
 /// How often the snapshot catches up with the store (other writers; healing after a failure).
@@ -53,7 +53,8 @@ impl App {
         );
         let (usage, usage_task) = UsageRecorder::spawn(directory.clone(), USAGE_FLUSH_INTERVAL);
         let metrics = Arc::new(CheckMetrics::default());
-        let admin = Admin::new(directory.clone(), config.admin.clone());
+        let routes = Arc::new(config.routes.clone());
+        let admin = Admin::new(directory.clone(), config.admin.clone(), routes.clone());
         let file = config.bootstrap_token_file.clone();
         let created = admin
             .bootstrap(|token| deliver_bootstrap_token(token, file.as_deref()))
@@ -66,7 +67,6 @@ impl App {
                 "created the bootstrap admin"
             );
         }
-        let routes = Arc::new(RouteTable::default());
         Ok(App {
             authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
             state: Arc::new(AppState::new(admin, metrics, usage)),

@@ -831,6 +831,7 @@ async fn writes_survive_a_restart() {
         grpc_listen: "127.0.0.1:0".parse().unwrap(),
         bootstrap_token_file: Some(dir.join("second-bootstrap")),
         admin: AdminConfig::default(),
+        routes: tollgate_core::RouteTable::default(),
     };
     let second = tollgate_server::serve::Server::bind(&config)
         .await

@@ -56,6 +56,7 @@ impl TestServer {
             grpc_listen: "127.0.0.1:0".parse().unwrap(),
             bootstrap_token_file: Some(token_file.clone()),
             admin,
+            routes: tollgate_core::RouteTable::default(),
         };
         let running = Server::bind(&config).await.unwrap().spawn();
         let url = format!("http://{}", running.http_addr);

@@ -15,9 +15,9 @@
 //! `failureMode` is `"deny"` (default) or `{"staleIfError": {"maxStalenessSeconds": 30}}`;
 //! `routes` defaults to the built-in table.
 
-use crate::route::{RouteError, RouteRule, RouteTable};
 use serde::Deserialize;
 use std::time::Duration;
+use tollgate_core::route::{RouteError, RouteRule, RouteTable};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -1,0 +1,255 @@
+//! Where a token is checked: the one authorization sequence every caller runs (the filter,
+//! ext_authz, the admin API's authentication and its access review), so no mode can drift from
+//! another.
+//!
+//! 1. Read the credential: every `Authorization` value of the request ([`authenticate`]).
+//! 2. Look the grant up by the token's hash, through the caller's [`GrantLookup`]: the server's
+//!    snapshot answers found or unknown; the filter's cache may also answer "not here", and the
+//!    filter then resolves the hash with the server and calls [`authorize`] again.
+//! 3. Decide: expiry, route, scope, tenant, label narrowing ([`decide`]).
+//! 4. Rewrite: PromQL in the URL gains the policy's matchers ([`rewrite_query_params`]).
+//! 5. Answer: an [`Authorized`] (identity headers, effective policy, query rewrite; the body,
+//!    which may arrive later, through [`Authorized::rewrite_body`] or [`Authorized::check_body`])
+//!    or a [`Deny`], which [`crate::denial`] turns into every interface's answer.
+
+use std::borrow::Borrow;
+
+use crate::decision::{
+    Allow, BodyView, Decision, Deny, DenyReason, Grant, RequestView, authenticate, check_form_body,
+    decide, rewrite_form_body, rewrite_query_params,
+};
+use crate::promql::ParamRewrite;
+use crate::route::{LabelEnforcement, RouteTable};
+use crate::token::TokenHash;
+
+/// What the caller's grant source knows about a token hash.
+#[derive(Debug)]
+pub enum GrantLookup<G> {
+    Found(G),
+    /// Unknown, revoked, expired from the store: a 401.
+    Unknown,
+    /// Not in this cache: resolve it with the server, then authorize again.
+    NotHere,
+    /// Nothing can answer now (the server is unreachable and nothing cached may stand in).
+    Unavailable,
+}
+
+/// The outcome of [`authorize`].
+#[derive(Debug)]
+pub enum Authorization<G> {
+    Allowed(Authorized<G>),
+    Denied(Deny),
+    /// The lookup answered [`GrantLookup::NotHere`] for this hash.
+    NotHere(TokenHash),
+}
+
+/// An allowed request: the grant that allowed it, what changes on its way upstream, and how its
+/// body (if the route reads one) is confined.
+#[derive(Debug, Clone)]
+pub struct Authorized<G> {
+    pub grant: G,
+    pub allow: Allow,
+    /// URL parameter changes (PromQL confined to the policy); empty when nothing changes.
+    pub query: ParamRewrite,
+}
+
+/// Authorizes a request from its credential on: the one entry point.
+pub fn authorize<G: Borrow<Grant>>(
+    request: &RequestView<'_>,
+    lookup: impl FnOnce(&TokenHash) -> GrantLookup<G>,
+    routes: &RouteTable,
+    now: u64,
+) -> Authorization<G> {
+    let token = match authenticate(&request.authorizations) {
+        Ok(token) => token,
+        Err(deny) => return Authorization::Denied(deny),
+    };
+    let hash = token.hash();
+    match lookup(&hash) {
+        GrantLookup::Found(grant) => match authorize_grant(grant, request, routes, now) {
+            Ok(authorized) => Authorization::Allowed(authorized),
+            Err(deny) => Authorization::Denied(deny),
+        },
+        GrantLookup::Unknown => Authorization::Denied(Deny::unknown_token()),
+        GrantLookup::NotHere => Authorization::NotHere(hash),
+        GrantLookup::Unavailable => Authorization::Denied(unavailable()),
+    }
+}
+
+/// Steps 3 to 5 for a grant already in hand: [`authorize`] after the lookup, and the access
+/// review of an account (which has a grant but no token).
+pub fn authorize_grant<G: Borrow<Grant>>(
+    grant: G,
+    request: &RequestView<'_>,
+    routes: &RouteTable,
+    now: u64,
+) -> Result<Authorized<G>, Deny> {
+    let allow = match decide(grant.borrow(), request, routes, now) {
+        Decision::Allow(allow) => allow,
+        Decision::Deny(deny) => return Err(deny),
+    };
+    let query = rewrite_query_params(&allow, request.query)?;
+    Ok(Authorized {
+        grant,
+        allow,
+        query,
+    })
+}
+
+/// The denial when nothing can answer for a token.
+pub fn unavailable() -> Deny {
+    Deny::new(
+        DenyReason::AuthorizerUnavailable,
+        "the authorization server cannot be reached; try again",
+    )
+}
+
+impl<G> Authorized<G> {
+    /// Whether the filter must hold the request for its body: a POST whose PromQL form body
+    /// must be confined, not yet complete. (ext_authz receives the body with the request.)
+    pub fn needs_body(&self, method: &str, end_of_stream: bool) -> bool {
+        method == "POST"
+            && !end_of_stream
+            && matches!(
+                self.allow.labels,
+                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+            )
+            && !self.allow.effective_policy.is_unrestricted()
+    }
+
+    /// For a body that can be rewritten (the filter): the new form body, or `None` when nothing
+    /// needs to change.
+    pub fn rewrite_body(&self, body: &BodyView<'_>) -> Result<Option<String>, Deny> {
+        rewrite_form_body(&self.allow, body)
+    }
+
+    /// For a body that cannot be rewritten (ext_authz): allowed only when every PromQL selector
+    /// it carries already lies within the policy.
+    pub fn check_body(&self, body: &BodyView<'_>) -> Result<(), Deny> {
+        check_form_body(&self.allow, body)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::scope::Role;
+    use crate::selector::Policy;
+    use crate::token::Token;
+
+    fn grant(policy: &str) -> Grant {
+        Grant {
+            token_id: 7,
+            account_id: 3,
+            account: "reader".into(),
+            tenant: "acme".into(),
+            role: Role::Viewer,
+            scopes: Role::Viewer.scopes(),
+            policy: Policy::parse(policy).unwrap(),
+            expires_at: None,
+            all_tenants: false,
+        }
+    }
+
+    #[test]
+    fn every_lookup_answer() {
+        let token = Token::generate().unwrap();
+        let bearer = format!("Bearer {}", token.expose_secret());
+        let mut view = RequestView::new("GET", "/api/v1/query?query=up");
+        view.observe_header("authorization", &bearer);
+        let routes = RouteTable::default();
+        let g = grant(r#"{ns="a"}"#);
+
+        let mut asked = None;
+        let outcome = authorize(
+            &view,
+            |hash| {
+                asked = Some(*hash);
+                GrantLookup::Found(&g)
+            },
+            &routes,
+            0,
+        );
+        assert_eq!(asked, Some(token.hash()), "looked up by the token's hash");
+        let Authorization::Allowed(allowed) = outcome else {
+            panic!("found: allowed")
+        };
+        assert_eq!(allowed.grant.token_id, 7);
+        assert_eq!(
+            allowed.query.set,
+            [("query".to_owned(), r#"up{ns="a"}"#.to_owned())]
+        );
+
+        let outcome = authorize::<&Grant>(&view, |_| GrantLookup::Unknown, &routes, 0);
+        assert!(
+            matches!(outcome, Authorization::Denied(ref d) if d.reason == DenyReason::UnknownToken)
+        );
+        let outcome = authorize::<&Grant>(&view, |_| GrantLookup::NotHere, &routes, 0);
+        assert!(matches!(outcome, Authorization::NotHere(h) if h == token.hash()));
+        let outcome = authorize::<&Grant>(&view, |_| GrantLookup::Unavailable, &routes, 0);
+        assert!(
+            matches!(outcome, Authorization::Denied(ref d) if d.reason == DenyReason::AuthorizerUnavailable)
+        );
+    }
+
+    #[test]
+    fn the_credential_comes_first() {
+        let routes = RouteTable::default();
+        let lookup = |_: &TokenHash| -> GrantLookup<Grant> { panic!("no lookup without a token") };
+        let view = RequestView::new("GET", "/api/v1/query");
+        let Authorization::Denied(deny) = authorize(&view, lookup, &routes, 0) else {
+            panic!("no credential: denied")
+        };
+        assert_eq!(deny.reason, DenyReason::MissingToken);
+
+        let token = Token::generate().unwrap();
+        let bearer = format!("Bearer {}", token.expose_secret());
+        let mut view = RequestView::new("GET", "/api/v1/query");
+        view.observe_header("authorization", &bearer);
+        view.observe_header("Authorization", &bearer);
+        let Authorization::Denied(deny) = authorize(&view, lookup, &routes, 0) else {
+            panic!("two credentials: denied")
+        };
+        assert_eq!(deny.reason, DenyReason::MalformedToken);
+        assert!(deny.message.contains("more than one"), "{}", deny.message);
+    }
+
+    #[test]
+    fn denials_after_the_lookup_and_bodies() {
+        let token = Token::generate().unwrap();
+        let bearer = format!("Bearer {}", token.expose_secret());
+        let routes = RouteTable::default();
+        let g = grant(r#"{ns="a"}"#);
+        let mut view = RequestView::new("POST", "/api/v1/write");
+        view.observe_header("authorization", &bearer);
+        let Authorization::Denied(deny) = authorize(&view, |_| GrantLookup::Found(&g), &routes, 0)
+        else {
+            panic!("a viewer cannot write")
+        };
+        assert_eq!(deny.reason, DenyReason::MissingScope);
+
+        let mut view = RequestView::new("POST", "/api/v1/query");
+        view.observe_header("authorization", &bearer);
+        let Authorization::Allowed(allowed) =
+            authorize(&view, |_| GrantLookup::Found(&g), &routes, 0)
+        else {
+            panic!("allowed")
+        };
+        assert!(allowed.needs_body("POST", false));
+        assert!(!allowed.needs_body("POST", true));
+        let body = BodyView {
+            content_type: Some("application/x-www-form-urlencoded"),
+            bytes: b"query=up",
+            complete: true,
+        };
+        assert_eq!(
+            allowed.rewrite_body(&body).unwrap().as_deref(),
+            Some("query=up%7Bns%3D%22a%22%7D")
+        );
+        assert_eq!(
+            allowed.check_body(&body).unwrap_err().reason,
+            DenyReason::QueryNotAllowed
+        );
+    }
+}

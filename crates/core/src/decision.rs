@@ -7,7 +7,7 @@
 
 use crate::form::{self, FormPair};
 use crate::headers;
-use crate::promql::{self, Enforcer, ParamRewrite, PromParams, QueryError};
+use crate::promql::{self, ParamRewrite, PromParams, QueryError};
 use crate::route::{LabelEnforcement, RouteTable, check_path};
 use crate::scope::{Role, Scope, ScopeSet};
 use crate::selector::Policy;
@@ -405,12 +405,12 @@ pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRe
     let Some(params) = prom_params(allow.labels) else {
         return Ok(ParamRewrite::default());
     };
-    let Some(enforcer) = Enforcer::new(&allow.effective_policy).map_err(query_deny)? else {
+    let Some(enforcer) = allow.effective_policy.enforcer().map_err(query_deny)? else {
         return Ok(ParamRewrite::default());
     };
     let pairs = form::parse(query_string)
         .map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    promql::rewrite_params(&enforcer, params, &pairs).map_err(query_deny)
+    promql::rewrite_params(enforcer, params, &pairs).map_err(query_deny)
 }
 
 /// What the authorizer could see of a request body.
@@ -429,7 +429,7 @@ pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<St
     let Some(params) = prom_params(allow.labels) else {
         return Ok(None);
     };
-    let Some(enforcer) = Enforcer::new(&allow.effective_policy).map_err(query_deny)? else {
+    let Some(enforcer) = allow.effective_policy.enforcer().map_err(query_deny)? else {
         return Ok(None);
     };
     let Some(text) = form_text(body)? else {
@@ -445,7 +445,7 @@ pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<St
     if !pairs.iter().any(|p| p.key == key) {
         return Ok(None);
     }
-    let rewrite = promql::rewrite_params(&enforcer, params, &pairs).map_err(query_deny)?;
+    let rewrite = promql::rewrite_params(enforcer, params, &pairs).map_err(query_deny)?;
     Ok(Some(rewrite.apply(text)))
 }
 

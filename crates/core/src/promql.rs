@@ -102,6 +102,8 @@ pub struct Enforcer {
     matchers: Vec<Matcher>,
     prom: Vec<PromMatcher>,
     policy: String,
+    /// The policy as one selector, printed once.
+    default_match: String,
 }
 
 impl Enforcer {
@@ -119,17 +121,20 @@ impl Enforcer {
             .map(to_prom)
             .collect::<Option<Vec<_>>>()
             .ok_or_else(not_expressible)?;
+        let default_match =
+            VectorSelector::new(None, promql_parser::label::Matchers::new(prom.clone()))
+                .to_string();
         Ok(Some(Enforcer {
             matchers,
             prom,
             policy: policy.to_string(),
+            default_match,
         }))
     }
 
     /// The policy as one selector, for a `match[]` the client did not send.
     pub fn default_match(&self) -> String {
-        VectorSelector::new(None, promql_parser::label::Matchers::new(self.prom.clone()))
-            .to_string()
+        self.default_match.clone()
     }
 
     /// Adds the policy's matchers to every selector of `query`.
@@ -1232,6 +1237,23 @@ mod tests {
         ] {
             assert!(check_within(&policy, "query", query).is_ok(), "{query}");
         }
+    }
+
+    #[test]
+    fn a_policy_compiles_its_enforcer_once_for_all_its_clones() {
+        let policy = Policy::parse(NS).unwrap();
+        let first = policy.enforcer().unwrap().unwrap() as *const Enforcer;
+        let clone = policy.clone();
+        let second = clone.enforcer().unwrap().unwrap() as *const Enforcer;
+        assert_eq!(first, second, "shared by clones");
+        assert!(Policy::unrestricted().enforcer().unwrap().is_none());
+        let or = Policy::parse(r#"{a="x"} or {b="y"}"#).unwrap();
+        assert_eq!(
+            or.enforcer().unwrap_err().status(),
+            403,
+            "errors are kept too"
+        );
+        assert_eq!(or.enforcer().unwrap_err().status(), 403);
     }
 
     #[test]

@@ -501,18 +501,64 @@ impl Default for PolicyLimits {
 }
 
 /// A label policy: selectors OR-ed together; no selectors = unrestricted. Kept canonical:
-/// selectors sorted and deduplicated. Serialized as its canonical text.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// selectors sorted and deduplicated. Serialized as its canonical text. Equality and hashing
+/// are by selectors only.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Policy {
     // Shared: grants of one account, and every request's effective policy, clone it.
     selectors: std::sync::Arc<[Selector]>,
+    /// The PromQL enforcer of this policy, built on first use and shared by every clone: a
+    /// grant's policy is enforced on every request it makes, so it is compiled once per grant
+    /// (per snapshot in the server, per cache entry in the filter), not once per request.
+    enforcer: std::sync::Arc<std::sync::OnceLock<CompiledEnforcer>>,
+}
+
+type CompiledEnforcer = Result<Option<crate::promql::Enforcer>, crate::promql::QueryError>;
+
+impl PartialEq for Policy {
+    fn eq(&self, other: &Self) -> bool {
+        self.selectors == other.selectors
+    }
+}
+
+impl Eq for Policy {}
+
+impl std::hash::Hash for Policy {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.selectors.hash(state);
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("selectors", &self.selectors)
+            .finish()
+    }
 }
 
 impl Policy {
-    pub fn unrestricted() -> Policy {
+    fn from_selectors(selectors: std::sync::Arc<[Selector]>) -> Policy {
         Policy {
-            selectors: std::sync::Arc::from(Vec::new()),
+            selectors,
+            enforcer: std::sync::Arc::default(),
+        }
+    }
+
+    pub fn unrestricted() -> Policy {
+        Policy::from_selectors(std::sync::Arc::from(Vec::new()))
+    }
+
+    /// The PromQL enforcer of this policy (`None` when unrestricted), built once per policy
+    /// value and shared by its clones.
+    pub fn enforcer(&self) -> Result<Option<&crate::promql::Enforcer>, crate::promql::QueryError> {
+        match self
+            .enforcer
+            .get_or_init(|| crate::promql::Enforcer::new(self))
+        {
+            Ok(enforcer) => Ok(enforcer.as_ref()),
+            Err(err) => Err(err.clone()),
         }
     }
 
@@ -524,9 +570,7 @@ impl Policy {
         }
         selectors.sort();
         selectors.dedup();
-        Policy {
-            selectors: selectors.into(),
-        }
+        Policy::from_selectors(selectors.into())
     }
 
     /// Parses `{...} or {...}`; empty or whitespace-only text is unrestricted.

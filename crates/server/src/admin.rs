@@ -39,18 +39,6 @@ pub fn now_secs() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The all-tenant admin is the one account that manages every tenant and cannot be re-created:
-/// losing it would lock every administrator out for good.
-fn lockout(what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "all_tenants_admin_protected",
-        format!(
-            "the all-tenant admin account cannot be {what}: it is the only account that manages every tenant"
-        ),
-    )
-}
-
 /// An authenticated caller of the admin API.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -173,9 +161,6 @@ pub struct Admin<S> {
     admin_routes: RouteTable,
     /// What Envoy enforces in front of upstreams, for access reviews.
     upstream_routes: Arc<RouteTable>,
-    /// Held from the check to the write when revoking a token of the all-tenant admin, so two
-    /// concurrent revocations cannot both see the other token as the survivor.
-    protected_revocation: tokio::sync::Mutex<()>,
 }
 
 fn field_error(field: &'static str, problem: impl std::fmt::Display) -> ApiError {
@@ -232,7 +217,6 @@ impl<S: Store> Admin<S> {
             config,
             admin_routes: RouteTable::admin(),
             upstream_routes,
-            protected_revocation: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -565,15 +549,6 @@ impl<S: Store> Admin<S> {
             if let Some(email) = &patch.owner_email {
                 check_email(email)?;
             }
-            let demoted = patch.disabled == Some(true)
-                || patch.role.is_some_and(|role| role != account.role)
-                || patch
-                    .label_policy
-                    .as_deref()
-                    .is_some_and(|policy| policy != account.label_policy);
-            if account.all_tenants && demoted {
-                return Err(lockout("disabled, or its role or label policy changed"));
-            }
             let role = patch.role.unwrap_or(account.role);
             let policy_text = patch
                 .label_policy
@@ -586,6 +561,8 @@ impl<S: Store> Admin<S> {
                 tenant: account.tenant.clone(),
                 ..audit.clone()
             };
+            // The store refuses to demote the all-tenant admin, inside its write transaction
+            // (409 all_tenants_admin_protected): a check here could race another replica.
             Ok(self.store().update_account(id, patch, audit).await?)
         }
         .await;
@@ -603,13 +580,11 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, id).await?;
-            if account.all_tenants {
-                return Err(lockout("deleted"));
-            }
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()
             };
+            // The store refuses to delete the all-tenant admin (409, as above).
             Ok(self.store().delete_account(id, audit).await?)
         }
         .await;
@@ -730,16 +705,12 @@ impl<S: Store> Admin<S> {
         );
         let result = async {
             let account = self.managed_account(caller, account_id).await?;
-            // Held until the write, so two revocations cannot each count the other's token.
-            let _serialized = if account.all_tenants {
-                Some(self.keep_a_survivor(account_id, token_id).await?)
-            } else {
-                None
-            };
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()
             };
+            // The store keeps the all-tenant admin a live token that lasts as long, checked in
+            // the revocation's transaction so concurrent revocations cannot both pass (409).
             Ok(self
                 .store()
                 .delete_token(account_id, token_id, audit)
@@ -749,31 +720,6 @@ impl<S: Store> Admin<S> {
         let result = self.audited(audit, result).await;
         self.publish().await;
         result
-    }
-
-    /// Before revoking a token of the all-tenant admin: another live token must outlive it, or
-    /// the account would be locked out when that one expires. Returns the lock to hold until
-    /// the revocation is written.
-    async fn keep_a_survivor(
-        &self,
-        account_id: i64,
-        token_id: i64,
-    ) -> Result<tokio::sync::MutexGuard<'_, ()>, ApiError> {
-        let guard = self.protected_revocation.lock().await;
-        let tokens = self.store().list_tokens(account_id).await?;
-        let until = |t: &TokenRecord| t.expires_at.unwrap_or(i64::MAX);
-        if let Some(revoked) = tokens.iter().find(|t| t.id == token_id) {
-            let now = now_secs();
-            let survivor = tokens
-                .iter()
-                .any(|t| t.id != token_id && until(t) >= until(revoked) && until(t) > now);
-            if !survivor {
-                return Err(lockout(
-                    "left without a live token that lasts as long (regenerate it instead)",
-                ));
-            }
-        }
-        Ok(guard)
     }
 
     /// "Can I?": would `subject` be allowed `method path` (with an optional narrowing selector)?

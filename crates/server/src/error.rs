@@ -56,6 +56,13 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", err.to_string())
             }
+            // The all-tenant admin is the one account that manages every tenant and cannot be
+            // re-created: the store refuses what would lock every administrator out.
+            StoreError::Protected(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "all_tenants_admin_protected",
+                err.to_string(),
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::new(

@@ -7,7 +7,7 @@ use crate::config::ServeConfig;
 use crate::directory::Directory;
 use crate::grants::GrantsService;
 use crate::metrics::CheckMetrics;
-use crate::store::SqliteStore;
+use crate::store::{self, AnyStore};
 use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -31,10 +31,10 @@ const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// The server's services over an opened store, without listeners: what [`Server`] serves, and
 /// what in-process harnesses (the fuzz targets) drive directly.
 pub struct App {
-    pub directory: Arc<Directory<SqliteStore>>,
+    pub directory: Arc<Directory<AnyStore>>,
     /// The admin API's state; [`router`] turns it into the HTTP service.
-    pub state: Arc<AppState<SqliteStore>>,
-    pub authz: AuthzService<SqliteStore>,
+    pub state: Arc<AppState<AnyStore>>,
+    pub authz: AuthzService<AnyStore>,
     /// Writes last-used times; ends once every recorder is dropped.
     pub usage_task: tokio::task::JoinHandle<()>,
 }
@@ -43,9 +43,9 @@ impl App {
     /// Opens the store, loads the snapshot and runs the one-time bootstrap. Any failure
     /// (unreadable, locked or corrupt store) is an error, not a panic.
     pub async fn open(config: &ServeConfig) -> anyhow::Result<App> {
-        let store = SqliteStore::open(&config.store)
+        let store = store::open(&config.store)
             .await
-            .with_context(|| format!("cannot open store {}", config.store))?;
+            .with_context(|| format!("cannot open store {}", store::redact_url(&config.store)))?;
         let directory = Arc::new(
             Directory::open(store)
                 .await
@@ -124,7 +124,7 @@ impl Server {
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health
-            .set_serving::<AuthorizationServer<AuthzService<SqliteStore>>>()
+            .set_serving::<AuthorizationServer<AuthzService<AnyStore>>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -156,7 +156,7 @@ impl Server {
         let signal = async move {
             shutdown.await;
             health
-                .set_not_serving::<AuthorizationServer<AuthzService<SqliteStore>>>()
+                .set_not_serving::<AuthorizationServer<AuthzService<AnyStore>>>()
                 .await;
             let _ = stop_tx.send(true);
         };

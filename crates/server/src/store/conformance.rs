@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::{Store, StoreError};
+use super::{Protected, Store, StoreError};
 use crate::model::*;
 use tollgate_core::{Role, Token, TokenHash};
 
@@ -607,6 +607,200 @@ pub async fn bootstrap_runs_once<S: Store>(store: S) {
     assert!(grants[0].1.all_tenants);
 }
 
+/// The all-tenant admin cannot be deleted, demoted or left without a live token that lasts as
+/// long; refused writes change nothing, and two concurrent revocations cannot both pass.
+pub async fn all_tenants_admin_is_protected<S: Store>(store: S) {
+    let mut admin = new_account("default", "bootstrap-admin", Role::Admin);
+    admin.all_tenants = true;
+    admin.label_policy = String::new();
+    let (_, first) = new_token("bootstrap");
+    let first_hash = first.hash;
+    let mut first = first;
+    first.expires_at = None;
+    assert!(
+        store
+            .bootstrap(admin, first, audit("bootstrap"))
+            .await
+            .unwrap()
+    );
+    let account = store
+        .find_account("default", "bootstrap-admin")
+        .await
+        .unwrap();
+    let first_id = store.list_tokens(account.id).await.unwrap()[0].id;
+    fn protected<T>(result: Result<T, StoreError>, want: Protected, why: &str) {
+        match result {
+            Err(StoreError::Protected(got)) => assert_eq!(got, want, "{why}"),
+            Err(err) => panic!("{why}: {err}"),
+            Ok(_) => panic!("{why}: allowed"),
+        }
+    }
+    let mark = store.load_grants().await.unwrap().revision;
+    let patch = |f: fn(&mut AccountPatch)| {
+        let mut patch = AccountPatch::default();
+        f(&mut patch);
+        patch
+    };
+    for (demotion, why) in [
+        (patch(|p| p.disabled = Some(true)), "disable"),
+        (patch(|p| p.role = Some(Role::Editor)), "role"),
+        (
+            patch(|p| p.label_policy = Some(r#"{team="a"}"#.into())),
+            "label policy",
+        ),
+    ] {
+        let result = store
+            .update_account(account.id, demotion, audit("update"))
+            .await;
+        protected(result, Protected::Demote, why);
+    }
+    let result = store.delete_account(account.id, audit("delete")).await;
+    protected(result, Protected::Delete, "delete");
+    let result = store
+        .delete_token(account.id, first_id, audit("token.delete"))
+        .await;
+    protected(result, Protected::LastToken, "only token");
+    assert_eq!(
+        store.load_grants().await.unwrap().revision,
+        mark,
+        "refusals changed nothing"
+    );
+    assert_eq!(live_hashes(&store).await, [first_hash]);
+    assert!(!store.get_account(account.id).await.unwrap().disabled);
+
+    // What leaves it intact is allowed.
+    let described = store
+        .update_account(
+            account.id,
+            patch(|p| p.description = Some("break glass".into())),
+            audit("update"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(described.description, "break glass");
+    // A token that expires sooner is no survivor.
+    let (_, short) = new_token("short");
+    store
+        .create_token(account.id, short, audit("token.create"))
+        .await
+        .unwrap();
+    let result = store
+        .delete_token(account.id, first_id, audit("token.delete"))
+        .await;
+    protected(result, Protected::LastToken, "shorter survivor");
+
+    // Two tokens that never expire: revoking both at once leaves exactly one.
+    let (_, mut second) = new_token("second");
+    second.expires_at = None;
+    let second_id = store
+        .create_token(account.id, second, audit("token.create"))
+        .await
+        .unwrap()
+        .id;
+    let (a, b) = tokio::join!(
+        store.delete_token(account.id, first_id, audit("token.delete")),
+        store.delete_token(account.id, second_id, audit("token.delete")),
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one concurrent revocation passes: {a:?} {b:?}"
+    );
+    for result in [a, b] {
+        if result.is_err() {
+            protected(result, Protected::LastToken, "concurrent revocation");
+        }
+    }
+    let left = store.list_tokens(account.id).await.unwrap();
+    assert_eq!(left.len(), 2, "short and one of the two");
+    assert!(left.iter().any(|t| t.expires_at.is_none()));
+}
+
+/// The change-feed contract with concurrent writers: a reader polling `changes_since` while
+/// several tasks write sees every committed change exactly once, in revision order, none
+/// skipped. Run on a multi-threaded runtime, so writers and the reader really overlap.
+pub async fn concurrent_writers_never_skip_a_change<S: Store>(store: S) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 15;
+    let store = Arc::new(store);
+    let start = store.load_grants().await.unwrap().revision;
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<Change> = Vec::new();
+            let mut cursor = start;
+            loop {
+                // Read before polling: once the writers are done, one more empty poll ends it.
+                let finished = done.load(Ordering::Acquire);
+                let batch = store.changes_since(cursor, 7).await.unwrap();
+                let Some(last) = batch.last() else {
+                    if finished {
+                        return seen;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                cursor = last.revision;
+                seen.extend(batch);
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("writer{w}");
+                let account = store
+                    .create_account(new_account("acme", &name, Role::Viewer), audit("create"))
+                    .await
+                    .unwrap();
+                let mut mine = Vec::new();
+                for i in 0..ROUNDS {
+                    let (_, new) = new_token(&format!("t{i}"));
+                    let hash = new.hash;
+                    let record = store
+                        .create_token(account.id, new, audit("token.create"))
+                        .await
+                        .unwrap();
+                    mine.push((hash, ChangeKind::Added));
+                    if i % 3 == 2 {
+                        store
+                            .delete_token(account.id, record.id, audit("token.delete"))
+                            .await
+                            .unwrap();
+                        mine.push((hash, ChangeKind::Revoked));
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for writer in writers {
+        written.push(writer.await.unwrap());
+    }
+    done.store(true, Ordering::Release);
+    let seen = reader.await.unwrap();
+
+    assert!(
+        seen.windows(2).all(|w| w[0].revision < w[1].revision),
+        "in order, none twice"
+    );
+    let committed = store.changes_since(start, u64::MAX).await.unwrap();
+    assert_eq!(seen, committed, "the reader saw every committed change");
+    assert_eq!(seen.len(), WRITERS * (ROUNDS + ROUNDS / 3));
+    for mine in written {
+        let got: Vec<_> = seen
+            .iter()
+            .filter(|c| mine.iter().any(|(hash, _)| *hash == c.hash))
+            .map(|c| (c.hash, c.kind))
+            .collect();
+        assert_eq!(got, mine, "each writer's changes, in its order");
+    }
+}
+
 /// Instantiates every conformance test for one backend.
 macro_rules! conformance_suite {
     ($module:ident, $open:expr) => {
@@ -629,6 +823,12 @@ macro_rules! conformance_suite {
             case!(bulk_tokens_are_one_transaction);
             case!(audit_rows);
             case!(bootstrap_runs_once);
+            case!(all_tenants_admin_is_protected);
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_writers_never_skip_a_change() {
+                let (store, _guard) = $open.await;
+                $crate::store::conformance::concurrent_writers_never_skip_a_change(store).await;
+            }
         }
     };
 }

@@ -3,6 +3,11 @@
 //!
 //! Every write is one transaction that also appends the token hashes it affects to the change
 //! feed and its row to the audit log, so a crash leaves either all of it or none.
+//!
+//! This module is backend-neutral: errors are a [`StoreErrorKind`] plus whether they are
+//! transient, and no backend's types appear here. Each backend maps its own errors in its own
+//! folder (`sqlite/`). [`open`] turns a store URL into one [`AnyStore`], so the server names no
+//! backend.
 
 #[cfg(test)]
 mod conformance;
@@ -17,12 +22,67 @@ use crate::model::{
 use std::future::Future;
 use tollgate_core::{Grant, TokenHash};
 
+/// What went wrong, whatever the backend: what callers decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The account or token does not exist (or not where it was looked for).
+    NotFound,
+    /// A name is taken.
+    Conflict,
+    /// The write would break an invariant the store guards (see [`Protected`]); nothing changed.
+    Refused,
+    /// The store holds data this binary cannot read (an invalid row, not a database).
+    Corrupt,
+    /// The store URL or the stored schema is not one this binary supports.
+    Unsupported,
+    /// The store cannot be reached, locked, or cannot be written.
+    Unavailable,
+}
+
+/// A change the store refuses because it would lock every administrator out: the all-tenant
+/// admin is the one account that manages every tenant and cannot be re-created. Checked inside
+/// the write transaction, so it holds however many writers (or replicas) race.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protected {
+    /// Deleting the all-tenant admin.
+    Delete,
+    /// Disabling it, or changing its role or label policy.
+    Demote,
+    /// Revoking one of its tokens when no other live token of it lasts as long.
+    LastToken,
+}
+
+impl Protected {
+    fn what(self) -> &'static str {
+        match self {
+            Protected::Delete => "deleted",
+            Protected::Demote => "disabled, or its role or label policy changed",
+            Protected::LastToken => {
+                "left without a live token that lasts as long (regenerate it instead)"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Protected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the all-tenant admin account cannot be {}: it is the only account that manages every tenant",
+            self.what()
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("{what} \"{name}\" already exists")]
     Conflict { what: &'static str, name: String },
+    #[error("{0}")]
+    Protected(Protected),
+    /// `url` has its password removed (see [`redact_url`]).
     #[error("store URL \"{url}\" is not supported (expected sqlite://PATH)")]
     UnsupportedUrl { url: String },
     #[error("store schema version {found} is newer than this binary supports ({supported})")]
@@ -35,16 +95,88 @@ pub enum StoreError {
     /// The store file cannot be opened or created for writing; `cause` says why (from the OS).
     #[error("store {path} cannot be opened for writing: {cause}")]
     Unwritable { path: String, cause: String },
-    /// Not `#[source]`: the message already carries the backend's, and an error chain printed
-    /// with `{:#}` would repeat it.
-    #[error("store backend error: {0}")]
-    Backend(sqlx::Error),
+    /// Any other failure of the backend, with its message; `transient` when trying again may
+    /// succeed (a busy database, a connection lost or timed out).
+    #[error("store backend error: {detail}")]
+    Backend {
+        kind: StoreErrorKind,
+        detail: String,
+        transient: bool,
+    },
 }
 
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> StoreError {
-        StoreError::Backend(err)
+impl StoreError {
+    pub fn kind(&self) -> StoreErrorKind {
+        match self {
+            StoreError::NotFound { .. } => StoreErrorKind::NotFound,
+            StoreError::Conflict { .. } => StoreErrorKind::Conflict,
+            StoreError::Protected(_) => StoreErrorKind::Refused,
+            StoreError::UnsupportedUrl { .. } | StoreError::SchemaTooNew { .. } => {
+                StoreErrorKind::Unsupported
+            }
+            StoreError::Corrupt { .. } => StoreErrorKind::Corrupt,
+            StoreError::Locked { .. } | StoreError::Unwritable { .. } => {
+                StoreErrorKind::Unavailable
+            }
+            StoreError::Backend { kind, .. } => *kind,
+        }
     }
+
+    /// Whether the same operation may succeed if tried again later, unchanged.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Locked { .. } => true,
+            StoreError::Backend { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+}
+
+/// `url` fit for a message or a log: the password of its user information (`user:password@`)
+/// and any `password` query parameter are replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match before_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '#']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                    let masked = if userinfo.contains(':') { ":***" } else { "" };
+                    format!("{scheme}://{user}{masked}@{host}{path}")
+                }
+                None => before_query.to_owned(),
+            }
+        }
+        None => before_query.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Opens the store named by `url` (`sqlite://PATH`), applying migrations. An unsupported URL is
+/// an error that names the URL without its password.
+pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+    if url.starts_with("sqlite://") {
+        return Ok(AnyStore::Sqlite(SqliteStore::open(url).await?));
+    }
+    Err(StoreError::UnsupportedUrl {
+        url: redact_url(url),
+    })
 }
 
 /// The live grants and the revision they reflect.
@@ -53,6 +185,32 @@ pub struct GrantSet {
     pub grants: Vec<(TokenHash, Grant)>,
 }
 
+/// The authoritative store. Every method is one transaction.
+///
+/// # The change feed
+///
+/// Every write that changes which tokens are live, or what they grant, appends one [`Change`]
+/// per affected token hash in the same transaction. Revisions are positive and increasing, and
+/// the contract every backend must keep is:
+///
+/// **A reader never skips a committed change.** Revisions are assigned so that a reader that has
+/// seen revision N never later sees a committed change below N: once a change with revision N is
+/// visible to [`Store::changes_since`], every change with a lower revision that will ever commit
+/// is already visible. A backend whose revisions are handed out before commit (a sequence) must
+/// serialise their allocation inside the write transaction, or show readers only what lies below
+/// the oldest revision still in flight. [`Store::load_grants`] reports a revision consistent
+/// with its grants in the same sense.
+///
+/// So a reader that remembers the last revision it saw and asks for what came after it receives
+/// every committed change exactly once, in order (the conformance suite checks this with
+/// concurrent writers).
+///
+/// # Invariants checked inside the write
+///
+/// Rules that must hold however many writers race, in this process or in other replicas, are
+/// checked in the write transaction itself, never by the caller beforehand: unique names
+/// ([`StoreError::Conflict`]) and the protection of the all-tenant admin
+/// ([`StoreError::Protected`]). A refused write changes nothing.
 pub trait Store: Send + Sync + 'static {
     /// Creates the account, or `Conflict` when its name is taken in its tenant.
     fn create_account(
@@ -75,6 +233,8 @@ pub trait Store: Send + Sync + 'static {
         query: AccountQuery,
     ) -> impl Future<Output = Result<Page<Account>, StoreError>> + Send;
 
+    /// Applies the patch. An all-tenant admin cannot be disabled or have its role or label
+    /// policy changed: `Protected(Demote)`.
     fn update_account(
         &self,
         id: i64,
@@ -82,7 +242,8 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<Account, StoreError>> + Send;
 
-    /// Deletes the account and revokes every token of it.
+    /// Deletes the account and revokes every token of it. An all-tenant admin cannot be
+    /// deleted: `Protected(Delete)`.
     fn delete_account(
         &self,
         id: i64,
@@ -127,6 +288,10 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<TokenRecord, StoreError>> + Send;
 
+    /// Revokes the token. A token of an all-tenant admin is revoked only if another token of
+    /// that account is live at the time of the action (`audit.at`) and expires no sooner,
+    /// else `Protected(LastToken)`: the account would be locked out when the survivor expires.
+    /// Two concurrent revocations cannot both count the other's token as the survivor.
     fn delete_token(
         &self,
         account_id: i64,
@@ -152,7 +317,8 @@ pub trait Store: Send + Sync + 'static {
         query: AuditQuery,
     ) -> impl Future<Output = Result<Page<AuditEntry>, StoreError>> + Send;
 
-    /// Every live token's grant (tokens of enabled accounts), with the current revision.
+    /// Every live token's grant (tokens of enabled accounts), with the revision they reflect:
+    /// every change up to it is in the grants, and none after it.
     fn load_grants(&self) -> impl Future<Output = Result<GrantSet, StoreError>> + Send;
 
     /// The grants of the given hashes that are live; absent hashes are not live.
@@ -161,7 +327,9 @@ pub trait Store: Send + Sync + 'static {
         hashes: Vec<TokenHash>,
     ) -> impl Future<Output = Result<Vec<(TokenHash, Grant)>, StoreError>> + Send;
 
-    /// Changes after `revision`, oldest first, at most `limit`.
+    /// Committed changes after `revision`, oldest first, at most `limit`. Never skips one (see
+    /// the trait's docs): asking again after the last revision returned picks up exactly where
+    /// this answer ended.
     fn changes_since(
         &self,
         revision: u64,
@@ -179,4 +347,101 @@ pub trait Store: Send + Sync + 'static {
         token: NewToken,
         audit: AuditRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// The store `serve` runs on, whichever backend [`open`] chose: implements [`Store`] by
+/// delegating to it.
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+}
+
+/// Forwards each listed [`Store`] method to the backend behind an [`AnyStore`].
+macro_rules! delegate {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl Store for AnyStore {
+            $(
+                async fn $method(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                    match self {
+                        AnyStore::Sqlite(store) => store.$method($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
+    create_account(account: NewAccount, audit: AuditRecord) -> Account;
+    get_account(id: i64) -> Account;
+    find_account(tenant: &str, name: &str) -> Account;
+    list_accounts(query: AccountQuery) -> Page<Account>;
+    update_account(id: i64, patch: AccountPatch, audit: AuditRecord) -> Account;
+    delete_account(id: i64, audit: AuditRecord) -> ();
+    create_token(account_id: i64, token: NewToken, audit: AuditRecord) -> TokenRecord;
+    create_tokens(account_id: i64, tokens: Vec<NewToken>, audit: AuditRecord) -> u64;
+    list_tokens(account_id: i64) -> Vec<TokenRecord>;
+    rename_token(account_id: i64, token_id: i64, name: crate::model::Name, audit: AuditRecord)
+        -> TokenRecord;
+    regenerate_token(
+        account_id: i64,
+        token_id: i64,
+        hash: TokenHash,
+        hint: String,
+        audit: AuditRecord
+    ) -> TokenRecord;
+    delete_token(account_id: i64, token_id: i64, audit: AuditRecord) -> ();
+    touch_tokens(uses: Vec<(i64, i64)>) -> ();
+    record_audit(audit: AuditRecord) -> ();
+    list_audit(query: AuditQuery) -> Page<AuditEntry>;
+    load_grants() -> GrantSet;
+    grants_for(hashes: Vec<TokenHash>) -> Vec<(TokenHash, Grant)>;
+    changes_since(revision: u64, limit: u64) -> Vec<Change>;
+    is_bootstrapped() -> bool;
+    bootstrap(account: NewAccount, token: NewToken, audit: AuditRecord) -> bool;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        for (url, want) in [
+            (
+                "sqlite:///var/lib/tollgate.db",
+                "sqlite:///var/lib/tollgate.db",
+            ),
+            ("sqlite://a@b.db", "sqlite://a@b.db"),
+            (
+                "postgres://tollgate:s3cret@db:5432/tollgate",
+                "postgres://tollgate:***@db:5432/tollgate",
+            ),
+            ("postgres://tollgate@db/tg", "postgres://tollgate@db/tg"),
+            ("postgres://u:p@ss@db/tg", "postgres://u:***@db/tg"),
+            (
+                "postgres://db/tg?sslmode=require&password=s3cret",
+                "postgres://db/tg?sslmode=require&password=***",
+            ),
+            ("mysql://:s3cret@db", "mysql://:***@db"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_url_is_refused_without_its_password() {
+        let err = open("postgres://tollgate:s3cret@db/tollgate")
+            .await
+            .err()
+            .expect("unsupported");
+        assert_eq!(err.kind(), StoreErrorKind::Unsupported);
+        let message = err.to_string();
+        assert!(message.contains("not supported"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(
+            message.contains("postgres://tollgate:***@db/tollgate"),
+            "{message}"
+        );
+    }
 }

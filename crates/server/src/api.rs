@@ -7,7 +7,7 @@ use crate::admin::{
 };
 use crate::error::ApiError;
 use crate::metrics::CheckMetrics;
-use crate::model::{Account, AuditEntry, TokenRecord};
+use crate::model::{Account, AuditEntry, Page, TokenRecord};
 use crate::store::Store;
 use crate::usage::UsageRecorder;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -155,13 +155,13 @@ fn parse_rfc3339(field: &'static str, value: &str) -> Result<i64, ApiError> {
 }
 
 /// `{"error": "...", "reason": "<machine code>"}`
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
     pub reason: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountDto {
     pub id: i64,
@@ -213,7 +213,7 @@ impl From<Account> for AccountDto {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {
     pub id: i64,
@@ -248,7 +248,7 @@ impl From<TokenRecord> for TokenDto {
 }
 
 /// A token with its value: returned once, by the call that created or regenerated it.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedTokenDto {
     #[serde(flatten)]
@@ -266,7 +266,7 @@ impl From<IssuedToken> for IssuedTokenDto {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedAccountDto {
     #[serde(flatten)]
@@ -276,70 +276,97 @@ pub struct CreatedAccountDto {
     pub token: Option<IssuedTokenDto>,
 }
 
-#[derive(Deserialize, ToSchema)]
+// Request bodies and query parameters are read by the server and written by the CLI, which
+// leaves out every `None` (`skip_serializing_if`): it sends what a user would write by hand.
+
+// `R` is how the role is held: `Role` where the server reads a body (an unknown role is a 400
+// naming the field), the text a user typed where the CLI writes one for the server to judge.
+// (Comments, not doc comments, which would change the OpenAPI schema.)
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateAccountBody {
+#[schema(bound = "")]
+pub struct CreateAccountBody<R = Role> {
     /// Defaults to the caller's tenant; only an all-tenant admin may name another.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// Lower-case ASCII: letters, digits, '.', '_' and '-'.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
     #[schema(max_length = 100)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// At most 400 characters.
     #[schema(max_length = 400)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[schema(max_length = 254)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_email: Option<String>,
     /// viewer, editor, admin or writer.
     #[schema(value_type = String, pattern = "^(viewer|editor|admin|writer)$")]
-    pub role: Role,
+    pub role: R,
     /// A selector such as `{kube_namespace="prometheus"}`; empty or absent for unrestricted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub label_policy: Option<String>,
     /// Also create a first token and return it once.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub with_token: Option<bool>,
     /// Name of the first token (default `default`).
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_name: Option<String>,
     /// Expiry of the first token (RFC 3339).
     #[schema(format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     /// Lifetime of the first token in seconds (instead of expiresAt).
     #[schema(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Deserialize, ToSchema)]
+// `R` as in `CreateAccountBody`.
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PatchAccountBody {
+#[schema(bound = "")]
+pub struct PatchAccountBody<R = Role> {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[schema(max_length = 100)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     #[schema(max_length = 400)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[schema(max_length = 254)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_email: Option<String>,
     #[schema(value_type = Option<String>, pattern = "^(viewer|editor|admin|writer)$")]
-    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<R>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub label_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
     /// RFC 3339; absent for the server's default lifetime.
     #[schema(format = DateTime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
     #[schema(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RenameTokenBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
@@ -347,30 +374,34 @@ pub struct RenameTokenBody {
 }
 
 /// An account by id (number) or by name (string).
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum AccountRef {
     Id(i64),
     Name(String),
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessReviewBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRef>,
     /// Tenant of `account` when given by name (default: the caller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// A token value, instead of `account`. Never logged or stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// An upper-case HTTP method such as GET.
     #[schema(pattern = "^[A-Z]+$")]
     pub method: String,
     pub path: String,
     /// A narrowing selector, as a client would send in `x-tollgate-labels`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessReviewDto {
     pub allowed: bool,
@@ -392,7 +423,7 @@ impl From<ReviewAnswer> for AccessReviewDto {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditDto {
     pub id: i64,
@@ -419,7 +450,7 @@ impl From<AuditEntry> for AuditDto {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountPageDto {
     pub total_count: u64,
@@ -428,7 +459,7 @@ pub struct AccountPageDto {
     pub service_accounts: Vec<AccountDto>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPageDto {
     pub total_count: u64,
@@ -437,33 +468,43 @@ pub struct AuditPageDto {
     pub entries: Vec<AuditDto>,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Substring of the name or display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
+    /// Exactly this name, in every tenant the caller sees; not together with `search`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// 1-based.
     #[param(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u64>,
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// `<tenant>/<account name>` of the caller who acted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// A target such as `serviceaccount/3`; also matches targets under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// 1-based.
     #[param(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
     #[param(minimum = 1, maximum = 1000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u64>,
 }
 
@@ -563,16 +604,60 @@ async fn list_accounts<S: Store>(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<AccountPageDto>, ApiError> {
     let (page, page_size, offset, limit) = paging(params.page, params.page_size)?;
-    let result = state
-        .admin
-        .list_accounts(&caller, params.search, offset, limit)
-        .await?;
+    let result = match (params.name, params.search) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "name and search: give one or the other",
+            ));
+        }
+        (Some(name), None) => accounts_named(&state.admin, &caller, name, offset, limit).await?,
+        (None, search) => {
+            state
+                .admin
+                .list_accounts(&caller, search, offset, limit)
+                .await?
+        }
+    };
     Ok(Json(AccountPageDto {
         total_count: result.total,
         page,
         page_size,
         service_accounts: result.items.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// The page `offset`, `limit` of the accounts named exactly `name` that the caller sees. The
+/// store filters by substring, so this reads every substring match (in pages of
+/// [`MAX_PAGE_SIZE`]) and keeps the exact ones: an account is found however many others
+/// contain its name.
+async fn accounts_named<S: Store>(
+    admin: &Admin<S>,
+    caller: &Caller,
+    name: String,
+    offset: u64,
+    limit: u64,
+) -> Result<Page<Account>, ApiError> {
+    let mut named = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let page = admin
+            .list_accounts(caller, Some(name.clone()), scanned, MAX_PAGE_SIZE)
+            .await?;
+        let read = page.items.len() as u64;
+        named.extend(page.items.into_iter().filter(|a| a.name == name));
+        scanned += read;
+        if read == 0 || scanned >= page.total {
+            break;
+        }
+    }
+    let total = named.len() as u64;
+    let items = named
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    Ok(Page { items, total })
 }
 
 #[utoipa::path(get, path = "/api/v1/serviceaccounts/{id}", tag = "serviceaccounts", params(("id" = i64, Path)),

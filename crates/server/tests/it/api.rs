@@ -855,3 +855,93 @@ async fn writes_survive_a_restart() {
     second.stop().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `?name=` finds an account by its exact name, in every tenant the caller sees: names and
+/// display names that merely contain it do not match, and a tenant admin sees only its own.
+#[tokio::test]
+async fn list_by_exact_name() {
+    let server = TestServer::start().await;
+    for body in [
+        json!({"name": "a", "role": "viewer"}),
+        json!({"name": "ab", "role": "viewer"}),
+        json!({"name": "ba", "role": "viewer", "displayName": "a"}),
+        json!({"tenant": "acme", "name": "a", "role": "viewer"}),
+    ] {
+        server
+            .admin(Method::POST, "/api/v1/serviceaccounts", Some(body))
+            .await
+            .expect(201, "");
+    }
+    let named = |query: &'static str| {
+        let server = &server;
+        async move {
+            let reply = server
+                .admin(
+                    Method::GET,
+                    &format!("/api/v1/serviceaccounts?{query}"),
+                    None,
+                )
+                .await
+                .expect(200, "");
+            let found: Vec<(String, String)> = reply.json["serviceAccounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        a["tenant"].as_str().unwrap().to_owned(),
+                        a["name"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            (reply.json["totalCount"].as_u64().unwrap(), found)
+        }
+    };
+    let pair = |tenant: &str, name: &str| (tenant.to_owned(), name.to_owned());
+    assert_eq!(
+        named("name=a").await,
+        (2, vec![pair("default", "a"), pair("acme", "a")])
+    );
+    assert_eq!(
+        named("search=a").await.0,
+        5,
+        "search still matches substrings"
+    );
+    assert_eq!(named("name=ab").await, (1, vec![pair("default", "ab")]));
+    assert_eq!(named("name=b").await, (0, vec![]));
+    // Paged like any list.
+    assert_eq!(
+        named("name=a&pageSize=1&page=2").await,
+        (2, vec![pair("acme", "a")])
+    );
+    server
+        .admin(Method::GET, "/api/v1/serviceaccounts?name=a&search=a", None)
+        .await
+        .expect(400, "invalid_parameter");
+
+    // A tenant admin sees its tenant's account only.
+    let (_, acme_admin) = server
+        .account_with_token(json!({"tenant": "acme", "name": "acme-admin", "role": "admin"}))
+        .await;
+    let reply = server
+        .call(
+            Some(&acme_admin),
+            Method::GET,
+            "/api/v1/serviceaccounts?name=a",
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(reply.json["totalCount"], 1);
+    assert_eq!(reply.json["serviceAccounts"][0]["tenant"], "acme");
+
+    let openapi = server.call(None, Method::GET, "/openapi.json", None).await;
+    let params = openapi.json["paths"]["/api/v1/serviceaccounts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert!(params.contains(&"name".to_owned()), "{params:?}");
+    server.stop().await;
+}

@@ -210,6 +210,166 @@ async fn seed_workflow_with_the_cli() {
     server.stop().await;
 }
 
+/// A name is looked up exactly: an account is found however many others contain its name
+/// (more than the API's largest page of 1000 here), and names that merely contain it, or
+/// display names equal to it, never stand in for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_looked_up_by_exact_name() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    // 1000 accounts whose names contain "x", created before "x" itself (lists are by id).
+    let http = reqwest::Client::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (http, token) = (http.clone(), server.admin_token.clone());
+        let url = format!("{}/api/v1/serviceaccounts", server.url);
+        workers.spawn(async move {
+            for i in (worker..1000).step_by(8) {
+                let reply = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"name": format!("x-{i:04}"), "role": "viewer"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(reply.status(), 201);
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.unwrap();
+    }
+    cli.ok(&["sa", "create", "x", "--role", "viewer"]).await;
+    cli.ok(&[
+        "sa",
+        "create",
+        "xy",
+        "--role",
+        "editor",
+        "--display-name",
+        "x",
+    ])
+    .await;
+    let found = cli.json(&["sa", "get", "x"]).await;
+    assert_eq!(
+        (found["name"].as_str(), found["role"].as_str()),
+        (Some("x"), Some("viewer"))
+    );
+    let issued = cli.json(&["token", "create", "x", "first"]).await;
+    assert_eq!(issued["name"], "first");
+    let listed = cli.json(&["token", "list", "x"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        cli.json(&["token", "list", "xy"]).await,
+        serde_json::json!([])
+    );
+    let missing = cli.fails(&["sa", "get", "x-"]).await;
+    assert!(
+        missing.contains("no service account named \"x-\""),
+        "{missing}"
+    );
+    server.stop().await;
+}
+
+/// Same-named accounts in two tenants: an all-tenant admin picks one with --tenant, on `sa` and
+/// `token` commands alike; without it the error names the tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_picks_among_same_named_accounts() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    for tenant in ["acme", "globex"] {
+        cli.ok(&["sa", "create", "ci", "--role", "viewer", "--tenant", tenant])
+            .await;
+    }
+
+    let ambiguous = cli.fails(&["sa", "get", "ci"]).await;
+    assert!(
+        ambiguous.contains("several service accounts are named \"ci\"")
+            && ambiguous.contains("acme")
+            && ambiguous.contains("globex")
+            && ambiguous.contains("--tenant"),
+        "{ambiguous}"
+    );
+    let ambiguous = cli.fails(&["token", "list", "ci"]).await;
+    assert!(ambiguous.contains("acme, globex"), "{ambiguous}");
+    let elsewhere = cli.fails(&["sa", "get", "ci", "--tenant", "initech"]).await;
+    assert!(
+        elsewhere.contains("no service account named \"ci\" in tenant \"initech\""),
+        "{elsewhere}"
+    );
+
+    let acme = cli.json(&["sa", "get", "ci", "--tenant", "acme"]).await;
+    assert_eq!(acme["tenant"], "acme");
+    let table = cli.ok(&["sa", "get", "ci", "--tenant", "globex"]).await;
+    assert!(
+        table.contains("globex") && !table.contains("acme"),
+        "{table}"
+    );
+
+    let issued = cli
+        .json(&["token", "create", "ci", "deploy", "--tenant", "globex"])
+        .await;
+    let token_id = issued["id"].to_string();
+    let names = |tokens: Value| -> Vec<String> {
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(
+            cli.json(&["token", "list", "ci", "--tenant", "globex"])
+                .await
+        ),
+        ["deploy"]
+    );
+    assert!(names(cli.json(&["token", "list", "ci", "--tenant", "acme"]).await).is_empty());
+    cli.ok(&[
+        "token", "rename", "ci", &token_id, "ship", "--tenant", "globex",
+    ])
+    .await;
+    cli.json(&["token", "regenerate", "ci", &token_id, "--tenant", "globex"])
+        .await;
+    // The token belongs to globex's account: acme's has no such token.
+    let wrong = cli
+        .fails(&["token", "revoke", "ci", &token_id, "--tenant", "acme"])
+        .await;
+    assert!(wrong.contains("HTTP 404"), "{wrong}");
+    cli.ok(&["token", "revoke", "ci", &token_id, "--tenant", "globex"])
+        .await;
+
+    let updated = cli
+        .json(&[
+            "sa",
+            "update",
+            "ci",
+            "--tenant",
+            "acme",
+            "--display-name",
+            "Acme CI",
+        ])
+        .await;
+    assert_eq!(
+        (updated["tenant"].as_str(), updated["displayName"].as_str()),
+        (Some("acme"), Some("Acme CI"))
+    );
+    let globex = cli.json(&["sa", "get", "ci", "--tenant", "globex"]).await;
+    assert_eq!(globex["displayName"], "ci");
+
+    cli.ok(&["sa", "delete", "ci", "--tenant", "globex"]).await;
+    // One left: the name alone is enough again.
+    assert_eq!(cli.json(&["sa", "get", "ci"]).await["tenant"], "acme");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reports_bad_configuration_and_stores_clearly() {
     let dir = tempfile::tempdir().unwrap();

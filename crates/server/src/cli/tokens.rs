@@ -1,0 +1,127 @@
+//! `tollgate token`: create, list, rename, revoke and regenerate the tokens of an account.
+
+use super::client::{Client, NONE};
+use super::output::{TOKEN_COLUMNS, issued_token_table, print, render_table, token_table};
+use super::{AccountArg, ExpiryArgs, Output};
+use crate::api::{CreateTokenBody, IssuedTokenDto, RenameTokenBody, TokenDto};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde::Serialize;
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; its value is printed once.
+    Create(CreateArgs),
+    List(AccountArg),
+    Rename(RenameArgs),
+    Revoke(TokenArg),
+    /// New value; the old one stops working at once.
+    Regenerate(TokenArg),
+}
+
+// No doc comments on these structs: clap would show them as the command's description.
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    account: AccountArg,
+    name: String,
+    #[command(flatten)]
+    expiry: ExpiryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArg {
+    #[command(flatten)]
+    account: AccountArg,
+    token_id: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    #[command(flatten)]
+    token: TokenArg,
+    name: String,
+}
+
+/// What `token revoke --output json` prints.
+#[derive(Serialize)]
+struct Revoked {
+    revoked: i64,
+}
+
+pub async fn run(client: &Client, output: Output, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create(args) => create(client, output, args).await,
+        TokenCommand::List(account) => list(client, output, account).await,
+        TokenCommand::Rename(args) => rename(client, output, args).await,
+        TokenCommand::Revoke(token) => revoke(client, output, token).await,
+        TokenCommand::Regenerate(token) => regenerate(client, output, token).await,
+    }
+}
+
+/// `/api/v1/serviceaccounts/{id}/tokens` of the account named on the command line.
+async fn tokens_path(client: &Client, account: &AccountArg) -> anyhow::Result<String> {
+    let id = client
+        .account_id(&account.account, account.tenant.as_deref())
+        .await?;
+    Ok(format!("/api/v1/serviceaccounts/{id}/tokens"))
+}
+
+async fn create(client: &Client, output: Output, args: CreateArgs) -> anyhow::Result<()> {
+    let path = tokens_path(client, &args.account).await?;
+    let (expires_at, ttl_seconds) = args.expiry.into_fields()?;
+    let body = CreateTokenBody {
+        name: args.name,
+        expires_at,
+        ttl_seconds,
+    };
+    let issued: IssuedTokenDto = client.call(Method::POST, &path, NONE, Some(&body)).await?;
+    print(output, &issued, issued_token_table)
+}
+
+async fn list(client: &Client, output: Output, account: AccountArg) -> anyhow::Result<()> {
+    let path = tokens_path(client, &account).await?;
+    let tokens: Vec<TokenDto> = client.call(Method::GET, &path, NONE, NONE).await?;
+    print(output, &tokens, |tokens| {
+        render_table(TOKEN_COLUMNS, tokens)
+    })
+}
+
+async fn rename(client: &Client, output: Output, args: RenameArgs) -> anyhow::Result<()> {
+    let path = tokens_path(client, &args.token.account).await?;
+    let body = RenameTokenBody { name: args.name };
+    let renamed: TokenDto = client
+        .call(
+            Method::PATCH,
+            &format!("{path}/{}", args.token.token_id),
+            NONE,
+            Some(&body),
+        )
+        .await?;
+    print(output, &renamed, token_table)
+}
+
+async fn revoke(client: &Client, output: Output, token: TokenArg) -> anyhow::Result<()> {
+    let path = tokens_path(client, &token.account).await?;
+    let token_id = token.token_id;
+    client
+        .call_empty(Method::DELETE, &format!("{path}/{token_id}"), NONE)
+        .await?;
+    print(output, &Revoked { revoked: token_id }, |_| {
+        format!("revoked token {token_id}\n")
+    })
+}
+
+async fn regenerate(client: &Client, output: Output, token: TokenArg) -> anyhow::Result<()> {
+    let path = tokens_path(client, &token.account).await?;
+    let issued: IssuedTokenDto = client
+        .call(
+            Method::POST,
+            &format!("{path}/{}/regenerate", token.token_id),
+            NONE,
+            NONE,
+        )
+        .await?;
+    print(output, &issued, issued_token_table)
+}

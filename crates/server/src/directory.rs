@@ -4,10 +4,18 @@
 //! Publishing is one mechanism whatever the writer: read the change feed after the snapshot's
 //! revision, re-read the grants of the hashes it names, and swap. A second replica (or a
 //! restarted one) converges the same way.
+//!
+//! Readers that only need the snapshot (the gRPC services) hold a [`SnapshotHandle`]: it names
+//! no store backend.
+//!
+//! May use: the store trait and the core crate. Never the service, HTTP or gRPC layers.
 
-use crate::store::{Store, StoreError};
+use crate::model::Change;
+use crate::store::{AnyStore, Store, StoreError};
 use arc_swap::ArcSwap;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -42,7 +50,9 @@ impl Snapshot {
     }
 }
 
-pub struct Directory<S> {
+/// The snapshot and the store it is published from. `S` defaults to the [`AnyStore`] that
+/// `serve` opens; tests and tools may hold a backend directly.
+pub struct Directory<S = AnyStore> {
     store: S,
     snapshot: ArcSwap<Snapshot>,
     publish: Mutex<()>,
@@ -133,5 +143,87 @@ impl<S: Store> Directory<S> {
         let revision = next.revision;
         self.snapshot.store(Arc::new(next));
         Ok(revision)
+    }
+}
+
+/// Reads the live snapshot: a [`Directory`], a [`SnapshotHandle`], or an `Arc` of either.
+pub trait LiveSnapshot {
+    /// The current snapshot. Cheap; never blocks.
+    fn current(&self) -> Arc<Snapshot>;
+}
+
+impl<S: Store> LiveSnapshot for Directory<S> {
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot()
+    }
+}
+
+impl<T: LiveSnapshot + ?Sized> LiveSnapshot for Arc<T> {
+    fn current(&self) -> Arc<Snapshot> {
+        T::current(self)
+    }
+}
+
+type ChangesFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Change>, StoreError>> + Send + 'a>>;
+
+/// What a [`SnapshotHandle`] reads, with the store's type erased.
+trait Source: Send + Sync {
+    fn snapshot(&self) -> Arc<Snapshot>;
+    fn is_stale(&self) -> bool;
+    fn changes_since(&self, revision: u64, limit: u64) -> ChangesFuture<'_>;
+}
+
+impl<S: Store> Source for Directory<S> {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Directory::snapshot(self)
+    }
+
+    fn is_stale(&self) -> bool {
+        Directory::is_stale(self)
+    }
+
+    fn changes_since(&self, revision: u64, limit: u64) -> ChangesFuture<'_> {
+        Box::pin(self.store.changes_since(revision, limit))
+    }
+}
+
+/// What the gRPC services read: the live snapshot, whether it may be stale, and the change feed
+/// it is published from. Cheap to clone; not generic over the store.
+#[derive(Clone)]
+pub struct SnapshotHandle {
+    source: Arc<dyn Source>,
+}
+
+impl SnapshotHandle {
+    /// The current snapshot. Cheap; never blocks.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.source.snapshot()
+    }
+
+    /// Whether the snapshot may be behind the store (the last refresh failed).
+    pub fn is_stale(&self) -> bool {
+        self.source.is_stale()
+    }
+
+    /// The store's change feed after `revision`, at most `limit` changes (see
+    /// [`Store::changes_since`]).
+    pub async fn changes_since(
+        &self,
+        revision: u64,
+        limit: u64,
+    ) -> Result<Vec<Change>, StoreError> {
+        self.source.changes_since(revision, limit).await
+    }
+}
+
+impl LiveSnapshot for SnapshotHandle {
+    fn current(&self) -> Arc<Snapshot> {
+        self.snapshot()
+    }
+}
+
+impl<S: Store> From<Arc<Directory<S>>> for SnapshotHandle {
+    fn from(directory: Arc<Directory<S>>) -> SnapshotHandle {
+        SnapshotHandle { source: directory }
     }
 }

@@ -1,7 +1,15 @@
 //! Domain types of the authoritative store, independent of HTTP and SQL.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_core::Role;
+
+/// Seconds since the Unix epoch: the clock of expiries, audit rows and last-used times.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 /// A validated name: tenants, account names and token names.
 /// Lower-case ASCII only (`[a-z0-9][a-z0-9._-]{0,62}`), so look-alike Unicode names cannot exist.

@@ -1,13 +1,13 @@
 //! `tollgate serve`: open the store, publish the snapshot, bootstrap, and serve until a signal.
 
-use crate::admin::Admin;
-use crate::api::{AppState, router};
-use crate::authz::AuthzService;
 use crate::config::ServeConfig;
 use crate::directory::Directory;
-use crate::grants::GrantsService;
+use crate::grpc::authz::AuthzService;
+use crate::grpc::grants::GrantsService;
+use crate::http::{AppState, router};
 use crate::metrics::CheckMetrics;
-use crate::store::{self, AnyStore};
+use crate::service::Admin;
+use crate::store;
 use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -31,10 +31,10 @@ const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// The server's services over an opened store, without listeners: what [`Server`] serves, and
 /// what in-process harnesses (the fuzz targets) drive directly.
 pub struct App {
-    pub directory: Arc<Directory<AnyStore>>,
+    pub directory: Arc<Directory>,
     /// The admin API's state; [`router`] turns it into the HTTP service.
-    pub state: Arc<AppState<AnyStore>>,
-    pub authz: AuthzService<AnyStore>,
+    pub state: Arc<AppState>,
+    pub authz: AuthzService,
     /// Writes last-used times; ends once every recorder is dropped.
     pub usage_task: tokio::task::JoinHandle<()>,
 }
@@ -124,7 +124,7 @@ impl Server {
         };
         let (health, health_service) = tonic_health::server::health_reporter();
         health
-            .set_serving::<AuthorizationServer<AuthzService<AnyStore>>>()
+            .set_serving::<AuthorizationServer<AuthzService>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -156,7 +156,7 @@ impl Server {
         let signal = async move {
             shutdown.await;
             health
-                .set_not_serving::<AuthorizationServer<AuthzService<AnyStore>>>()
+                .set_not_serving::<AuthorizationServer<AuthzService>>()
                 .await;
             let _ = stop_tx.send(true);
         };

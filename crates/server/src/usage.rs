@@ -2,8 +2,8 @@
 //! channel (never waiting), and a background task writes the newest time per token in batches.
 //! When the channel is full, uses are dropped: last-used is advisory, checks are not.
 
-use crate::admin::now_secs;
 use crate::directory::Directory;
+use crate::model::now_secs;
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -8,6 +8,9 @@
 //! transient, and no backend's types appear here. Each backend maps its own errors in its own
 //! folder (`sqlite/`). [`open`] turns a store URL into one [`AnyStore`], so the server names no
 //! backend.
+//!
+//! May use: the domain types ([`crate::model`]), the core crate and the backends' own crates
+//! (sqlx), each inside its folder. Never the service, the snapshot or any HTTP or gRPC type.
 
 #[cfg(test)]
 mod conformance;

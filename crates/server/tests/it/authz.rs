@@ -468,7 +468,7 @@ fn table(f: &Fixture) -> Vec<Case> {
     ]
 }
 
-async fn direct_service(server: &TestServer) -> AuthzService<SqliteStore> {
+async fn direct_service(server: &TestServer) -> AuthzService {
     let store = SqliteStore::open(&format!("sqlite://{}", server.store_path.display()))
         .await
         .unwrap();

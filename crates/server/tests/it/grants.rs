@@ -9,7 +9,7 @@ use tollgate_server::directory::Directory;
 use tollgate_server::grants::GrantsService;
 use tollgate_server::store::SqliteStore;
 
-async fn service(server: &TestServer) -> (GrantsService<SqliteStore>, Arc<Directory<SqliteStore>>) {
+async fn service(server: &TestServer) -> (GrantsService, Arc<Directory<SqliteStore>>) {
     let store = SqliteStore::open(&format!("sqlite://{}", server.store_path.display()))
         .await
         .unwrap();

@@ -1,10 +1,10 @@
 //! The admin API's error: a status, a machine reason and a message, rendered as
-//! `{"error": message, "reason": reason}`.
+//! `{"error": message, "reason": reason}`; and the mapping of every [`ServiceError`] to one.
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tollgate_core::Deny;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -40,38 +40,48 @@ impl ApiError {
     }
 }
 
-impl From<Deny> for ApiError {
-    fn from(deny: Deny) -> ApiError {
-        let status = StatusCode::from_u16(deny.status()).unwrap_or(StatusCode::FORBIDDEN);
-        ApiError::new(status, deny.reason.as_str(), deny.message)
+impl From<ServiceError> for ApiError {
+    /// The one place a service error gets its HTTP status; the reason is its
+    /// [`ServiceError::code`].
+    fn from(err: ServiceError) -> ApiError {
+        let status = match &err {
+            ServiceError::Denied(deny) => {
+                StatusCode::from_u16(deny.status()).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            ServiceError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ServiceError::LabelPolicyRegex(_)
+            | ServiceError::LabelPolicyEmpty(_)
+            | ServiceError::LabelPolicyLimit(_)
+            | ServiceError::ExpiryInPast
+            | ServiceError::ExpiryTooLate(_)
+            | ServiceError::ExpiryRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::TenantForbidden(_)
+            | ServiceError::RoleCeiling(_)
+            | ServiceError::LabelPolicyCeiling { .. }
+            | ServiceError::AllTenantsCeiling => StatusCode::FORBIDDEN,
+            ServiceError::AccountDisabled(_) => StatusCode::CONFLICT,
+            ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServiceError::Store(StoreError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            ServiceError::Store(StoreError::Conflict { .. } | StoreError::Protected(_)) => {
+                StatusCode::CONFLICT
+            }
+            ServiceError::Store(other) => {
+                // The backend's message stays in the log: it may name paths or hosts.
+                tracing::error!(error = %other, "store failure");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    err.code(),
+                    "the store is unavailable; try again",
+                );
+            }
+        };
+        ApiError::new(status, err.code(), err.to_string())
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
-        match err {
-            StoreError::NotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", err.to_string())
-            }
-            StoreError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "already_exists", err.to_string())
-            }
-            // The all-tenant admin is the one account that manages every tenant and cannot be
-            // re-created: the store refuses what would lock every administrator out.
-            StoreError::Protected(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                "all_tenants_admin_protected",
-                err.to_string(),
-            ),
-            other => {
-                tracing::error!(error = %other, "store failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store is unavailable; try again",
-                )
-            }
-        }
+        ServiceError::Store(err).into()
     }
 }
 

@@ -5,10 +5,8 @@
 //! filter resolved can therefore never be older than the feed cursor it holds, so no revocation
 //! falls between the two.
 
-use crate::directory::Directory;
+use crate::directory::SnapshotHandle;
 use crate::model::ChangeKind;
-use crate::store::Store;
-use std::sync::Arc;
 use tollgate_core::TokenHash;
 use tollgate_proto::grant_to_wire;
 use tollgate_proto::v1::{self, grants_server::Grants};
@@ -17,17 +15,20 @@ use tollgate_proto::v1::{self, grants_server::Grants};
 pub const MAX_CHANGES: u32 = 10_000;
 const DEFAULT_CHANGES: u32 = 1_000;
 
-pub struct GrantsService<S> {
-    directory: Arc<Directory<S>>,
+pub struct GrantsService {
+    snapshots: SnapshotHandle,
 }
 
-impl<S: Store> GrantsService<S> {
-    pub fn new(directory: Arc<Directory<S>>) -> GrantsService<S> {
-        GrantsService { directory }
+impl GrantsService {
+    /// `snapshots`: a [`SnapshotHandle`], or the `Arc<Directory>` to take one from.
+    pub fn new(snapshots: impl Into<SnapshotHandle>) -> GrantsService {
+        GrantsService {
+            snapshots: snapshots.into(),
+        }
     }
 
     fn fresh(&self) -> Result<(), tonic::Status> {
-        if self.directory.is_stale() {
+        if self.snapshots.is_stale() {
             Err(tonic::Status::unavailable(
                 "the grant snapshot may be stale: the store is unavailable",
             ))
@@ -38,7 +39,7 @@ impl<S: Store> GrantsService<S> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> Grants for GrantsService<S> {
+impl Grants for GrantsService {
     async fn resolve(
         &self,
         request: tonic::Request<v1::ResolveRequest>,
@@ -46,7 +47,7 @@ impl<S: Store> Grants for GrantsService<S> {
         self.fresh()?;
         let hash = TokenHash::try_from(request.get_ref().token_hash.as_slice())
             .map_err(|_| tonic::Status::invalid_argument("token_hash must be 32 bytes"))?;
-        let snapshot = self.directory.snapshot();
+        let snapshot = self.snapshots.snapshot();
         Ok(tonic::Response::new(v1::ResolveResponse {
             grant: snapshot.get(&hash).map(|grant| grant_to_wire(grant)),
             revision: snapshot.revision(),
@@ -58,7 +59,7 @@ impl<S: Store> Grants for GrantsService<S> {
         request: tonic::Request<v1::ChangesRequest>,
     ) -> Result<tonic::Response<v1::ChangesResponse>, tonic::Status> {
         self.fresh()?;
-        let current = self.directory.snapshot().revision();
+        let current = self.snapshots.snapshot().revision();
         let request = request.into_inner();
         let Some(since) = request.since else {
             return Ok(tonic::Response::new(v1::ChangesResponse {
@@ -79,8 +80,7 @@ impl<S: Store> Grants for GrantsService<S> {
             n => n.min(MAX_CHANGES),
         };
         let rows = self
-            .directory
-            .store()
+            .snapshots
             .changes_since(since, u64::from(limit))
             .await
             .map_err(|err| {

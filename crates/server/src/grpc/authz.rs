@@ -4,9 +4,9 @@
 //! Wire types are turned into a [`CheckInput`] in one place ([`CheckInput::from_request`]) and a
 //! decision into a response in one place ([`respond`]).
 
-use crate::directory::Directory;
+use crate::directory::{LiveSnapshot, SnapshotHandle};
 use crate::metrics::{CheckMetrics, Outcome};
-use crate::store::Store;
+use crate::model::now_secs;
 use crate::usage::UsageRecorder;
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
@@ -113,14 +113,14 @@ pub enum Verdict {
 }
 
 /// Decides one request: token, grant, route, scope, tenant, labels, then PromQL enforcement.
-pub fn evaluate<S: Store>(
-    directory: &Directory<S>,
+pub fn evaluate(
+    snapshots: &impl LiveSnapshot,
     routes: &RouteTable,
     input: &CheckInput<'_>,
     now: u64,
     usage: Option<&UsageRecorder>,
 ) -> Verdict {
-    let snapshot = directory.snapshot();
+    let snapshot = snapshots.current();
     let lookup = |hash: &_| match snapshot.get(hash) {
         Some(grant) => GrantLookup::Found(grant.as_ref()),
         None => GrantLookup::Unknown,
@@ -170,109 +170,114 @@ fn string_value(s: &str) -> Value {
 /// Turns a verdict into Envoy's CheckResponse. `view` is the request it answers.
 pub fn respond(verdict: Verdict, view: &RequestView<'_>) -> CheckResponse {
     match verdict {
-        Verdict::Allow(allowed) => {
-            let Allowed {
-                allow,
-                mut rewrite,
-                role,
-            } = *allowed;
-            let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
-            let mut headers: Vec<HeaderValueOption> = allow
-                .set_headers
-                .iter()
-                .map(|(k, v)| header(k, v, overwrite))
-                .collect();
-            if rewrite.has_repeated_key() {
-                // Envoy keeps one value per key in query_parameters_to_set (measured on 1.40):
-                // replace the whole query string instead, so no value is silently dropped.
-                let path = format!("{}?{}", view.path, rewrite.apply(view.query));
-                headers.push(header(":path", &path, overwrite));
-                rewrite = ParamRewrite::default();
-            }
-            let ok = OkHttpResponse {
-                headers,
-                headers_to_remove: allow.remove_headers.clone(),
-                // Envoy inserts values raw: encode them, or a `&` would inject parameters.
-                query_parameters_to_set: rewrite
-                    .set
-                    .iter()
-                    .map(|(key, value)| QueryParameter {
-                        key: key.clone(),
-                        value: form::encode(value),
-                    })
-                    .collect(),
-                query_parameters_to_remove: rewrite.remove_raw.clone(),
-                ..OkHttpResponse::default()
-            };
-            let mut fields = HashMap::new();
-            for (name, value) in &allow.set_headers {
-                match *name {
-                    headers::ACCOUNT => fields.insert("account".to_owned(), string_value(value)),
-                    headers::TENANT => fields.insert("tenant".to_owned(), string_value(value)),
-                    _ => None,
-                };
-            }
-            fields.insert("role".to_owned(), string_value(role.as_str()));
-            let mut outer = HashMap::new();
-            outer.insert(
-                METADATA_NAMESPACE.to_owned(),
-                Value {
-                    kind: Some(Kind::StructValue(Struct { fields })),
-                },
-            );
-            CheckResponse {
-                status: Some(rpc::Status {
-                    code: tonic::Code::Ok as i32,
-                    ..rpc::Status::default()
-                }),
-                dynamic_metadata: Some(Struct { fields: outer }),
-                http_response: Some(HttpResponse::OkResponse(ok)),
-            }
-        }
-        Verdict::Deny(deny) => {
-            let response = deny.response();
-            let headers = response
-                .headers
-                .iter()
-                .map(|(name, value)| {
-                    header(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd)
-                })
-                .collect();
-            CheckResponse {
-                status: Some(rpc::Status {
-                    code: response.grpc_code as i32,
-                    message: deny.reason.as_str().to_owned(),
-                    ..rpc::Status::default()
-                }),
-                dynamic_metadata: None,
-                http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-                    status: Some(HttpStatus {
-                        code: i32::from(response.status),
-                    }),
-                    headers,
-                    body: response.body,
-                })),
-            }
-        }
+        Verdict::Allow(allowed) => allow_response(*allowed, view),
+        Verdict::Deny(deny) => deny_response(&deny),
     }
 }
 
-pub struct AuthzService<S> {
-    directory: Arc<Directory<S>>,
+/// An OK response: headers to set and remove, the query rewrite, and access-log metadata.
+fn allow_response(allowed: Allowed, view: &RequestView<'_>) -> CheckResponse {
+    let Allowed {
+        allow,
+        mut rewrite,
+        role,
+    } = allowed;
+    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+    let mut headers: Vec<HeaderValueOption> = allow
+        .set_headers
+        .iter()
+        .map(|(k, v)| header(k, v, overwrite))
+        .collect();
+    if rewrite.has_repeated_key() {
+        // Envoy keeps one value per key in query_parameters_to_set (measured on 1.40):
+        // replace the whole query string instead, so no value is silently dropped.
+        let path = format!("{}?{}", view.path, rewrite.apply(view.query));
+        headers.push(header(":path", &path, overwrite));
+        rewrite = ParamRewrite::default();
+    }
+    let ok = OkHttpResponse {
+        headers,
+        headers_to_remove: allow.remove_headers.clone(),
+        // Envoy inserts values raw: encode them, or a `&` would inject parameters.
+        query_parameters_to_set: rewrite
+            .set
+            .iter()
+            .map(|(key, value)| QueryParameter {
+                key: key.clone(),
+                value: form::encode(value),
+            })
+            .collect(),
+        query_parameters_to_remove: rewrite.remove_raw.clone(),
+        ..OkHttpResponse::default()
+    };
+    let mut fields = HashMap::new();
+    for (name, value) in &allow.set_headers {
+        match *name {
+            headers::ACCOUNT => fields.insert("account".to_owned(), string_value(value)),
+            headers::TENANT => fields.insert("tenant".to_owned(), string_value(value)),
+            _ => None,
+        };
+    }
+    fields.insert("role".to_owned(), string_value(role.as_str()));
+    let mut outer = HashMap::new();
+    outer.insert(
+        METADATA_NAMESPACE.to_owned(),
+        Value {
+            kind: Some(Kind::StructValue(Struct { fields })),
+        },
+    );
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: tonic::Code::Ok as i32,
+            ..rpc::Status::default()
+        }),
+        dynamic_metadata: Some(Struct { fields: outer }),
+        http_response: Some(HttpResponse::OkResponse(ok)),
+    }
+}
+
+/// A denied response: the status, headers and JSON body of the one denial table.
+fn deny_response(deny: &Deny) -> CheckResponse {
+    let response = deny.response();
+    let headers = response
+        .headers
+        .iter()
+        .map(|(name, value)| header(name, value, HeaderAppendAction::OverwriteIfExistsOrAdd))
+        .collect();
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: response.grpc_code as i32,
+            message: deny.reason.as_str().to_owned(),
+            ..rpc::Status::default()
+        }),
+        dynamic_metadata: None,
+        http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(response.status),
+            }),
+            headers,
+            body: response.body,
+        })),
+    }
+}
+
+pub struct AuthzService {
+    snapshots: SnapshotHandle,
     routes: Arc<RouteTable>,
     metrics: Arc<CheckMetrics>,
     usage: UsageRecorder,
 }
 
-impl<S: Store> AuthzService<S> {
+impl AuthzService {
+    /// `snapshots`: a [`SnapshotHandle`], or the `Arc<Directory>` to take one from.
     pub fn new(
-        directory: Arc<Directory<S>>,
+        snapshots: impl Into<SnapshotHandle>,
         routes: Arc<RouteTable>,
         metrics: Arc<CheckMetrics>,
         usage: UsageRecorder,
-    ) -> AuthzService<S> {
+    ) -> AuthzService {
         AuthzService {
-            directory,
+            snapshots: snapshots.into(),
             routes,
             metrics,
             usage,
@@ -282,7 +287,7 @@ impl<S: Store> AuthzService<S> {
     /// The whole Check: input mapping, decision, response; also counted and timed.
     pub fn check(&self, request: &CheckRequest) -> Result<CheckResponse, tonic::Status> {
         let started = Instant::now();
-        if self.directory.is_stale() {
+        if self.snapshots.is_stale() {
             self.metrics.record(Outcome::Error, started.elapsed());
             return Err(tonic::Status::unavailable(
                 "the grant snapshot may be stale: the store is unavailable",
@@ -300,9 +305,9 @@ impl<S: Store> AuthzService<S> {
             ));
         };
         let input = CheckInput::from_request(http);
-        let now = u64::try_from(crate::admin::now_secs()).unwrap_or(0);
+        let now = u64::try_from(now_secs()).unwrap_or(0);
         let verdict = evaluate(
-            &self.directory,
+            &self.snapshots,
             &self.routes,
             &input,
             now,
@@ -327,7 +332,7 @@ impl<S: Store> AuthzService<S> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> envoy_types::ext_authz::v3::pb::Authorization for AuthzService<S> {
+impl envoy_types::ext_authz::v3::pb::Authorization for AuthzService {
     async fn check(
         &self,
         request: tonic::Request<CheckRequest>,

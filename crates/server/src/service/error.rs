@@ -1,0 +1,91 @@
+//! What an admin operation can fail with, typed. The HTTP layer maps each variant to a status;
+//! [`ServiceError::code`] is the machine code both the audit log's `outcome` and the API's
+//! `reason` carry.
+
+use crate::store::StoreError;
+use tollgate_core::{Deny, Role};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The credential was refused, or it may not call this route: the core pipeline's denial.
+    #[error("{}", .0.message)]
+    Denied(Deny),
+    /// A field of the request is malformed; the message names it.
+    #[error("{0}")]
+    InvalidField(String),
+    /// A well-formed label policy with a regex the upstream would read differently.
+    #[error("{0}")]
+    LabelPolicyRegex(String),
+    /// A label policy that provably selects nothing.
+    #[error("{0}")]
+    LabelPolicyEmpty(String),
+    /// A label policy over the configured size limits.
+    #[error("{0}")]
+    LabelPolicyLimit(String),
+    #[error("expiry must be in the future")]
+    ExpiryInPast,
+    /// Past the configured maximum lifetime, or the year 9999.
+    #[error("{0}")]
+    ExpiryTooLate(String),
+    /// A maximum lifetime is configured and the request gave no expiry.
+    #[error("{0}")]
+    ExpiryRequired(String),
+    /// The caller may not act on this tenant.
+    #[error("caller may not act on tenant \"{0}\"")]
+    TenantForbidden(String),
+    /// The caller does not hold every scope of the role it would grant.
+    #[error("caller does not hold every scope of role {0}")]
+    RoleCeiling(Role),
+    /// The label policy it would grant is wider than the caller's own.
+    #[error("label policy \"{policy}\" is not within the caller's policy \"{ceiling}\"")]
+    LabelPolicyCeiling { policy: String, ceiling: String },
+    /// Only an all-tenant admin may manage the all-tenant admin account.
+    #[error("only an all-tenant admin may manage the all-tenant admin account")]
+    AllTenantsCeiling,
+    #[error("service account {0} is disabled")]
+    AccountDisabled(i64),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// The machine code: the audit row's outcome and the API's `reason`. Codes are part of the
+    /// API: never change one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Denied(deny) => deny.reason.as_str(),
+            ServiceError::InvalidField(_) => "invalid_field",
+            ServiceError::LabelPolicyRegex(_) => "label_policy_regex",
+            ServiceError::LabelPolicyEmpty(_) => "label_policy_empty",
+            ServiceError::LabelPolicyLimit(_) => "label_policy_limit",
+            ServiceError::ExpiryInPast => "expiry_in_past",
+            ServiceError::ExpiryTooLate(_) => "expiry_too_late",
+            ServiceError::ExpiryRequired(_) => "expiry_required",
+            ServiceError::TenantForbidden(_) => "tenant_forbidden",
+            ServiceError::RoleCeiling(_) => "role_ceiling",
+            ServiceError::LabelPolicyCeiling { .. } => "label_policy_ceiling",
+            ServiceError::AllTenantsCeiling => "all_tenants_ceiling",
+            ServiceError::AccountDisabled(_) => "account_disabled",
+            ServiceError::Internal(_) => "internal",
+            ServiceError::Store(StoreError::NotFound { .. }) => "not_found",
+            ServiceError::Store(StoreError::Conflict { .. }) => "already_exists",
+            // The all-tenant admin is the one account that manages every tenant and cannot be
+            // re-created: the store refuses what would lock every administrator out.
+            ServiceError::Store(StoreError::Protected(_)) => "all_tenants_admin_protected",
+            ServiceError::Store(_) => "store_unavailable",
+        }
+    }
+
+    /// The store failed (not a refusal): nothing was decided, and nothing is audited.
+    pub fn is_unavailable(&self) -> bool {
+        self.code() == "store_unavailable"
+    }
+}
+
+impl From<Deny> for ServiceError {
+    fn from(deny: Deny) -> ServiceError {
+        ServiceError::Denied(deny)
+    }
+}

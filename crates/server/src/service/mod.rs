@@ -1,0 +1,90 @@
+//! The admin service: operations on service accounts and tokens, with the rules that keep them
+//! safe (tenant isolation, the role and label-policy ceilings, expiry limits) and an audit row
+//! for every outcome.
+//!
+//! May use: the store ([`crate::store`]), the live snapshot ([`crate::directory`]), the domain
+//! types ([`crate::model`]) and the core crate. Never axum, tonic or HTTP status codes: failures
+//! are a [`ServiceError`], which the HTTP layer maps to a status and reason code.
+//!
+//! One file per concern: [`callers`] (who is calling, and their ceilings), [`fields`] (input
+//! validation), [`accounts`], [`tokens`], [`review`] ("can I?"), [`audit`] and [`bootstrap`].
+
+pub mod accounts;
+pub mod audit;
+pub mod bootstrap;
+pub mod callers;
+pub mod error;
+pub mod fields;
+pub mod review;
+pub mod tokens;
+
+pub use crate::model::now_secs;
+pub use accounts::{AccountChanges, AccountSpec};
+pub use callers::Caller;
+pub use error::ServiceError;
+pub use fields::{MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_CHARS};
+pub use review::{ReviewAnswer, ReviewSubject};
+pub use tokens::{ExpirySpec, IssuedToken};
+
+use crate::directory::Directory;
+use crate::store::{AnyStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_core::{PolicyLimits, RouteTable};
+
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Lifetime of a token created without an expiry; `None` means it never expires.
+    pub default_token_lifetime: Option<Duration>,
+    /// Longest lifetime a token may have; `None` for no limit.
+    pub max_token_lifetime: Option<Duration>,
+    pub policy_limits: PolicyLimits,
+}
+
+/// The admin service over the live directory. Every write goes to the store first, then
+/// publishes a new snapshot.
+pub struct Admin {
+    directory: Arc<Directory>,
+    config: AdminConfig,
+    /// The admin API's own routes: who may call what here.
+    admin_routes: RouteTable,
+    /// What Envoy enforces in front of upstreams, for access reviews.
+    upstream_routes: Arc<RouteTable>,
+}
+
+impl Admin {
+    pub fn new(
+        directory: Arc<Directory>,
+        config: AdminConfig,
+        upstream_routes: Arc<RouteTable>,
+    ) -> Admin {
+        Admin {
+            directory,
+            config,
+            admin_routes: RouteTable::admin(),
+            upstream_routes,
+        }
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    fn store(&self) -> &AnyStore {
+        self.directory.store()
+    }
+
+    /// Whether the store answers (for `/healthz`).
+    pub async fn store_ready(&self) -> Result<(), ServiceError> {
+        self.store().is_bootstrapped().await?;
+        Ok(())
+    }
+
+    /// Publishes a committed write to the snapshot. The write is durable already; a failure
+    /// here is logged and repaired by the next refresh.
+    async fn publish(&self) {
+        if let Err(err) = self.directory.refresh().await {
+            tracing::error!(error = %err, "snapshot refresh failed after a committed write");
+        }
+    }
+}

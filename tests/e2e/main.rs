@@ -15,4 +15,5 @@ mod http2;
 mod make_run;
 mod prometheus;
 mod regex_oracle;
+mod remote_write;
 mod security;

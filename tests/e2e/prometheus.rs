@@ -400,7 +400,8 @@ async fn dialect_and_route_bypasses(mode: Mode) {
         reply.text
     );
 
-    // Writes: upstreams ignore x-tollgate-labels, so a restricted account may not write.
+    // Writes: upstreams ignore x-tollgate-labels, so the policy is enforced in the body: a
+    // series for another namespace is refused (forced in filter mode, checked in ext_authz).
     let write = send(
         s.http
             .post(format!("{}/api/v1/write", s.envoy.url()))
@@ -418,7 +419,7 @@ async fn dialect_and_route_bypasses(mode: Mode) {
     .await;
     assert_eq!(
         (write.status, write.json["reason"].as_str()),
-        (403, Some("labels_not_enforceable")),
+        (403, Some("label_policy_violation")),
         "{}",
         write.text
     );

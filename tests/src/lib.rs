@@ -608,10 +608,20 @@ impl Prometheus {
     }
 
     pub async fn start(targets: &[SocketAddr]) -> anyhow::Result<Prometheus> {
+        Prometheus::start_configured(targets, "", "").await
+    }
+
+    /// Like [`Prometheus::start`], with `global_extra` lines under `global:` (for example
+    /// `external_labels:`) and `extra` appended to the configuration (a `remote_write:` section).
+    pub async fn start_configured(
+        targets: &[SocketAddr],
+        global_extra: &str,
+        extra: &str,
+    ) -> anyhow::Result<Prometheus> {
         let dir = tempfile::tempdir()?;
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let config = format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n- job_name: seed\n  honor_labels: true\n  static_configs:\n  - targets: [{}]\n",
+            "global:\n  scrape_interval: 1s\n{global_extra}scrape_configs:\n- job_name: seed\n  honor_labels: true\n  static_configs:\n  - targets: [{}]\n{extra}",
             targets.join(", ")
         );
         let config_path = dir.path().join("prometheus.yml");

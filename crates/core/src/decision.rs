@@ -46,6 +46,10 @@ pub struct RequestView<'a> {
     pub query: &'a str,
     /// Every `Authorization` value sent (more than one is ambiguous, and refused).
     pub authorizations: Vec<&'a str>,
+    /// `Content-Type` and `Content-Encoding` (the last value of each): how a body this route
+    /// confines must be read.
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
     /// Values of `X-Forwarded-Tenant-Id` and `X-Scope-OrgID` sent by the client.
     pub tenant_ids: Vec<&'a str>,
     /// Values of client-sent `x-tollgate-labels` (normally zero or one).
@@ -76,6 +80,14 @@ impl<'a> RequestView<'a> {
         }
         if name.eq_ignore_ascii_case(headers::AUTHORIZATION) {
             self.authorizations.push(value);
+            return;
+        }
+        if name.eq_ignore_ascii_case("content-type") {
+            self.content_type = Some(value);
+            return;
+        }
+        if name.eq_ignore_ascii_case("content-encoding") {
+            self.content_encoding = Some(value);
             return;
         }
         if name.eq_ignore_ascii_case(headers::FORWARDED_TENANT_ID)
@@ -150,10 +162,17 @@ pub enum DenyReason {
     RewriteFailed,
     /// The authorization server cannot be reached and nothing cached may stand in for it.
     AuthorizerUnavailable,
+    /// A body this route must confine is in a format it cannot read (a write's content type or
+    /// encoding).
+    UnsupportedMediaType,
+    /// A write body that does not decode.
+    InvalidBody,
+    /// A write body over a configured limit.
+    BodyTooLarge,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 16] = [
+    pub const ALL: [DenyReason; 19] = [
         DenyReason::MissingToken,
         DenyReason::MalformedToken,
         DenyReason::UnknownToken,
@@ -170,6 +189,9 @@ impl DenyReason {
         DenyReason::BodyUnavailable,
         DenyReason::RewriteFailed,
         DenyReason::AuthorizerUnavailable,
+        DenyReason::UnsupportedMediaType,
+        DenyReason::InvalidBody,
+        DenyReason::BodyTooLarge,
     ];
 
     /// The machine code in `{"reason": ...}` and in metrics.
@@ -191,6 +213,9 @@ impl DenyReason {
             DenyReason::BodyUnavailable => "body_unavailable",
             DenyReason::RewriteFailed => "rewrite_failed",
             DenyReason::AuthorizerUnavailable => "authorizer_unavailable",
+            DenyReason::UnsupportedMediaType => "unsupported_media_type",
+            DenyReason::InvalidBody => "invalid_body",
+            DenyReason::BodyTooLarge => "body_too_large",
         }
     }
 
@@ -348,6 +373,15 @@ fn check(
         ));
     }
     let effective_policy = effective_policy(&grant.policy, &request.labels)?;
+    if rule.labels == LabelEnforcement::RemoteWrite
+        && !effective_policy.is_unrestricted()
+        && !crate::remote_write::is_remote_write_1(request.content_type, request.content_encoding)
+    {
+        return Err(Deny::new(
+            DenyReason::UnsupportedMediaType,
+            "a label-restricted write must be Prometheus remote write 1.0: Content-Type application/x-protobuf and Content-Encoding snappy",
+        ));
+    }
     if rule.labels == LabelEnforcement::Deny && !effective_policy.is_unrestricted() {
         return Err(Deny::new(
             DenyReason::LabelsNotEnforceable,
@@ -386,7 +420,7 @@ fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {
     match labels {
         LabelEnforcement::PromqlQuery => Some(PromParams::Query),
         LabelEnforcement::PromqlMatch => Some(PromParams::Match),
-        LabelEnforcement::Upstream | LabelEnforcement::Deny => None,
+        LabelEnforcement::Upstream | LabelEnforcement::Deny | LabelEnforcement::RemoteWrite => None,
     }
 }
 
@@ -895,7 +929,7 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&deny.json_body()).unwrap();
             assert_eq!(body["reason"], reason.as_str());
             assert_eq!(body["error"], "a \"quoted\"\nmessage");
-            assert!([400, 401, 403, 500, 503].contains(&deny.status()));
+            assert!([400, 401, 403, 413, 415, 500, 503].contains(&deny.status()));
             if reason.is_query_error() {
                 assert_eq!(body["status"], "error", "Prometheus shape for {reason:?}");
                 assert!(body["errorType"].is_string());
@@ -1008,12 +1042,35 @@ mod tests {
             "default match[]"
         );
 
-        // Upstreams ignore x-tollgate-labels on writes: a restricted writer is refused until
-        // write bodies are enforced, whatever the write API.
+        // Upstreams ignore x-tollgate-labels on writes: a restricted writer may only send what
+        // Tollgate can confine in the body itself (remote write 1.0), and is refused elsewhere.
         let restricted_writer = grant(Role::Writer, r#"{team="a"}"#);
+        for path in ["/api/v1/write", "/api/v1/push"] {
+            let remote_write = [
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "snappy"),
+            ];
+            let allowed = run(&restricted_writer, "POST", path, &remote_write);
+            let Decision::Allow(allow) = allowed else {
+                panic!("{path}: remote write 1.0 is confined in the body: {allowed:?}")
+            };
+            assert_eq!(allow.labels, LabelEnforcement::RemoteWrite);
+            for headers in [
+                &[("content-type", "application/x-protobuf")][..],
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", "snappy"),
+                ],
+                &[],
+            ] {
+                assert_eq!(
+                    outcome(&run(&restricted_writer, "POST", path, headers)),
+                    Err(DenyReason::UnsupportedMediaType),
+                    "{path} {headers:?}"
+                );
+            }
+        }
         for (method, path) in [
-            ("POST", "/api/v1/write"),
-            ("POST", "/api/v1/push"),
             ("POST", "/api/v1/otlp/v1/metrics"),
             ("POST", "/loki/api/v1/push"),
             ("POST", "/v1/metrics"),

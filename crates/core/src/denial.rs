@@ -14,6 +14,7 @@ pub const WWW_AUTHENTICATE_INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"
 pub enum GrpcCode {
     InvalidArgument = 3,
     PermissionDenied = 7,
+    ResourceExhausted = 8,
     Internal = 13,
     Unavailable = 14,
     Unauthenticated = 16,
@@ -37,7 +38,11 @@ pub const fn codes(reason: DenyReason) -> DenialCodes {
         MissingToken | MalformedToken | UnknownToken | ExpiredToken => {
             (401, GrpcCode::Unauthenticated)
         }
-        InvalidPath | InvalidLabels | InvalidQuery => (400, GrpcCode::InvalidArgument),
+        InvalidPath | InvalidLabels | InvalidQuery | InvalidBody => {
+            (400, GrpcCode::InvalidArgument)
+        }
+        BodyTooLarge => (413, GrpcCode::ResourceExhausted),
+        UnsupportedMediaType => (415, GrpcCode::InvalidArgument),
         RouteNotAllowed | MissingScope | TenantMismatch | LabelPolicyViolation
         | LabelsNotEnforceable | QueryNotAllowed | BodyUnavailable => {
             (403, GrpcCode::PermissionDenied)
@@ -98,7 +103,7 @@ mod tests {
         for reason in DenyReason::ALL {
             let row = codes(reason);
             assert!(
-                [400, 401, 403, 500, 503].contains(&row.http_status),
+                [400, 401, 403, 413, 415, 500, 503].contains(&row.http_status),
                 "{reason:?}"
             );
             let response = Deny::new(reason, "m").response();

@@ -8,6 +8,7 @@ pub mod headers;
 pub mod pipeline;
 pub mod promql;
 pub mod regex_dialect;
+pub mod remote_write;
 pub mod route;
 pub mod scope;
 pub mod selector;

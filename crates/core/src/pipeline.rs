@@ -19,6 +19,7 @@ use crate::decision::{
     decide, rewrite_form_body, rewrite_query_params,
 };
 use crate::promql::ParamRewrite;
+use crate::remote_write::{self, WriteError, WriteLimits};
 use crate::route::{LabelEnforcement, RouteTable};
 use crate::token::TokenHash;
 
@@ -105,29 +106,68 @@ pub fn unavailable() -> Deny {
 }
 
 impl<G> Authorized<G> {
-    /// Whether the filter must hold the request for its body: a POST whose PromQL form body
-    /// must be confined, not yet complete. (ext_authz receives the body with the request.)
+    /// Whether the filter must hold the request for its body: a POST whose PromQL form body or
+    /// write body must be confined, not yet complete. (ext_authz receives the body with the
+    /// request.) Unrestricted accounts' bodies are never read.
     pub fn needs_body(&self, method: &str, end_of_stream: bool) -> bool {
         method == "POST"
             && !end_of_stream
             && matches!(
                 self.allow.labels,
-                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+                LabelEnforcement::PromqlQuery
+                    | LabelEnforcement::PromqlMatch
+                    | LabelEnforcement::RemoteWrite
             )
             && !self.allow.effective_policy.is_unrestricted()
     }
 
-    /// For a body that can be rewritten (the filter): the new form body, or `None` when nothing
+    /// For a body that can be rewritten (the filter): the new body, or `None` when nothing
     /// needs to change.
-    pub fn rewrite_body(&self, body: &BodyView<'_>) -> Result<Option<String>, Deny> {
-        rewrite_form_body(&self.allow, body)
+    pub fn rewrite_body(&self, body: &BodyView<'_>) -> Result<Option<Vec<u8>>, Deny> {
+        let policy = &self.allow.effective_policy;
+        match self.allow.labels {
+            LabelEnforcement::RemoteWrite if !policy.is_unrestricted() => {
+                let bytes = complete_body(body)?;
+                remote_write::force(policy, bytes, &WriteLimits::default())
+                    .map(Some)
+                    .map_err(write_deny)
+            }
+            _ => rewrite_form_body(&self.allow, body).map(|text| text.map(String::into_bytes)),
+        }
     }
 
     /// For a body that cannot be rewritten (ext_authz): allowed only when every PromQL selector
-    /// it carries already lies within the policy.
+    /// or written series it carries already lies within the policy.
     pub fn check_body(&self, body: &BodyView<'_>) -> Result<(), Deny> {
-        check_form_body(&self.allow, body)
+        let policy = &self.allow.effective_policy;
+        match self.allow.labels {
+            LabelEnforcement::RemoteWrite if !policy.is_unrestricted() => {
+                let bytes = complete_body(body)?;
+                remote_write::check(policy, bytes, &WriteLimits::default()).map_err(write_deny)
+            }
+            _ => check_form_body(&self.allow, body),
+        }
     }
+}
+
+fn complete_body<'a>(body: &BodyView<'a>) -> Result<&'a [u8], Deny> {
+    if body.complete {
+        Ok(body.bytes)
+    } else {
+        Err(Deny::new(
+            DenyReason::BodyUnavailable,
+            "the request body was not available to authorization in full (configure with_request_body with a max_request_bytes above the body size)",
+        ))
+    }
+}
+
+fn write_deny(err: WriteError) -> Deny {
+    let reason = match err.status() {
+        413 => DenyReason::BodyTooLarge,
+        403 => DenyReason::LabelPolicyViolation,
+        _ => DenyReason::InvalidBody,
+    };
+    Deny::new(reason, err.to_string())
 }
 
 #[cfg(test)]
@@ -245,7 +285,7 @@ mod tests {
         };
         assert_eq!(
             allowed.rewrite_body(&body).unwrap().as_deref(),
-            Some("query=up%7Bns%3D%22a%22%7D")
+            Some(&b"query=up%7Bns%3D%22a%22%7D"[..])
         );
         assert_eq!(
             allowed.check_body(&body).unwrap_err().reason,

@@ -124,6 +124,9 @@ pub enum LabelEnforcement {
     /// Series selectors in `match[]` are rewritten, and one is added when absent (series,
     /// labels, label values, federate).
     PromqlMatch,
+    /// A Prometheus remote write 1.0 body: the filter forces the policy's equality labels on
+    /// every series, ext_authz checks that every series lies within the policy.
+    RemoteWrite,
     /// The upstream applies the policy it receives in `x-tollgate-labels` (Tollgate's admin API;
     /// only for an upstream that really enforces that header).
     Upstream,
@@ -200,7 +203,7 @@ const POST: &[&str] = &["POST"];
 /// accounts are denied them until bodies are enforced; a custom table may say `upstream` for a
 /// write route whose upstream does enforce that header.
 const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
-    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery};
+    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery, RemoteWrite};
     &[
         // Prometheus HTTP API and Mimir.
         (READ, "/api/v1/query", Scope::MetricsRead, PromqlQuery),
@@ -220,8 +223,8 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             PromqlMatch,
         ),
         (READ, "/federate", Scope::MetricsRead, PromqlMatch),
-        (POST, "/api/v1/write", Scope::MetricsWrite, Deny),
-        (POST, "/api/v1/push", Scope::MetricsWrite, Deny),
+        (POST, "/api/v1/write", Scope::MetricsWrite, RemoteWrite),
+        (POST, "/api/v1/push", Scope::MetricsWrite, RemoteWrite),
         (POST, "/api/v1/otlp/v1/metrics", Scope::MetricsWrite, Deny),
         // Loki: push, and the read API by name.
         (POST, "/loki/api/v1/push", Scope::LogsWrite, Deny),

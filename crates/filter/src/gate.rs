@@ -498,8 +498,7 @@ impl<H: Host> RequestGate<H> {
             Err(deny) => self.reply(&deny),
             Ok(None) => self.allowed(resumed),
             Ok(Some(rewritten)) => {
-                self.host
-                    .replace_request_body(body.len(), rewritten.as_bytes());
+                self.host.replace_request_body(body.len(), &rewritten);
                 if self.header("content-length").is_some() {
                     self.host
                         .set_request_header("content-length", Some(&rewritten.len().to_string()));

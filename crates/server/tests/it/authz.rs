@@ -436,13 +436,13 @@ fn table(f: &Fixture) -> Vec<Case> {
             "allowed",
         ),
         (
-            "restricted writer writes: refused, upstreams ignore x-tollgate-labels on writes",
+            "restricted writer writes something other than remote write 1.0: refused, a header is not enforcement",
             "POST",
             "/api/v1/write".into(),
             vec![("authorization", bearer(&f.writer))],
             String::new(),
-            403,
-            "labels_not_enforceable",
+            415,
+            "unsupported_media_type",
         ),
         (
             "unrestricted editor",

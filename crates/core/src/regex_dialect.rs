@@ -124,48 +124,7 @@ fn check(
         }
         Ast::ClassBracketed(class) => check_class(class),
         Ast::Repetition(repetition) => {
-            let mut inner_budget = repeat_budget;
-            if let RepetitionKind::Range(range) = &repetition.op.kind {
-                let count = match *range {
-                    RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
-                    RepetitionRange::Bounded(_, n) => n,
-                };
-                if count > MAX_REPEAT {
-                    return Err(refuse(
-                        &repetition.op.span,
-                        "a repetition count above 1000",
-                        "Go's RE2 refuses it",
-                    ));
-                }
-                let spelled = pattern
-                    .get(repetition.op.span.start.offset..repetition.op.span.end.offset)
-                    .unwrap_or("");
-                if !plain_counted_repetition(spelled) {
-                    return Err(refuse(
-                        &repetition.op.span,
-                        "a counted repetition with spaces or without a minimum",
-                        "Go reads `{,n}` and `{ n }` as literal text; write {0,n} without spaces",
-                    ));
-                }
-                inner_budget = match count {
-                    0 => MAX_REPEAT,
-                    n if n > repeat_budget => {
-                        return Err(refuse(
-                            &repetition.op.span,
-                            "nested counted repetitions of more than 1000 copies in all",
-                            "Go's RE2 refuses them; repeat fewer times",
-                        ));
-                    }
-                    n => repeat_budget / n,
-                };
-            }
-            if matches!(*repetition.ast, Ast::Repetition(_)) {
-                return Err(refuse(
-                    &repetition.op.span,
-                    "a repetition of a repetition",
-                    "Go's RE2 refuses `a**`; group it as (?:a*)*",
-                ));
-            }
+            let inner_budget = check_repetition(repetition, pattern, repeat_budget)?;
             check(&repetition.ast, pattern, inner_budget, splices)
         }
         Ast::Group(group) => {
@@ -190,6 +149,54 @@ fn check(
             .asts
             .iter()
             .try_for_each(|a| check(a, pattern, repeat_budget, splices)),
+    }
+}
+
+/// A repetition's own rules; returns the repeat budget left for what it repeats.
+fn check_repetition(
+    repetition: &ast::Repetition,
+    pattern: &str,
+    repeat_budget: u32,
+) -> Result<u32, PatternError> {
+    if matches!(*repetition.ast, Ast::Repetition(_)) {
+        return Err(refuse(
+            &repetition.op.span,
+            "a repetition of a repetition",
+            "Go's RE2 refuses `a**`; group it as (?:a*)*",
+        ));
+    }
+    let RepetitionKind::Range(range) = &repetition.op.kind else {
+        return Ok(repeat_budget);
+    };
+    let count = match *range {
+        RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
+        RepetitionRange::Bounded(_, n) => n,
+    };
+    if count > MAX_REPEAT {
+        return Err(refuse(
+            &repetition.op.span,
+            "a repetition count above 1000",
+            "Go's RE2 refuses it",
+        ));
+    }
+    let spelled = pattern
+        .get(repetition.op.span.start.offset..repetition.op.span.end.offset)
+        .unwrap_or("");
+    if !plain_counted_repetition(spelled) {
+        return Err(refuse(
+            &repetition.op.span,
+            "a counted repetition with spaces or without a minimum",
+            "Go reads `{,n}` and `{ n }` as literal text; write {0,n} without spaces",
+        ));
+    }
+    match count {
+        0 => Ok(MAX_REPEAT),
+        n if n > repeat_budget => Err(refuse(
+            &repetition.op.span,
+            "nested counted repetitions of more than 1000 copies in all",
+            "Go's RE2 refuses them; repeat fewer times",
+        )),
+        n => Ok(repeat_budget / n),
     }
 }
 

@@ -262,17 +262,7 @@ impl<H: Host> RequestGate<H> {
             self.reply(&unavailable());
             return;
         }
-        let response = if status == 0 {
-            self.host
-                .grpc_response(size)
-                .ok_or_else(|| "empty response".to_owned())
-                .and_then(|bytes| {
-                    v1::ResolveResponse::decode(bytes.as_slice()).map_err(|err| err.to_string())
-                })
-        } else {
-            Err(format!("gRPC status {status}"))
-        };
-        let response = match response {
+        let response = match self.read_resolve_response(status, size) {
             Ok(response) => response,
             Err(err) => {
                 self.host.increment(self.shared.metrics.server_errors, 1);
@@ -282,30 +272,7 @@ impl<H: Host> RequestGate<H> {
             }
         };
         let now = self.host.now_ms();
-        let cursor = {
-            let mut feed = self.shared.feed.borrow_mut();
-            if feed.cursor.is_none() {
-                feed.floor = Some(
-                    feed.floor
-                        .map_or(response.revision, |f| f.min(response.revision)),
-                );
-            }
-            feed.cursor
-        };
-        // An answer older than the feed's cursor may predate a revocation the feed already
-        // reported (and evicted): never cache it, never trust it. Ask once more (another
-        // replica, or a snapshot that caught up), then fail closed.
-        if let Some(cursor) = cursor
-            && response.revision < cursor
-        {
-            self.host.increment(self.shared.metrics.server_errors, 1);
-            self.log(
-                Level::Warn,
-                &format!(
-                    "stale answer from the server: revision {} is below the feed's {cursor}",
-                    response.revision
-                ),
-            );
+        if self.is_stale(response.revision) {
             if retried {
                 self.reply(&unavailable());
             } else {
@@ -339,6 +306,46 @@ impl<H: Host> RequestGate<H> {
                 self.reply(&Deny::unknown_token());
             }
         }
+    }
+
+    fn read_resolve_response(
+        &self,
+        status: u32,
+        size: usize,
+    ) -> Result<v1::ResolveResponse, String> {
+        if status != 0 {
+            return Err(format!("gRPC status {status}"));
+        }
+        let bytes = self
+            .host
+            .grpc_response(size)
+            .ok_or_else(|| "empty response".to_owned())?;
+        v1::ResolveResponse::decode(bytes.as_slice()).map_err(|err| err.to_string())
+    }
+
+    /// Whether an answer at `revision` is older than the feed's cursor: it may predate a
+    /// revocation the feed already reported (and evicted), so it is never cached nor trusted;
+    /// the caller asks once more (another replica, or a snapshot that caught up), then fails
+    /// closed. Before the first poll, the answer sets the floor the feed starts from.
+    fn is_stale(&self, revision: u64) -> bool {
+        let cursor = {
+            let mut feed = self.shared.feed.borrow_mut();
+            if feed.cursor.is_none() {
+                feed.floor = Some(feed.floor.map_or(revision, |f| f.min(revision)));
+            }
+            feed.cursor
+        };
+        let Some(cursor) = cursor.filter(|cursor| revision < *cursor) else {
+            return false;
+        };
+        self.host.increment(self.shared.metrics.server_errors, 1);
+        self.log(
+            Level::Warn,
+            &format!(
+                "stale answer from the server: revision {revision} is below the feed's {cursor}"
+            ),
+        );
+        true
     }
 
     /// The server could not answer: a recent enough entry may stand in (`staleIfError`), else 503.

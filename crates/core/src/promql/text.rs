@@ -1,0 +1,189 @@
+//! Reading query text safely: the bounds and refusals applied before promql-parser sees a query
+//! (nesting, length, durations it would panic on, string escapes Go reads differently), and
+//! the parse itself.
+
+use super::{MAX_NESTING, MAX_QUERY_BYTES, QueryError};
+use promql_parser::parser::{self, Expr};
+
+pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::Unparsable {
+            param,
+            message: format!("longer than {MAX_QUERY_BYTES} bytes"),
+        });
+    }
+    let mut depth = 0usize;
+    for c in text.bytes() {
+        match c {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(QueryError::Unparsable {
+                        param,
+                        message: format!("nested deeper than {MAX_NESTING} levels"),
+                    });
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if let Some(number) = oversized_duration(text) {
+        return Err(QueryError::Unparsable {
+            param,
+            message: format!("duration {number} is too large"),
+        });
+    }
+    if let Some(escape) = ambiguous_escape(text) {
+        return Err(QueryError::AmbiguousEscape { param, escape });
+    }
+    parser::parse(text).map_err(|message| QueryError::Unparsable {
+        param,
+        message: message.lines().next().unwrap_or("syntax error").to_owned(),
+    })
+}
+
+/// Largest number of seconds accepted in a range, a subquery or an offset: about 31,700 years.
+pub(super) const MAX_DURATION_SECS: f64 = 1e12;
+
+/// The first number in a duration position larger than [`MAX_DURATION_SECS`], or not finite.
+/// promql-parser panics converting such a number to a `Duration` (`x[1e30]`, `x offset Inf`;
+/// found by fuzzing and review), and the filter runs with `panic = abort`, so these are
+/// refused before parsing. Uses the parser's own lexer, so strings, comments and number
+/// spellings (hex, octal, `Inf`, `NaN`) are read exactly as the parser reads them: a duration
+/// token whose text is a plain number, or a number right after `[`, `:` or `offset` (with an
+/// optional sign). A text the lexer refuses is left to the parser to report.
+pub(super) fn oversized_duration(text: &str) -> Option<String> {
+    may_spell_a_large_number(text)
+        .then(|| lexed_oversized_duration(text))
+        .flatten()
+}
+
+pub(super) fn lexed_oversized_duration(text: &str) -> Option<String> {
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::{
+        T_ADD, T_COLON, T_DURATION, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB,
+    };
+    use promql_parser::util::parse_str_radix;
+    let lexer = parser::lexer(text).ok()?;
+    let too_large = |value: f64| !value.is_finite() || value.abs() > MAX_DURATION_SECS;
+    let (mut previous, mut before_previous) = (None, None);
+    for lexeme in lexer.iter().flatten() {
+        let token = lexeme.tok_id();
+        let spelled = lexer.span_str(lexeme.span());
+        let oversized = match token {
+            T_DURATION => spelled.parse::<f64>().is_ok_and(too_large),
+            T_NUMBER => {
+                let after = |t| previous == Some(t);
+                let signed_offset =
+                    matches!(previous, Some(T_ADD | T_SUB)) && before_previous == Some(T_OFFSET);
+                (after(T_LEFT_BRACKET) || after(T_COLON) || after(T_OFFSET) || signed_offset)
+                    && parse_str_radix(spelled).is_ok_and(too_large)
+            }
+            _ => false,
+        };
+        if oversized {
+            return Some(spelled.to_owned());
+        }
+        (before_previous, previous) = (previous, Some(token));
+    }
+    None
+}
+
+/// The first escape in a quoted string whose value is at or above 0x80 written as `\xHH` or
+/// `\OOO`: Go's strconv.Unquote (Prometheus) yields a raw byte, promql-parser a code point, so
+/// the checked text and the executed text would differ (`"\xc3\xa9"` is `é` in Go and `Ã©`
+/// here). Strings are found with the parser's own lexer; backtick strings have no escapes.
+pub(super) fn ambiguous_escape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let may = bytes
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'x' | b'2' | b'3'));
+    if !may {
+        return None;
+    }
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::T_STRING;
+    let lexer = parser::lexer(text).ok()?;
+    for lexeme in lexer.iter().flatten() {
+        if lexeme.tok_id() != T_STRING {
+            continue;
+        }
+        let spelled = lexer.span_str(lexeme.span());
+        if spelled.starts_with('`') {
+            continue;
+        }
+        let mut rest = spelled.as_bytes();
+        while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+            let escape = rest.get(at..).unwrap_or(&[]);
+            let (len, value) = match escape.get(1) {
+                Some(b'x') => (
+                    4,
+                    escape
+                        .get(2..4)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                ),
+                Some(b'0'..=b'7') => (
+                    4,
+                    escape
+                        .get(1..4)
+                        .and_then(|o| std::str::from_utf8(o).ok())
+                        .and_then(|o| u32::from_str_radix(o, 8).ok()),
+                ),
+                _ => (2, None),
+            };
+            if value.is_some_and(|v| v >= 0x80) {
+                let spelled = escape.get(..len).unwrap_or(escape);
+                return Some(String::from_utf8_lossy(spelled).into_owned());
+            }
+            rest = escape.get(len.min(escape.len())..).unwrap_or(&[]);
+        }
+    }
+    None
+}
+
+/// A cheap test with no false negatives for [`oversized_duration`], so most queries skip the
+/// second lexing pass (it costs about a fifth of an enforcement): a number over
+/// [`MAX_DURATION_SECS`] needs 13 digits in a row, an exponent, a hex prefix, or `Inf`/`NaN`.
+pub(super) fn may_spell_a_large_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 12 {
+                return true;
+            }
+            continue;
+        }
+        run = 0;
+        let after_digit = i > 0 && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.');
+        if after_digit && matches!(b, b'e' | b'E' | b'x' | b'X') {
+            return true;
+        }
+        if bytes[i..].len() >= 3
+            && (bytes[i..i + 3].eq_ignore_ascii_case(b"inf")
+                || bytes[i..i + 3].eq_ignore_ascii_case(b"nan"))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Why a rewrite failed its verification when the cause is the client's text, not the rewrite:
+/// promql-parser accepts some queries its own printer cannot give back in a form it accepts
+/// (`x[0]` prints as `x[0s]`, "duration must be greater than 0"; found by fuzzing). Such a
+/// query is a 400, as if unparsable. Runs only on the failure path, so costs nothing otherwise.
+pub(super) fn unprintable(param: &'static str, text: &str) -> Option<QueryError> {
+    let printed = parse(param, text).ok()?.to_string();
+    let message = parser::parse(&printed).err()?;
+    Some(QueryError::Unparsable {
+        param,
+        message: format!(
+            "{} (in the form {printed})",
+            message.lines().next().unwrap_or("syntax error")
+        ),
+    })
+}

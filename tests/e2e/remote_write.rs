@@ -7,8 +7,9 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tollgate_core::remote_write::encode_for_tests;
-use tollgate_e2e::{Envoy, MetricsTarget, Mode, Prometheus, Tollgate, bootstrap, send};
+use tollgate_e2e::{
+    Envoy, MetricsTarget, Mode, Prometheus, Tollgate, bootstrap, remote_write, send,
+};
 
 const POLICY: &str = r#"{kube_namespace="team-a"}"#;
 const FAST: &str = r#"{"cluster":"tollgate","feed":{"intervalMs":200}}"#;
@@ -71,10 +72,9 @@ async fn remote_write_through(mode: Mode) {
     let target = MetricsTarget::start(SEED).await.unwrap();
 
     // A hand-built request for another namespace: refused, and never arrives.
-    let forged = encode_for_tests(
+    let forged = remote_write::body(
         &[&[("__name__", "rw_forged"), ("kube_namespace", "team-b")]],
         1.0,
-        now_ms(),
     );
     let reply = send(
         reqwest::Client::new()
@@ -153,13 +153,6 @@ async fn remote_write_through(mode: Mode) {
         "the forged series never arrives"
     );
     tollgate.stop().await;
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 //! 1. Read the credential: every `Authorization` value of the request ([`authenticate`]).
 //! 2. Look the grant up by the token's hash, through the caller's [`GrantLookup`]: the server's
 //!    snapshot answers found or unknown; the filter's cache may also answer "not here", and the
-//!    filter then resolves the hash with the server and calls [`authorize`] again.
+//!    filter then resolves the hash with the server and finishes with [`authorize_grant`].
 //! 3. Decide: expiry, route, scope, tenant, label narrowing ([`decide`]).
 //! 4. Rewrite: PromQL in the URL gains the policy's matchers ([`rewrite_query_params`]).
 //! 5. Answer: an [`Authorized`] (identity headers, effective policy, query rewrite; the body,
@@ -29,7 +29,7 @@ pub enum GrantLookup<G> {
     Found(G),
     /// Unknown, revoked, expired from the store: a 401.
     Unknown,
-    /// Not in this cache: resolve it with the server, then authorize again.
+    /// Not in this cache: resolve it with the server, then finish with [`authorize_grant`].
     NotHere,
     /// Nothing can answer now (the server is unreachable and nothing cached may stand in).
     Unavailable,

@@ -349,36 +349,6 @@ fn encode_string(number: u32, text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Builds remote write 1.0 bodies for tests and benchmarks: series of labels, one sample each.
-pub fn encode_for_tests(series: &[&[(&str, &str)]], value: f64, timestamp_ms: i64) -> Vec<u8> {
-    let mut body = Vec::new();
-    for labels in series {
-        let mut ts = Vec::new();
-        for (name, value) in labels.iter() {
-            let mut label = Vec::new();
-            encode_string(1, name, &mut label);
-            encode_string(2, value, &mut label);
-            encode_key(1, 2, &mut ts);
-            encode_varint(label.len() as u64, &mut ts);
-            ts.extend_from_slice(&label);
-        }
-        let mut sample = Vec::new();
-        encode_key(1, 1, &mut sample);
-        sample.extend_from_slice(&value.to_le_bytes());
-        encode_key(2, 0, &mut sample);
-        encode_varint(timestamp_ms as u64, &mut sample);
-        encode_key(2, 2, &mut ts);
-        encode_varint(sample.len() as u64, &mut ts);
-        ts.extend_from_slice(&sample);
-        encode_key(1, 2, &mut body);
-        encode_varint(ts.len() as u64, &mut body);
-        body.extend_from_slice(&ts);
-    }
-    snap::raw::Encoder::new()
-        .compress_vec(&body)
-        .unwrap_or_default()
-}
-
 /// The labels of every series of a compressed body, for tests.
 pub fn decode_labels_for_tests(
     compressed: &[u8],
@@ -405,6 +375,36 @@ pub fn decode_labels_for_tests(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// Remote write 1.0 bodies: series of labels, one sample each.
+    fn encode_for_tests(series: &[&[(&str, &str)]], value: f64, timestamp_ms: i64) -> Vec<u8> {
+        let mut body = Vec::new();
+        for labels in series {
+            let mut ts = Vec::new();
+            for (name, value) in labels.iter() {
+                let mut label = Vec::new();
+                encode_string(1, name, &mut label);
+                encode_string(2, value, &mut label);
+                encode_key(1, 2, &mut ts);
+                encode_varint(label.len() as u64, &mut ts);
+                ts.extend_from_slice(&label);
+            }
+            let mut sample = Vec::new();
+            encode_key(1, 1, &mut sample);
+            sample.extend_from_slice(&value.to_le_bytes());
+            encode_key(2, 0, &mut sample);
+            encode_varint(timestamp_ms as u64, &mut sample);
+            encode_key(2, 2, &mut ts);
+            encode_varint(sample.len() as u64, &mut ts);
+            ts.extend_from_slice(&sample);
+            encode_key(1, 2, &mut body);
+            encode_varint(ts.len() as u64, &mut body);
+            body.extend_from_slice(&ts);
+        }
+        snap::raw::Encoder::new()
+            .compress_vec(&body)
+            .unwrap_or_default()
+    }
 
     fn p(text: &str) -> Policy {
         Policy::parse(text).unwrap()

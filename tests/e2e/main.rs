@@ -13,6 +13,7 @@ mod faults;
 mod filter;
 mod http2;
 mod make_run;
+mod postgres;
 mod prometheus;
 mod regex_oracle;
 mod remote_write;

@@ -802,3 +802,5 @@ pub fn tollgate_binary() -> anyhow::Result<PathBuf> {
     }
     bail!("the tollgate binary is not built: run `make test` (cargo test --workspace builds it)")
 }
+
+pub mod postgres;

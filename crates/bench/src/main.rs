@@ -4,6 +4,7 @@
 //! * `check`: starts `tollgate serve` and the trivial server pinned to one core, seeds tokens,
 //!   and drives both with a gRPC load client over interleaved rounds, reporting Check/s and
 //!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
+//! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
@@ -11,6 +12,7 @@
 
 mod envoy;
 mod soak;
+mod store;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -86,6 +88,13 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         workers: usize,
     },
+    /// Admin write latency p50/p99 on SQLite and PostgreSQL (a throwaway local cluster), and
+    /// replica-to-replica propagation on PostgreSQL.
+    Store {
+        /// Token creations (and as many revocations) per backend.
+        #[arg(long, default_value_t = 200)]
+        writes: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -125,6 +134,7 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
+            Cmd::Store { writes } => store::run(writes).await,
             Cmd::Soak {
                 minutes,
                 mode,

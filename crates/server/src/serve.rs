@@ -7,7 +7,7 @@ use crate::grpc::grants::GrantsService;
 use crate::http::{AppState, router};
 use crate::metrics::CheckMetrics;
 use crate::service::Admin;
-use crate::store;
+use crate::store::{self, ChangeListener};
 use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -17,6 +17,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -24,6 +25,7 @@ use tollgate_core::Token;
 use tollgate_proto::v1::grants_server::GrantsServer;
 
 /// How often the snapshot catches up with the store (other writers; healing after a failure).
+/// With PostgreSQL, other replicas' writes are pushed (LISTEN/NOTIFY) and this is the safety net.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// How often token last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
@@ -56,8 +58,12 @@ impl App {
         let routes = Arc::new(config.routes.clone());
         let admin = Admin::new(directory.clone(), config.admin.clone(), routes.clone());
         let file = config.bootstrap_token_file.clone();
+        let delivered = AtomicBool::new(false);
         let created = admin
-            .bootstrap(|token| deliver_bootstrap_token(token, file.as_deref()))
+            .bootstrap(|token| {
+                delivered.store(true, Ordering::Relaxed);
+                deliver_bootstrap_token(token, file.as_deref())
+            })
             .await
             .context("cannot create the bootstrap admin")?;
         if created {
@@ -66,7 +72,15 @@ impl App {
                 account = "bootstrap-admin",
                 "created the bootstrap admin"
             );
+        } else if delivered.load(Ordering::Relaxed) {
+            lost_bootstrap_race(file.as_deref());
         }
+        // Another replica may have written (bootstrapped, even) since the grants were loaded:
+        // catch up before serving, not at the first periodic refresh.
+        directory
+            .refresh()
+            .await
+            .context("cannot load grants from the store")?;
         Ok(App {
             authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
             state: Arc::new(AppState::new(admin, metrics, usage)),
@@ -132,6 +146,10 @@ impl Server {
             .build_v1()
             .context("cannot build the gRPC reflection service")?;
         let refresher = tokio::spawn(directory.clone().refresh_loop(REFRESH_INTERVAL));
+        let pushed = directory
+            .store()
+            .listen()
+            .map(|listener| tokio::spawn(refresh_on_change(directory.clone(), listener)));
 
         tracing::info!(addr = %self.http_addr, "admin API listening");
         tracing::info!(addr = %self.grpc_addr, "gRPC (ext_authz, grants, health, reflection) listening");
@@ -162,6 +180,9 @@ impl Server {
         };
         let (http_result, grpc_result, ()) = tokio::join!(http.into_future(), grpc, signal);
         refresher.abort();
+        if let Some(pushed) = pushed {
+            pushed.abort();
+        }
         // Every recorder is gone with the servers: the flusher writes what is pending and ends.
         if tokio::time::timeout(Duration::from_secs(5), usage_task)
             .await
@@ -172,6 +193,41 @@ impl Server {
         http_result.context("admin API server failed")?;
         grpc_result.context("gRPC server failed")?;
         Ok(())
+    }
+}
+
+/// Refreshes the snapshot whenever another replica's write may have committed: the push half
+/// of propagation (the periodic catch-up is the other). Ends when the task is aborted.
+async fn refresh_on_change(directory: Arc<crate::directory::Directory>, listener: ChangeListener) {
+    loop {
+        listener.changed().await;
+        // A failure marks the snapshot stale and is logged by the periodic loop's next round.
+        if let Err(err) = directory.refresh().await {
+            tracing::debug!(error = %err, "snapshot refresh after a change notification failed");
+        }
+    }
+}
+
+/// Another replica bootstrapped the shared store first: the token this one delivered was never
+/// committed. Its file is removed so that nobody mistakes it for the admin's.
+fn lost_bootstrap_race(file: Option<&Path>) {
+    match file {
+        Some(path) => {
+            if let Err(err) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove the unused bootstrap token file");
+            }
+            tracing::warn!(
+                path = %path.display(),
+                "another replica created the bootstrap admin first; its token is in that replica's file, not this one"
+            );
+        }
+        None => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "The bootstrap token above is NOT valid: another replica created the bootstrap admin first (see its output)."
+            );
+        }
     }
 }
 

@@ -58,7 +58,20 @@ type Shared = State<Arc<AppState>>;
 async fn healthz(State(state): Shared) -> Response {
     let snapshot = state.admin.directory().snapshot();
     match state.admin.store_ready().await {
-        Ok(_) => Json(serde_json::json!({"status": "ok", "revision": snapshot.revision(), "liveTokens": snapshot.len()})).into_response(),
+        Ok(_) => {
+            let mut body = serde_json::json!({"status": "ok", "revision": snapshot.revision(), "liveTokens": snapshot.len()});
+            // PostgreSQL: whether other replicas' writes are pushed, or (reconnecting) arrive
+            // by the periodic catch-up only.
+            if let Some(listening) = state.admin.directory().store().is_listening() {
+                body["changeNotifications"] = (if listening {
+                    "connected"
+                } else {
+                    "reconnecting"
+                })
+                .into();
+            }
+            Json(body).into_response()
+        }
         Err(err) => ApiError::from(err).into_response(),
     }
 }

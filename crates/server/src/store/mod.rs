@@ -1,12 +1,12 @@
-//! The authoritative store: a trait, so that SQLite (embedded default) and later PostgreSQL share
-//! the service code and one conformance suite.
+//! The authoritative store: a trait, so that SQLite (embedded default) and PostgreSQL (several
+//! replicas on one database) share the service code and one conformance suite.
 //!
 //! Every write is one transaction that also appends the token hashes it affects to the change
 //! feed and its row to the audit log, so a crash leaves either all of it or none.
 //!
 //! This module is backend-neutral: errors are a [`StoreErrorKind`] plus whether they are
 //! transient, and no backend's types appear here. Each backend maps its own errors in its own
-//! folder (`sqlite/`). [`open`] turns a store URL into one [`AnyStore`], so the server names no
+//! folder (`sqlite/`, `postgres/`). [`open`] turns a store URL into one [`AnyStore`], so the server names no
 //! backend.
 //!
 //! May use: the domain types ([`crate::model`]), the core crate and the backends' own crates
@@ -14,8 +14,10 @@
 
 #[cfg(test)]
 mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{ChangeListener, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use crate::model::{
@@ -86,8 +88,13 @@ pub enum StoreError {
     #[error("{0}")]
     Protected(Protected),
     /// `url` has its password removed (see [`redact_url`]).
-    #[error("store URL \"{url}\" is not supported (expected sqlite://PATH)")]
+    #[error(
+        "store URL \"{url}\" is not supported (expected sqlite://PATH or postgres://USER@HOST/DATABASE)"
+    )]
     UnsupportedUrl { url: String },
+    /// A supported scheme with settings this binary cannot use; `url` has its password removed.
+    #[error("store URL \"{url}\" is invalid: {reason}")]
+    InvalidUrl { url: String, reason: String },
     #[error("store schema version {found} is newer than this binary supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("store holds an invalid row: {detail}")]
@@ -114,9 +121,9 @@ impl StoreError {
             StoreError::NotFound { .. } => StoreErrorKind::NotFound,
             StoreError::Conflict { .. } => StoreErrorKind::Conflict,
             StoreError::Protected(_) => StoreErrorKind::Refused,
-            StoreError::UnsupportedUrl { .. } | StoreError::SchemaTooNew { .. } => {
-                StoreErrorKind::Unsupported
-            }
+            StoreError::UnsupportedUrl { .. }
+            | StoreError::InvalidUrl { .. }
+            | StoreError::SchemaTooNew { .. } => StoreErrorKind::Unsupported,
             StoreError::Corrupt { .. } => StoreErrorKind::Corrupt,
             StoreError::Locked { .. } | StoreError::Unwritable { .. } => {
                 StoreErrorKind::Unavailable
@@ -171,11 +178,14 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// Opens the store named by `url` (`sqlite://PATH`), applying migrations. An unsupported URL is
-/// an error that names the URL without its password.
+/// Opens the store named by `url` (`sqlite://PATH`, `postgres://…` or `postgresql://…`),
+/// applying migrations. An unsupported URL is an error that names the URL without its password.
 pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
     if url.starts_with("sqlite://") {
         return Ok(AnyStore::Sqlite(SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(AnyStore::Postgres(PostgresStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl {
         url: redact_url(url),
@@ -356,6 +366,26 @@ pub trait Store: Send + Sync + 'static {
 /// delegating to it.
 pub enum AnyStore {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl AnyStore {
+    /// Notifications of other replicas' writes, for a backend that several replicas share;
+    /// `None` for SQLite (one server per file: the periodic catch-up suffices).
+    pub fn listen(&self) -> Option<ChangeListener> {
+        match self {
+            AnyStore::Sqlite(_) => None,
+            AnyStore::Postgres(store) => Some(store.listen()),
+        }
+    }
+
+    /// Whether [`AnyStore::listen`]'s listener is connected; `None` for SQLite (none needed).
+    pub fn is_listening(&self) -> Option<bool> {
+        match self {
+            AnyStore::Sqlite(_) => None,
+            AnyStore::Postgres(store) => Some(store.is_listening()),
+        }
+    }
 }
 
 /// Forwards each listed [`Store`] method to the backend behind an [`AnyStore`].
@@ -366,6 +396,7 @@ macro_rules! delegate {
                 async fn $method(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
                     match self {
                         AnyStore::Sqlite(store) => store.$method($($arg),*).await,
+                        AnyStore::Postgres(store) => store.$method($($arg),*).await,
                     }
                 }
             )*
@@ -434,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unsupported_url_is_refused_without_its_password() {
-        let err = open("postgres://tollgate:s3cret@db/tollgate")
+        let err = open("mysql://tollgate:s3cret@db/tollgate")
             .await
             .err()
             .expect("unsupported");
@@ -443,8 +474,19 @@ mod tests {
         assert!(message.contains("not supported"), "{message}");
         assert!(!message.contains("s3cret"), "{message}");
         assert!(
-            message.contains("postgres://tollgate:***@db/tollgate"),
+            message.contains("mysql://tollgate:***@db/tollgate"),
             "{message}"
         );
+        // A PostgreSQL URL this build cannot use is refused before connecting, redacted too.
+        for url in [
+            "postgres://tollgate:s3cret@db/tollgate?sslmode=require",
+            "postgresql://tollgate:s3cret@db:notaport/tollgate",
+        ] {
+            let err = open(url).await.err().expect("invalid");
+            assert_eq!(err.kind(), StoreErrorKind::Unsupported, "{err}");
+            let message = err.to_string();
+            assert!(message.contains("is invalid"), "{message}");
+            assert!(!message.contains("s3cret"), "{message}");
+        }
     }
 }

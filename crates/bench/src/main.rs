@@ -4,8 +4,8 @@
 //! * `check`: starts `tollgate serve` and the trivial server pinned to one core, seeds tokens,
 //!   and drives both with a gRPC load client over interleaved rounds, reporting Check/s and
 //!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
-//! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
+//! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
 //! across runs.
@@ -13,6 +13,7 @@
 mod envoy;
 mod soak;
 mod store;
+mod writes;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -88,17 +89,22 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         workers: usize,
     },
+    /// Microseconds per write batch confined to a policy, against snappy alone (issue 14).
+    Writes {
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+    },
+    /// Microseconds per PromQL enforcement of typical dashboard queries.
+    Promql {
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
     /// Admin write latency p50/p99 on SQLite and PostgreSQL (a throwaway local cluster), and
     /// replica-to-replica propagation on PostgreSQL.
     Store {
         /// Token creations (and as many revocations) per backend.
         #[arg(long, default_value_t = 200)]
         writes: usize,
-    },
-    /// Microseconds per PromQL enforcement of typical dashboard queries.
-    Promql {
-        #[arg(long, default_value_t = 2000)]
-        iterations: usize,
     },
 }
 
@@ -134,7 +140,7 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
-            Cmd::Store { writes } => store::run(writes).await,
+            Cmd::Writes { iterations } => writes::run(iterations),
             Cmd::Soak {
                 minutes,
                 mode,
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
                 connections,
             } => envoy::run(rounds, seconds, &connections, 0, 1).await,
             Cmd::Revocation { count } => envoy::revocation(count, 0).await,
+            Cmd::Store { writes } => store::run(writes).await,
         }
     });
     match result {

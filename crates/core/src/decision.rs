@@ -373,14 +373,12 @@ fn check(
         ));
     }
     let effective_policy = effective_policy(&grant.policy, &request.labels)?;
-    if rule.labels == LabelEnforcement::RemoteWrite
+    if let Some(route) = crate::write::WriteRoute::of(rule.labels)
         && !effective_policy.is_unrestricted()
-        && !crate::remote_write::is_remote_write_1(request.content_type, request.content_encoding)
     {
-        return Err(Deny::new(
-            DenyReason::UnsupportedMediaType,
-            "a label-restricted write must be Prometheus remote write 1.0: Content-Type application/x-protobuf and Content-Encoding snappy",
-        ));
+        route
+            .format(request.content_type, request.content_encoding)
+            .map_err(|message| Deny::new(DenyReason::UnsupportedMediaType, message))?;
     }
     if rule.labels == LabelEnforcement::Deny && !effective_policy.is_unrestricted() {
         return Err(Deny::new(
@@ -431,7 +429,7 @@ fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {
     match labels {
         LabelEnforcement::PromqlQuery => Some(PromParams::Query),
         LabelEnforcement::PromqlMatch => Some(PromParams::Match),
-        LabelEnforcement::Upstream | LabelEnforcement::Deny | LabelEnforcement::RemoteWrite => None,
+        _ => None,
     }
 }
 
@@ -462,6 +460,7 @@ pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRe
 #[derive(Debug, Clone, Copy)]
 pub struct BodyView<'a> {
     pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
     /// The body bytes as received; empty for no body.
     pub bytes: &'a [u8],
     /// False when the request has a body that was not (entirely) forwarded for checking.
@@ -762,8 +761,8 @@ mod tests {
                 "POST",
                 "/v1/logs",
                 vec![("x-tollgate-labels", r#"{team="a"}"#)],
-                Err(LabelsNotEnforceable),
-                "a narrowed write is restricted, and restricted writes are refused",
+                Err(UnsupportedMediaType),
+                "a narrowed write is restricted, and restricted writes must be a known format",
             ),
         ];
         for (grant, method, path, headers, want, why) in cases {
@@ -1054,7 +1053,7 @@ mod tests {
         );
 
         // Upstreams ignore x-tollgate-labels on writes: a restricted writer may only send what
-        // Tollgate can confine in the body itself (remote write 1.0), and is refused elsewhere.
+        // Tollgate can confine in the body itself, in a format it reads.
         let restricted_writer = grant(Role::Writer, r#"{team="a"}"#);
         for path in ["/api/v1/write", "/api/v1/push"] {
             let remote_write = [
@@ -1081,18 +1080,69 @@ mod tests {
                 );
             }
         }
-        for (method, path) in [
-            ("POST", "/api/v1/otlp/v1/metrics"),
-            ("POST", "/loki/api/v1/push"),
-            ("POST", "/v1/metrics"),
-            ("POST", "/v1/logs"),
-            ("POST", "/v1/traces"),
+        for (path, labels, content_type) in [
+            (
+                "/api/v1/otlp/v1/metrics",
+                LabelEnforcement::OtlpMetrics,
+                "application/x-protobuf",
+            ),
+            (
+                "/otlp/v1/metrics",
+                LabelEnforcement::OtlpMetrics,
+                "application/json",
+            ),
+            (
+                "/v1/metrics",
+                LabelEnforcement::OtlpMetrics,
+                "application/json",
+            ),
+            (
+                "/v1/logs",
+                LabelEnforcement::OtlpLogs,
+                "application/x-protobuf",
+            ),
+            (
+                "/otlp/v1/logs",
+                LabelEnforcement::OtlpLogs,
+                "application/x-protobuf",
+            ),
+            (
+                "/v1/traces",
+                LabelEnforcement::OtlpTraces,
+                "application/json",
+            ),
+            (
+                "/loki/api/v1/push",
+                LabelEnforcement::LokiPush,
+                "application/x-protobuf",
+            ),
+            (
+                "/loki/api/v1/push",
+                LabelEnforcement::LokiPush,
+                "application/json",
+            ),
         ] {
-            assert_eq!(
-                outcome(&run(&restricted_writer, method, path, &[])),
-                Err(DenyReason::LabelsNotEnforceable),
-                "{method} {path}"
+            let decision = run(
+                &restricted_writer,
+                "POST",
+                path,
+                &[("content-type", content_type)],
             );
+            let Decision::Allow(allow) = decision else {
+                panic!("{path} {content_type}: confined in the body: {decision:?}")
+            };
+            assert_eq!(allow.labels, labels, "{path}");
+            for headers in [
+                &[("content-type", "text/plain")][..],
+                &[("content-type", content_type), ("content-encoding", "br")],
+                &[],
+            ] {
+                assert_eq!(
+                    outcome(&run(&restricted_writer, "POST", path, headers)),
+                    Err(DenyReason::UnsupportedMediaType),
+                    "{path} {headers:?}"
+                );
+            }
         }
         let write = allow(&grant(Role::Writer, ""), "POST", "/api/v1/write");
         assert_eq!(
@@ -1169,6 +1219,7 @@ mod tests {
         for (content_type, bytes, complete, want, why) in cases {
             let body = BodyView {
                 content_type,
+                content_encoding: None,
                 bytes,
                 complete,
             };
@@ -1182,6 +1233,7 @@ mod tests {
             &query,
             &BodyView {
                 content_type: form,
+                content_encoding: None,
                 bytes: b"query=up",
                 complete: true,
             },

@@ -8,11 +8,11 @@ pub mod headers;
 pub mod pipeline;
 pub mod promql;
 pub mod regex_dialect;
-pub mod remote_write;
 pub mod route;
 pub mod scope;
 pub mod selector;
 pub mod token;
+pub mod write;
 
 pub use decision::{Allow, Decision, Deny, DenyReason, Grant, RequestView, decide};
 pub use pipeline::{Authorization, Authorized, GrantLookup, authorize, authorize_grant};

@@ -19,9 +19,9 @@ use crate::decision::{
     decide, rewrite_form_body, rewrite_query_params,
 };
 use crate::promql::ParamRewrite;
-use crate::remote_write::{self, WriteError, WriteLimits};
 use crate::route::{LabelEnforcement, RouteTable};
 use crate::token::TokenHash;
+use crate::write::{self, WriteError, WriteLimits, WriteRoute};
 
 /// What the caller's grant source knows about a token hash.
 #[derive(Debug)]
@@ -112,40 +112,53 @@ impl<G> Authorized<G> {
     pub fn needs_body(&self, method: &str, end_of_stream: bool) -> bool {
         method == "POST"
             && !end_of_stream
-            && matches!(
+            && (matches!(
                 self.allow.labels,
-                LabelEnforcement::PromqlQuery
-                    | LabelEnforcement::PromqlMatch
-                    | LabelEnforcement::RemoteWrite
-            )
+                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+            ) || WriteRoute::of(self.allow.labels).is_some())
             && !self.allow.effective_policy.is_unrestricted()
     }
 
     /// For a body that can be rewritten (the filter): the new body, or `None` when nothing
     /// needs to change.
-    pub fn rewrite_body(&self, body: &BodyView<'_>) -> Result<Option<Vec<u8>>, Deny> {
-        let policy = &self.allow.effective_policy;
-        match self.allow.labels {
-            LabelEnforcement::RemoteWrite if !policy.is_unrestricted() => {
+    pub fn rewrite_body(
+        &self,
+        body: &BodyView<'_>,
+        limits: &WriteLimits,
+    ) -> Result<Option<Vec<u8>>, Deny> {
+        match self.write_format(body)? {
+            Some(format) => {
                 let bytes = complete_body(body)?;
-                remote_write::force(policy, bytes, &WriteLimits::default())
-                    .map(Some)
+                write::force(format, &self.allow.effective_policy, bytes, limits)
                     .map_err(write_deny)
             }
-            _ => rewrite_form_body(&self.allow, body).map(|text| text.map(String::into_bytes)),
+            None => rewrite_form_body(&self.allow, body).map(|text| text.map(String::into_bytes)),
         }
     }
 
     /// For a body that cannot be rewritten (ext_authz): allowed only when every PromQL selector
     /// or written series it carries already lies within the policy.
-    pub fn check_body(&self, body: &BodyView<'_>) -> Result<(), Deny> {
-        let policy = &self.allow.effective_policy;
-        match self.allow.labels {
-            LabelEnforcement::RemoteWrite if !policy.is_unrestricted() => {
+    pub fn check_body(&self, body: &BodyView<'_>, limits: &WriteLimits) -> Result<(), Deny> {
+        match self.write_format(body)? {
+            Some(format) => {
                 let bytes = complete_body(body)?;
-                remote_write::check(policy, bytes, &WriteLimits::default()).map_err(write_deny)
+                write::check(format, &self.allow.effective_policy, bytes, limits)
+                    .map_err(write_deny)
             }
-            _ => check_form_body(&self.allow, body),
+            None => check_form_body(&self.allow, body),
+        }
+    }
+
+    /// The write format of a restricted account's body on a write route (checked against the
+    /// headers when the request was decided, so a 415 here is only for a body view that
+    /// disagrees with them).
+    fn write_format(&self, body: &BodyView<'_>) -> Result<Option<write::WriteFormat>, Deny> {
+        match WriteRoute::of(self.allow.labels) {
+            Some(route) if !self.allow.effective_policy.is_unrestricted() => route
+                .format(body.content_type, body.content_encoding)
+                .map(Some)
+                .map_err(|message| Deny::new(DenyReason::UnsupportedMediaType, message)),
+            _ => Ok(None),
         }
     }
 }
@@ -280,15 +293,22 @@ mod tests {
         assert!(!allowed.needs_body("POST", true));
         let body = BodyView {
             content_type: Some("application/x-www-form-urlencoded"),
+            content_encoding: None,
             bytes: b"query=up",
             complete: true,
         };
         assert_eq!(
-            allowed.rewrite_body(&body).unwrap().as_deref(),
+            allowed
+                .rewrite_body(&body, &WriteLimits::default())
+                .unwrap()
+                .as_deref(),
             Some(&b"query=up%7Bns%3D%22a%22%7D"[..])
         );
         assert_eq!(
-            allowed.check_body(&body).unwrap_err().reason,
+            allowed
+                .check_body(&body, &WriteLimits::default())
+                .unwrap_err()
+                .reason,
             DenyReason::QueryNotAllowed
         );
     }

@@ -124,9 +124,15 @@ pub enum LabelEnforcement {
     /// Series selectors in `match[]` are rewritten, and one is added when absent (series,
     /// labels, label values, federate).
     PromqlMatch,
-    /// A Prometheus remote write 1.0 body: the filter forces the policy's equality labels on
-    /// every series, ext_authz checks that every series lies within the policy.
+    /// A Prometheus remote write body (1.0 or 2.0): the filter forces the policy's equality
+    /// labels on every series, ext_authz checks that every series lies within the policy.
     RemoteWrite,
+    /// OTLP/HTTP bodies (protobuf or JSON), the policy applied to resource attributes; likewise.
+    OtlpMetrics,
+    OtlpLogs,
+    OtlpTraces,
+    /// A Loki push body (protobuf or JSON), the policy applied to stream labels; likewise.
+    LokiPush,
     /// The upstream applies the policy it receives in `x-tollgate-labels` (Tollgate's admin API;
     /// only for an upstream that really enforces that header).
     Upstream,
@@ -199,11 +205,12 @@ const POST: &[&str] = &["POST"];
 /// absent, so they are denied. Loki and Tempo reads cannot be confined to labels here (LogQL and
 /// TraceQL are not rewritten), so label-restricted accounts are denied them; of Loki only the
 /// read endpoints and push are listed, so its deletes and ruler are denied. Writes carry their
-/// labels in bodies that no upstream checks against `x-tollgate-labels`, so label-restricted
-/// accounts are denied them until bodies are enforced; a custom table may say `upstream` for a
-/// write route whose upstream does enforce that header.
+/// labels in their bodies, which are confined to the policy (remote write, OTLP, Loki push: see
+/// [`crate::write`]).
 const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
-    use LabelEnforcement::{Deny, PromqlMatch, PromqlQuery, RemoteWrite};
+    use LabelEnforcement::{
+        Deny, LokiPush, OtlpLogs, OtlpMetrics, OtlpTraces, PromqlMatch, PromqlQuery, RemoteWrite,
+    };
     &[
         // Prometheus HTTP API and Mimir.
         (READ, "/api/v1/query", Scope::MetricsRead, PromqlQuery),
@@ -225,9 +232,17 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
         (READ, "/federate", Scope::MetricsRead, PromqlMatch),
         (POST, "/api/v1/write", Scope::MetricsWrite, RemoteWrite),
         (POST, "/api/v1/push", Scope::MetricsWrite, RemoteWrite),
-        (POST, "/api/v1/otlp/v1/metrics", Scope::MetricsWrite, Deny),
-        // Loki: push, and the read API by name.
-        (POST, "/loki/api/v1/push", Scope::LogsWrite, Deny),
+        // OTLP receivers of Prometheus and Mimir.
+        (
+            POST,
+            "/api/v1/otlp/v1/metrics",
+            Scope::MetricsWrite,
+            OtlpMetrics,
+        ),
+        (POST, "/otlp/v1/metrics", Scope::MetricsWrite, OtlpMetrics),
+        // Loki: push (its own and OTLP), and the read API by name.
+        (POST, "/loki/api/v1/push", Scope::LogsWrite, LokiPush),
+        (POST, "/otlp/v1/logs", Scope::LogsWrite, OtlpLogs),
         (READ, "/loki/api/v1/query", Scope::LogsRead, Deny),
         (READ, "/loki/api/v1/query_range", Scope::LogsRead, Deny),
         (READ, "/loki/api/v1/labels", Scope::LogsRead, Deny),
@@ -258,9 +273,9 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
         (GET, "/api/search/**", Scope::TracesRead, Deny),
         (GET, "/api/v2/search/**", Scope::TracesRead, Deny),
         // OTLP/HTTP.
-        (POST, "/v1/metrics", Scope::MetricsWrite, Deny),
-        (POST, "/v1/logs", Scope::LogsWrite, Deny),
-        (POST, "/v1/traces", Scope::TracesWrite, Deny),
+        (POST, "/v1/metrics", Scope::MetricsWrite, OtlpMetrics),
+        (POST, "/v1/logs", Scope::LogsWrite, OtlpLogs),
+        (POST, "/v1/traces", Scope::TracesWrite, OtlpTraces),
     ]
 };
 

@@ -9,15 +9,17 @@
 //!   "cache": { "capacity": 10000, "ttlSeconds": 60, "negativeTtlSeconds": 5 },
 //!   "feed": { "intervalMs": 1000 },
 //!   "failureMode": "deny",
-//!   "routes": [ { "methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery" } ]
+//!   "routes": [ { "methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery" } ],
+//!   "writeLimits": { "maxBodyBytes": 4194304, "maxDecodedBytes": 33554432, "maxItems": 20000, "maxLabelsPerItem": 128 }
 //! }
 //! ```
 //! `failureMode` is `"deny"` (default) or `{"staleIfError": {"maxStalenessSeconds": 30}}`;
-//! `routes` defaults to the built-in table.
+//! `routes` defaults to the built-in table; `writeLimits` to the values shown.
 
 use serde::Deserialize;
 use std::time::Duration;
 use tollgate_core::route::{RouteError, RouteRule, RouteTable};
+use tollgate_core::write::WriteLimits;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -32,6 +34,8 @@ struct RawConfig {
     #[serde(default)]
     failure_mode: FailureMode,
     routes: Option<Vec<RouteRule>>,
+    #[serde(default)]
+    write_limits: WriteLimits,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -118,6 +122,8 @@ pub enum ConfigError {
         "cluster must name the Envoy cluster of the Tollgate server: 1 to 100 printable ASCII characters"
     )]
     EmptyCluster,
+    #[error("writeLimits: {0}")]
+    WriteLimits(String),
     #[error("routes: {0}")]
     Route(#[from] RouteError),
 }
@@ -133,6 +139,8 @@ pub struct FilterSettings {
     pub feed_interval: Duration,
     pub failure_mode: FailureMode,
     pub routes: RouteTable,
+    /// Bounds on the write bodies the filter reads (remote write, OTLP, Loki push).
+    pub write_limits: WriteLimits,
 }
 
 impl FilterSettings {
@@ -190,6 +198,9 @@ impl FilterSettings {
             Some(rules) => RouteTable::new(rules)?,
             None => RouteTable::default(),
         };
+        raw.write_limits
+            .validate()
+            .map_err(ConfigError::WriteLimits)?;
         Ok(FilterSettings {
             cluster: raw.cluster,
             timeout: Duration::from_millis(timeout),
@@ -199,6 +210,7 @@ impl FilterSettings {
             feed_interval: Duration::from_millis(interval),
             failure_mode: raw.failure_mode,
             routes,
+            write_limits: raw.write_limits,
         })
     }
 }

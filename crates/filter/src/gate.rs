@@ -483,8 +483,8 @@ impl<H: Host> RequestGate<H> {
         self.reply(&unavailable())
     }
 
-    /// Rewrites a complete PromQL form body, fixing `content-length` (Envoy does not), then lets
-    /// the request go on.
+    /// Rewrites a complete PromQL form or write body, fixing `content-length` (Envoy does not),
+    /// then lets the request go on.
     fn finish_body(
         &mut self,
         authorized: &Authorized<Rc<Grant>>,
@@ -492,12 +492,14 @@ impl<H: Host> RequestGate<H> {
         resumed: bool,
     ) -> Flow {
         let content_type = self.header("content-type").map(str::to_owned);
+        let content_encoding = self.header("content-encoding").map(str::to_owned);
         let view = BodyView {
             content_type: content_type.as_deref(),
+            content_encoding: content_encoding.as_deref(),
             bytes: body,
             complete: true,
         };
-        match authorized.rewrite_body(&view) {
+        match authorized.rewrite_body(&view, &self.shared.settings.write_limits) {
             Err(deny) => self.reply(&deny),
             Ok(None) => self.allowed(resumed),
             Ok(Some(rewritten)) => {

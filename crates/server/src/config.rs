@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tollgate_core::write::WriteLimits;
 use tollgate_core::{PolicyLimits, RouteRule, RouteTable};
 
 pub const DEFAULT_STORE: &str = "sqlite://tollgate.db";
@@ -29,6 +30,17 @@ pub struct FileConfig {
     /// The upstream route table for ext_authz, in the filter configuration's `routes` format;
     /// the built-in table when absent.
     pub routes: Option<Vec<RouteRule>>,
+    /// Bounds on the write bodies Check reads; each key optional.
+    pub write_limits: Option<WriteLimitsConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteLimitsConfig {
+    pub max_body_bytes: Option<usize>,
+    pub max_decoded_bytes: Option<usize>,
+    pub max_items: Option<usize>,
+    pub max_labels_per_item: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +69,7 @@ pub struct ServeConfig {
     pub admin: AdminConfig,
     /// What ext_authz enforces in front of upstreams (and access reviews answer for).
     pub routes: RouteTable,
+    pub write_limits: WriteLimits,
 }
 
 /// Values given by flag or environment; `None` falls back to the file, then the default.
@@ -102,8 +115,24 @@ impl ServeConfig {
             None => RouteTable::default(),
             Some(rules) => RouteTable::new(rules).context("routes")?,
         };
+        let defaults = WriteLimits::default();
+        let write_limits = match file.write_limits {
+            None => defaults,
+            Some(w) => WriteLimits {
+                max_body_bytes: w.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                max_decoded_bytes: w.max_decoded_bytes.unwrap_or(defaults.max_decoded_bytes),
+                max_items: w.max_items.unwrap_or(defaults.max_items),
+                max_labels_per_item: w
+                    .max_labels_per_item
+                    .unwrap_or(defaults.max_labels_per_item),
+            },
+        };
+        write_limits
+            .validate()
+            .map_err(|why| anyhow::anyhow!("write_limits: {why}"))?;
         Ok(ServeConfig {
             routes,
+            write_limits,
             store: flags
                 .store
                 .or(file.store)

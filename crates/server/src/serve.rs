@@ -82,7 +82,8 @@ impl App {
             .await
             .context("cannot load grants from the store")?;
         Ok(App {
-            authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone()),
+            authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone())
+                .with_write_limits(config.write_limits),
             state: Arc::new(AppState::new(admin, metrics, usage)),
             directory,
             usage_task,

@@ -307,6 +307,32 @@ pub fn canonical(query: &str) -> Result<String, QueryError> {
     Ok(parse("query", query)?.to_string())
 }
 
+/// A label set written as a selector, `{name="value", ...}` (Loki's stream labels, which Loki
+/// reads with Prometheus's parser): every matcher an equality, no metric name outside the
+/// braces, no modifier. The message of the refusal otherwise.
+pub fn parse_label_set(text: &str) -> Result<Vec<(String, String)>, String> {
+    let expr = parse("labels", text).map_err(|err| err.to_string())?;
+    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
+        return Err("the labels are not a selector {name=\"value\", ...}".into());
+    };
+    if selector.name.is_some()
+        || selector.offset.is_some()
+        || selector.at.is_some()
+        || !selector.matchers.or_matchers.is_empty()
+    {
+        return Err("the labels must be a bare selector {name=\"value\", ...}".into());
+    }
+    selector
+        .matchers
+        .matchers
+        .into_iter()
+        .map(|m| match m.op {
+            PromOp::Equal => Ok((m.name, m.value)),
+            _ => Err(format!("label \"{}\" is not set with =", m.name)),
+        })
+        .collect()
+}
+
 /// Whether no value can satisfy both matchers (decidable when either is an equality).
 fn disjoint(policy: &Matcher, query: &PromMatcher) -> bool {
     match (policy.op(), &query.op) {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tollgate_core::decision::BodyView;
 use tollgate_core::promql::ParamRewrite;
+use tollgate_core::write::WriteLimits;
 use tollgate_core::{
     Allow, Authorization, Deny, GrantLookup, RequestView, Role, RouteTable, authorize, form,
     headers,
@@ -111,6 +112,7 @@ pub enum Verdict {
 pub fn evaluate(
     snapshots: &impl LiveSnapshot,
     routes: &RouteTable,
+    write_limits: &WriteLimits,
     input: &CheckInput<'_>,
     now: u64,
     usage: Option<&UsageRecorder>,
@@ -131,10 +133,11 @@ pub fn evaluate(
     }
     let body = BodyView {
         content_type: input.view.content_type,
+        content_encoding: input.view.content_encoding,
         bytes: input.body,
         complete: input.body_complete,
     };
-    if let Err(deny) = authorized.check_body(&body) {
+    if let Err(deny) = authorized.check_body(&body, write_limits) {
         return Verdict::Deny(deny);
     }
     Verdict::Allow(Box::new(Allowed {
@@ -259,6 +262,7 @@ fn deny_response(deny: &Deny) -> CheckResponse {
 pub struct AuthzService {
     snapshots: SnapshotHandle,
     routes: Arc<RouteTable>,
+    write_limits: WriteLimits,
     metrics: Arc<CheckMetrics>,
     usage: UsageRecorder,
 }
@@ -274,9 +278,16 @@ impl AuthzService {
         AuthzService {
             snapshots: snapshots.into(),
             routes,
+            write_limits: WriteLimits::default(),
             metrics,
             usage,
         }
+    }
+
+    /// Bounds on the write bodies Check reads (the defaults otherwise).
+    pub fn with_write_limits(mut self, write_limits: WriteLimits) -> AuthzService {
+        self.write_limits = write_limits;
+        self
     }
 
     /// The whole Check: input mapping, decision, response; also counted and timed.
@@ -304,6 +315,7 @@ impl AuthzService {
         let verdict = evaluate(
             &self.snapshots,
             &self.routes,
+            &self.write_limits,
             &input,
             now,
             Some(&self.usage),

@@ -832,6 +832,7 @@ async fn writes_survive_a_restart() {
         bootstrap_token_file: Some(dir.join("second-bootstrap")),
         admin: AdminConfig::default(),
         routes: tollgate_core::RouteTable::default(),
+        write_limits: Default::default(),
     };
     let second = tollgate_server::serve::Server::bind(&config)
         .await

@@ -57,6 +57,7 @@ impl TestServer {
             bootstrap_token_file: Some(token_file.clone()),
             admin,
             routes: tollgate_core::RouteTable::default(),
+            write_limits: Default::default(),
         };
         let running = Server::bind(&config).await.unwrap().spawn();
         let url = format!("http://{}", running.http_addr);

@@ -873,7 +873,8 @@ async fn expiry_is_exclusive_at_the_exact_second() {
     );
     let http = request.attributes.unwrap().request.unwrap().http.unwrap();
     let input = CheckInput::from_request(&http);
-    let at = |now: i64| match evaluate(&directory, &routes, &input, now as u64, None) {
+    let limits = tollgate_core::write::WriteLimits::default();
+    let at = |now: i64| match evaluate(&directory, &routes, &limits, &input, now as u64, None) {
         Verdict::Allow(_) => "allowed".to_owned(),
         Verdict::Deny(deny) => format!("{} {}", deny.status(), deny.reason.as_str()),
     };

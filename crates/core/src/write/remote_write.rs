@@ -1,0 +1,461 @@
+//! Prometheus remote write: 1.0 (`prometheus.WriteRequest`: series of `Label { name, value }`)
+//! and 2.0 (`io.prometheus.write.v2.Request`: a symbol table and series of symbol references),
+//! both snappy's block format. Labels stay sorted by name, as both specs require.
+
+use std::collections::HashMap;
+
+use prost::encoding::encode_varint;
+
+use super::wire::{self, Field, encode_bytes, for_each_field};
+use super::{
+    Confine, Item, ItemKind, WriteError, WriteLimits, compress_snappy, count_item, count_labels,
+    decompress_snappy, refuse_duplicates,
+};
+
+/// 1.0: `WriteRequest { repeated TimeSeries timeseries = 1; }`,
+/// `TimeSeries { repeated Label labels = 1; ... }`. The hot path of every restricted writer:
+/// one label buffer for all series, labels read and written without intermediate buffers.
+pub(super) fn v1(
+    confine: &Confine<'_>,
+    compressed: &[u8],
+    limits: &WriteLimits,
+) -> Result<Vec<u8>, WriteError> {
+    let body = decompress_snappy(compressed, limits)?;
+    let mut out = Vec::with_capacity(if confine.rewrite {
+        body.len() + body.len() / 4
+    } else {
+        0
+    });
+    let mut labels = Vec::with_capacity(32);
+    let mut originals = Vec::with_capacity(32);
+    let mut sorted = SortedSeries::default();
+    let mut index = 0usize;
+    for_each_field(&body, 0, |field, raw| {
+        if field.number != 1 {
+            out.extend_from_slice(raw);
+            return Ok(());
+        }
+        field.length_delimited()?;
+        let at = count_item(ItemKind::Series, index, limits)?;
+        index += 1;
+        if sorted.confine(confine, &field, at, limits, &mut out)? {
+            return Ok(());
+        }
+        let labels_end = v1_labels(&field, at, limits, &mut labels, &mut originals)?;
+        confine.apply(&mut labels, at)?;
+        if confine.rewrite {
+            encode_series(&labels, &originals, field.payload, labels_end, &mut out)?;
+        }
+        Ok(())
+    })?;
+    if confine.rewrite {
+        compress_snappy(&out)
+    } else {
+        Ok(out)
+    }
+}
+
+/// The fast path for a series as senders write it: labels first, sorted by name, each unique.
+/// Label names and values stay bytes; only those the policy names are read as text (a policy
+/// matcher looks at nothing else), unchanged labels are copied as sent and forced ones merged
+/// in by name.
+#[derive(Default)]
+struct SortedSeries<'a> {
+    labels: Vec<(&'a [u8], &'a [u8], &'a [u8])>,
+    named: Vec<(&'a str, &'a str)>,
+    /// Forced labels to write: (position among `labels`, name, value, replaces the one there).
+    edits: Vec<(usize, &'a str, &'a str, bool)>,
+}
+
+impl<'a> SortedSeries<'a> {
+    /// Confines one series; `Ok(false)` when it is not in the sorted form (the general path
+    /// then reads it).
+    fn confine<'p: 'a>(
+        &mut self,
+        confine: &Confine<'p>,
+        series: &Field<'a>,
+        at: Item,
+        limits: &WriteLimits,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, WriteError> {
+        self.labels.clear();
+        let mut labels_end = 0usize;
+        let mut in_form = true;
+        let mut past_labels = false;
+        for_each_field(series.payload, series.offset, |field, raw| {
+            if field.number != 1 {
+                past_labels = true;
+                return Ok(());
+            }
+            // A label after another field, or after one out of form: the general path.
+            in_form &= !past_labels;
+            if !in_form {
+                return Ok(());
+            }
+            count_labels(self.labels.len() + 1, at, limits)?;
+            match canonical_label(field.payload, field.wire_type) {
+                Some((name, value))
+                    if self.labels.last().is_none_or(|(last, _, _)| *last < name) =>
+                {
+                    self.labels.push((name, value, raw));
+                    labels_end += raw.len();
+                }
+                _ => in_form = false,
+            }
+            Ok(())
+        })?;
+        if !in_form {
+            return Ok(false);
+        }
+        let not_utf8 = || WriteError::NotUtf8 { at };
+        self.named.clear();
+        for (name, value, _) in &self.labels {
+            if confine.labels.iter().any(|l| l.as_bytes() == *name) {
+                let name = std::str::from_utf8(name).map_err(|_| not_utf8())?;
+                let value = std::str::from_utf8(value).map_err(|_| not_utf8())?;
+                self.named.push((name, value));
+            }
+        }
+        self.edits.clear();
+        for (name, value) in &confine.forced {
+            match self
+                .labels
+                .binary_search_by(|(n, _, _)| (*n).cmp(name.as_bytes()))
+            {
+                Ok(i) => match self.labels.get(i) {
+                    Some((_, v, _)) if *v == value.as_bytes() => {}
+                    // An empty value is an absent label in Prometheus: set it.
+                    Some((_, [], _)) => self.edits.push((i, name, value, true)),
+                    _ => {
+                        return Err(WriteError::ForcedLabelConflict {
+                            at,
+                            label: (*name).to_owned(),
+                        });
+                    }
+                },
+                Err(i) => self.edits.push((i, name, value, false)),
+            }
+            match self.named.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => *v = value,
+                None => self.named.push((name, value)),
+            }
+        }
+        confine.within(&self.named, at)?;
+        if confine.rewrite {
+            self.edits
+                .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            self.write(series.payload.get(labels_end..).unwrap_or_default(), out);
+        }
+        Ok(true)
+    }
+
+    fn write(&self, rest: &[u8], out: &mut Vec<u8>) {
+        let replaced = |i: usize| self.edits.iter().any(|e| e.0 == i && e.3);
+        let kept: usize = (0..self.labels.len())
+            .filter(|i| !replaced(*i))
+            .filter_map(|i| self.labels.get(i).map(|l| l.2.len()))
+            .sum();
+        let added: usize = self.edits.iter().map(|e| wire::pair_len(e.1, e.2)).sum();
+        wire::encode_key(1, 2, out);
+        encode_varint((kept + added + rest.len()) as u64, out);
+        let mut edits = self.edits.iter().peekable();
+        for (i, (_, _, raw)) in self.labels.iter().enumerate() {
+            while let Some((_, name, value, _)) = edits.next_if(|e| e.0 == i) {
+                wire::encode_pair(1, name, value, out);
+            }
+            if !replaced(i) {
+                out.extend_from_slice(raw);
+            }
+        }
+        for (_, name, value, _) in edits {
+            wire::encode_pair(1, name, value, out);
+        }
+        out.extend_from_slice(rest);
+    }
+}
+
+/// A label as read, with its bytes as sent (copied whole when it is written back unchanged).
+type Original<'a> = (&'a str, &'a str, &'a [u8]);
+
+/// Reads one series' labels into `labels` (and `originals`). Returns where the labels end when
+/// they are all at the start of the series (as every sender writes them), so the rest can be
+/// copied whole.
+fn v1_labels<'a>(
+    series: &Field<'a>,
+    at: Item,
+    limits: &WriteLimits,
+    labels: &mut Vec<(&'a str, &'a str)>,
+    originals: &mut Vec<Original<'a>>,
+) -> Result<Option<usize>, WriteError> {
+    labels.clear();
+    originals.clear();
+    let mut sorted = true;
+    let mut leading = true;
+    let mut labels_end = 0usize;
+    let not_utf8 = || WriteError::NotUtf8 { at };
+    for_each_field(series.payload, series.offset, |field, raw| {
+        if field.number != 1 {
+            leading = false;
+            return Ok(());
+        }
+        count_labels(labels.len() + 1, at, limits)?;
+        let pair = match canonical_label(field.payload, field.wire_type) {
+            Some((name, value)) => (
+                std::str::from_utf8(name).map_err(|_| not_utf8())?,
+                std::str::from_utf8(value).map_err(|_| not_utf8())?,
+            ),
+            None => wire::decode_pair(&field, not_utf8)?,
+        };
+        sorted &= labels.last().is_none_or(|(last, _)| *last < pair.0);
+        labels.push(pair);
+        originals.push((pair.0, pair.1, raw));
+        if leading {
+            labels_end += raw.len();
+        }
+        Ok(())
+    })?;
+    // Strictly ascending names cannot repeat; anything else is searched.
+    if !sorted {
+        refuse_duplicates(labels, at)?;
+    }
+    // Labels after another field: only a full walk can separate them again.
+    Ok(leading.then_some(labels_end))
+}
+
+/// A `Label` as senders write it (`0a len name 12 len value`, one-byte lengths), read without
+/// the general walk; `None` for any other spelling, which the general walk then reads.
+fn canonical_label(payload: &[u8], wire_type: u8) -> Option<(&[u8], &[u8])> {
+    if wire_type != 2 {
+        return None;
+    }
+    let (&0x0a, rest) = payload.split_first()? else {
+        return None;
+    };
+    let (&n, rest) = rest.split_first()?;
+    if n >= 0x80 {
+        return None;
+    }
+    let (name, rest) = rest.split_at_checked(usize::from(n))?;
+    if rest.is_empty() {
+        return Some((name, b""));
+    }
+    let (&0x12, rest) = rest.split_first()? else {
+        return None;
+    };
+    let (&m, value) = rest.split_first()?;
+    (m < 0x80 && value.len() == usize::from(m)).then_some((name, value))
+}
+
+/// Writes a `TimeSeries` with `labels` and every other field of `payload` as sent. A label
+/// read from the series and unchanged is copied as it came (a merge: both lists are sorted by
+/// name when the sender sorted them; otherwise labels are encoded anew).
+fn encode_series(
+    labels: &[(&str, &str)],
+    originals: &[Original<'_>],
+    payload: &[u8],
+    labels_end: Option<usize>,
+    out: &mut Vec<u8>,
+) -> Result<(), WriteError> {
+    let scattered;
+    let rest: &[u8] = match labels_end {
+        Some(end) => payload.get(end..).unwrap_or_default(),
+        None => {
+            let mut others = Vec::with_capacity(payload.len());
+            for_each_field(payload, 0, |part, raw| {
+                if part.number != 1 {
+                    others.extend_from_slice(raw);
+                }
+                Ok(())
+            })?;
+            scattered = others;
+            &scattered
+        }
+    };
+    let unchanged = |j: &mut usize, name: &str, value: &str| -> Option<&[u8]> {
+        let (n, v, raw) = originals.get(*j)?;
+        if *n != name {
+            return None;
+        }
+        *j += 1;
+        (*v == value).then_some(*raw)
+    };
+    let mut j = 0;
+    let labels_len: usize = labels
+        .iter()
+        .map(|(n, v)| unchanged(&mut j, n, v).map_or_else(|| wire::pair_len(n, v), <[u8]>::len))
+        .sum();
+    wire::encode_key(1, 2, out);
+    encode_varint((labels_len + rest.len()) as u64, out);
+    let mut j = 0;
+    for (name, value) in labels {
+        match unchanged(&mut j, name, value) {
+            Some(raw) => out.extend_from_slice(raw),
+            None => wire::encode_pair(1, name, value, out),
+        }
+    }
+    out.extend_from_slice(rest);
+    Ok(())
+}
+
+/// 2.0: `Request { repeated string symbols = 4; repeated TimeSeries timeseries = 5; }`,
+/// `TimeSeries { repeated uint32 labels_refs = 1; ... }`. Forced names and values are appended
+/// to the symbol table, so every existing reference (exemplars, metadata) stays valid.
+pub(super) fn v2(
+    confine: &Confine<'_>,
+    compressed: &[u8],
+    limits: &WriteLimits,
+) -> Result<Vec<u8>, WriteError> {
+    let body = decompress_snappy(compressed, limits)?;
+    let mut symbols: Vec<&str> = Vec::new();
+    for_each_field(&body, 0, |field, _| {
+        if field.number == 4 {
+            let text = field.text().ok_or(WriteError::Protobuf {
+                what: "a symbol that is not a string",
+                offset: field.offset,
+            })?;
+            symbols.push(text.map_err(|_| WriteError::Protobuf {
+                what: "a symbol that is not UTF-8",
+                offset: field.offset,
+            })?);
+        }
+        Ok(())
+    })?;
+    if symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err(WriteError::Protobuf {
+            what: "a symbol table that does not start with the empty string",
+            offset: 0,
+        });
+    }
+    // The spec's first symbol; a sender with no symbols at all sent no labels either.
+    if symbols.is_empty() {
+        symbols.push("");
+    }
+    let known = symbols.len();
+    let mut index_of: HashMap<&str, u32> = HashMap::with_capacity(known);
+    for (i, s) in symbols.iter().enumerate().rev() {
+        index_of.insert(s, symbol_ref(i)?);
+    }
+    let mut series_out = Vec::with_capacity(body.len() + 64);
+    let mut index = 0usize;
+    for_each_field(&body, 0, |field, raw| {
+        if field.number != 5 {
+            if field.number != 4 {
+                series_out.extend_from_slice(raw);
+            }
+            return Ok(());
+        }
+        field.length_delimited()?;
+        let at = count_item(ItemKind::Series, index, limits)?;
+        index += 1;
+        let mut labels = v2_labels(&field, &symbols[..known], at, limits)?;
+        confine.apply(&mut labels, at)?;
+        if confine.rewrite {
+            let mut refs = Vec::with_capacity(labels.len() * 2);
+            for (name, value) in &labels {
+                refs.push(symbol(&mut symbols, &mut index_of, name)?);
+                refs.push(symbol(&mut symbols, &mut index_of, value)?);
+            }
+            let mut series = Vec::with_capacity(field.payload.len() + 16);
+            wire::encode_packed_uint32s(1, &refs, &mut series);
+            for_each_field(field.payload, 0, |part, raw| {
+                if part.number != 1 {
+                    series.extend_from_slice(raw);
+                }
+                Ok(())
+            })?;
+            encode_bytes(5, &series, &mut series_out);
+        }
+        Ok(())
+    })?;
+    let mut out = Vec::with_capacity(series_out.len() + body.len() / 4);
+    for s in &symbols {
+        encode_bytes(4, s.as_bytes(), &mut out);
+    }
+    out.extend_from_slice(&series_out);
+    compress_snappy(&out)
+}
+
+fn v2_labels<'a>(
+    series: &Field<'_>,
+    symbols: &[&'a str],
+    at: Item,
+    limits: &WriteLimits,
+) -> Result<Vec<(&'a str, &'a str)>, WriteError> {
+    let mut refs = Vec::new();
+    for_each_field(series.payload, series.offset, |field, _| {
+        if field.number == 1 {
+            field.uint32s(&mut refs)?;
+            count_labels(refs.len() / 2, at, limits)?;
+        }
+        Ok(())
+    })?;
+    if refs.len() % 2 != 0 {
+        return Err(WriteError::Malformed {
+            at,
+            what: "labels_refs has an odd length".into(),
+        });
+    }
+    let lookup = |r: &u32| {
+        usize::try_from(*r)
+            .ok()
+            .and_then(|i| symbols.get(i).copied())
+            .ok_or_else(|| WriteError::Malformed {
+                at,
+                what: format!("labels_refs names symbol {r}, past the symbol table"),
+            })
+    };
+    let mut labels = Vec::with_capacity(refs.len() / 2);
+    for pair in refs.chunks_exact(2) {
+        if let [name, value] = pair {
+            labels.push((lookup(name)?, lookup(value)?));
+        }
+    }
+    refuse_duplicates(&labels, at)?;
+    Ok(labels)
+}
+
+/// The index of `text` in the symbol table, appended when absent.
+fn symbol<'a>(
+    symbols: &mut Vec<&'a str>,
+    index_of: &mut HashMap<&'a str, u32>,
+    text: &'a str,
+) -> Result<u32, WriteError> {
+    if let Some(i) = index_of.get(text) {
+        return Ok(*i);
+    }
+    let i = symbol_ref(symbols.len())?;
+    symbols.push(text);
+    index_of.insert(text, i);
+    Ok(i)
+}
+
+fn symbol_ref(index: usize) -> Result<u32, WriteError> {
+    u32::try_from(index).map_err(|_| WriteError::Protobuf {
+        what: "a symbol table too large",
+        offset: 0,
+    })
+}
+
+/// The labels of every series of a compressed remote write 1.0 body, for tests and fuzzing.
+pub fn decode_labels_for_tests(
+    compressed: &[u8],
+) -> Result<Vec<Vec<(String, String)>>, WriteError> {
+    let limits = WriteLimits::default();
+    let body = decompress_snappy(compressed, &limits)?;
+    let mut all = Vec::new();
+    for_each_field(&body, 0, |field, _| {
+        if field.number == 1 {
+            let at = count_item(ItemKind::Series, all.len(), &limits)?;
+            let mut labels = Vec::new();
+            v1_labels(&field, at, &limits, &mut labels, &mut Vec::new())?;
+            all.push(
+                labels
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+            );
+        }
+        Ok(())
+    })?;
+    Ok(all)
+}

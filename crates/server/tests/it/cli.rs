@@ -380,7 +380,10 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
             vec![format!("--store=sqlite://{}", corrupt.display())],
             "not a database",
         ),
-        (vec!["--store=mysql://u:hunter2@db/x".into()], "not supported"),
+        (
+            vec!["--store=mysql://u:hunter2@db/x".into()],
+            "not supported",
+        ),
         (
             vec!["--store=postgres://u:hunter2@db.invalid/x".into()],
             "cannot open store",
@@ -405,7 +408,10 @@ async fn serve_reports_bad_configuration_and_stores_clearly() {
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(want), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!stderr.contains("hunter2"), "a URL's password is never shown: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "a URL's password is never shown: {stderr}"
+        );
     }
 }
 

@@ -129,7 +129,8 @@ impl<G> Authorized<G> {
         match self.write_format(body)? {
             Some(format) => {
                 let bytes = complete_body(body)?;
-                write::force(format, &self.allow.effective_policy, bytes, limits)
+                let policy = &self.allow.effective_policy;
+                write::force_encoded(format, body.content_encoding, policy, bytes, limits)
                     .map_err(write_deny)
             }
             None => rewrite_form_body(&self.allow, body).map(|text| text.map(String::into_bytes)),
@@ -142,7 +143,8 @@ impl<G> Authorized<G> {
         match self.write_format(body)? {
             Some(format) => {
                 let bytes = complete_body(body)?;
-                write::check(format, &self.allow.effective_policy, bytes, limits)
+                let policy = &self.allow.effective_policy;
+                write::check_encoded(format, body.content_encoding, policy, bytes, limits)
                     .map_err(write_deny)
             }
             None => check_form_body(&self.allow, body),

@@ -118,23 +118,25 @@ impl WriteRoute {
             .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
         let is = |m: &str| media.eq_ignore_ascii_case(m);
         let snappy = encoding.is_some_and(|e| e.eq_ignore_ascii_case("snappy"));
+        // OTLP and Loki's JSON may come gzipped (the OpenTelemetry Collector's default).
+        let plain_or_gzip = encoding.is_none() || is_gzip(encoding);
         let format = match self {
             WriteRoute::RemoteWrite if is("application/x-protobuf") && snappy => match proto {
                 None | Some("prometheus.WriteRequest") => Some(WriteFormat::RemoteWrite1),
                 Some("io.prometheus.write.v2.Request") => Some(WriteFormat::RemoteWrite2),
                 Some(_) => None,
             },
-            WriteRoute::Otlp(signal) if encoding.is_none() && is("application/x-protobuf") => {
+            WriteRoute::Otlp(signal) if plain_or_gzip && is("application/x-protobuf") => {
                 Some(WriteFormat::OtlpProtobuf(signal))
             }
-            WriteRoute::Otlp(signal) if encoding.is_none() && is("application/json") => {
+            WriteRoute::Otlp(signal) if plain_or_gzip && is("application/json") => {
                 Some(WriteFormat::OtlpJson(signal))
             }
             // Loki reads every protobuf push as snappy's block format, without a header saying so.
             WriteRoute::LokiPush if encoding.is_none() && is("application/x-protobuf") => {
                 Some(WriteFormat::LokiProtobuf)
             }
-            WriteRoute::LokiPush if encoding.is_none() && is("application/json") => {
+            WriteRoute::LokiPush if plain_or_gzip && is("application/json") => {
                 Some(WriteFormat::LokiJson)
             }
             _ => None,
@@ -148,10 +150,10 @@ impl WriteRoute {
                 "a label-restricted write must be Prometheus remote write: Content-Type application/x-protobuf (proto=prometheus.WriteRequest or io.prometheus.write.v2.Request) with Content-Encoding snappy"
             }
             WriteRoute::Otlp(_) => {
-                "a label-restricted OTLP write must be Content-Type application/x-protobuf or application/json, uncompressed (no Content-Encoding)"
+                "a label-restricted OTLP write must be Content-Type application/x-protobuf or application/json, uncompressed or Content-Encoding gzip"
             }
             WriteRoute::LokiPush => {
-                "a label-restricted Loki push must be Content-Type application/x-protobuf (snappy block format) or application/json, without Content-Encoding"
+                "a label-restricted Loki push must be Content-Type application/x-protobuf (snappy block format, no Content-Encoding) or application/json (uncompressed or Content-Encoding gzip)"
             }
         }
     }
@@ -208,6 +210,10 @@ pub enum WriteError {
     DecodedTooLarge { len: usize, max: usize },
     #[error("the write body is not valid snappy (block format): {0}")]
     Snappy(String),
+    #[error("the write body is not valid gzip: {0}")]
+    Gzip(String),
+    #[error("the write body decompresses to more than {max} bytes")]
+    DecompressesTooLarge { max: usize },
     #[error("the write body is not a valid protobuf message: {what} at byte {offset}")]
     Protobuf { what: &'static str, offset: usize },
     #[error("the write body is not valid JSON for this route: {0}")]
@@ -253,6 +259,7 @@ impl WriteError {
         match self {
             WriteError::BodyTooLarge { .. }
             | WriteError::DecodedTooLarge { .. }
+            | WriteError::DecompressesTooLarge { .. }
             | WriteError::TooManyItems { .. }
             | WriteError::TooManyLabels { .. } => 413,
             WriteError::ForcedLabelConflict { .. }
@@ -262,6 +269,7 @@ impl WriteError {
             | WriteError::InnerConflict { .. }
             | WriteError::PolicyNotEnforceable(_) => 403,
             WriteError::Snappy(_)
+            | WriteError::Gzip(_)
             | WriteError::Protobuf { .. }
             | WriteError::Json(_)
             | WriteError::Malformed { .. }
@@ -304,6 +312,78 @@ pub fn check(
     limits: &WriteLimits,
 ) -> Result<(), WriteError> {
     run(format, &Confine::new(policy, false), body, limits).map(|_| ())
+}
+
+/// [`force`] for a body as it came with its `Content-Encoding`: a gzipped body (OTLP, Loki
+/// JSON) is read through and, when forced, compressed again, so the upstream receives what the
+/// headers say.
+pub fn force_encoded(
+    format: WriteFormat,
+    content_encoding: Option<&str>,
+    policy: &Policy,
+    body: &[u8],
+    limits: &WriteLimits,
+) -> Result<Option<Vec<u8>>, WriteError> {
+    if !is_gzip(content_encoding) {
+        return force(format, policy, body, limits);
+    }
+    let plain = gunzip(body, limits)?;
+    match force(format, policy, &plain, limits)? {
+        Some(forced) => gzip(&forced).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`check`] for a body as it came with its `Content-Encoding`.
+pub fn check_encoded(
+    format: WriteFormat,
+    content_encoding: Option<&str>,
+    policy: &Policy,
+    body: &[u8],
+    limits: &WriteLimits,
+) -> Result<(), WriteError> {
+    if is_gzip(content_encoding) {
+        check(format, policy, &gunzip(body, limits)?, limits)
+    } else {
+        check(format, policy, body, limits)
+    }
+}
+
+fn is_gzip(content_encoding: Option<&str>) -> bool {
+    content_encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip"))
+}
+
+/// Every gzip member (Go's reader, which the receivers use, reads concatenated members: reading
+/// only the first would leave the rest unchecked), bounded by the decoded limit as it streams.
+fn gunzip(body: &[u8], limits: &WriteLimits) -> Result<Vec<u8>, WriteError> {
+    use std::io::Read;
+    if body.len() > limits.max_body_bytes {
+        return Err(WriteError::BodyTooLarge {
+            len: body.len(),
+            max: limits.max_body_bytes,
+        });
+    }
+    let max = limits.max_decoded_bytes;
+    let mut plain = Vec::new();
+    flate2::read::MultiGzDecoder::new(body)
+        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut plain)
+        .map_err(|err| WriteError::Gzip(err.to_string()))?;
+    if plain.len() > max {
+        return Err(WriteError::DecompressesTooLarge { max });
+    }
+    Ok(plain)
+}
+
+fn gzip(plain: &[u8]) -> Result<Vec<u8>, WriteError> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(plain)
+        .map_err(|err| WriteError::Gzip(err.to_string()))?;
+    encoder
+        .finish()
+        .map_err(|err| WriteError::Gzip(err.to_string()))
 }
 
 fn run(

@@ -109,7 +109,7 @@ fn media_types() {
         Ok(WriteFormat::OtlpProtobuf(Signal::Logs))
     );
     assert!(
-        logs.format(Some("application/x-protobuf"), Some("gzip"))
+        logs.format(Some("application/x-protobuf"), Some("deflate"))
             .is_err()
     );
     assert!(logs.format(Some("text/plain"), None).is_err());
@@ -123,7 +123,7 @@ fn media_types() {
     );
     assert!(
         WriteRoute::LokiPush
-            .format(Some("application/json"), Some("gzip"))
+            .format(Some("application/json"), Some("br"))
             .is_err()
     );
 }
@@ -936,6 +936,82 @@ fn remote_write_1_any_label_layout() {
     let named = p(r#"{other="x"}"#);
     assert_eq!(
         check(WriteFormat::RemoteWrite1, &named, &snappy(&body), &limits())
+            .unwrap_err()
+            .status(),
+        400
+    );
+}
+
+#[test]
+fn gzip_bodies_are_read_through_and_compressed_again() {
+    use std::io::{Read, Write};
+    let gz = |plain: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(plain).unwrap();
+        e.finish().unwrap()
+    };
+    let gunzip = |body: &[u8]| {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(body)
+            .read_to_end(&mut plain)
+            .unwrap();
+        plain
+    };
+    let route = WriteRoute::Otlp(Signal::Logs);
+    assert_eq!(
+        route.format(Some("application/x-protobuf"), Some("gzip")),
+        Ok(WriteFormat::OtlpProtobuf(Signal::Logs))
+    );
+    assert_eq!(
+        WriteRoute::LokiPush.format(Some("application/json"), Some("GZIP")),
+        Ok(WriteFormat::LokiJson)
+    );
+    assert!(
+        WriteRoute::LokiPush
+            .format(Some("application/x-protobuf"), Some("gzip"))
+            .is_err()
+    );
+    assert!(
+        WriteRoute::RemoteWrite
+            .format(Some("application/x-protobuf"), Some("gzip"))
+            .is_err()
+    );
+
+    let format = WriteFormat::OtlpProtobuf(Signal::Logs);
+    let policy = p(r#"{kube_namespace="team-a"}"#);
+    let plain =
+        logs_request(vec![resource(vec![kv("service.name", "api")])], vec![]).encode_to_vec();
+    let forced = force_encoded(format, Some("gzip"), &policy, &gz(&plain), &limits())
+        .unwrap()
+        .unwrap();
+    let decoded = otlp::logs_service::ExportLogsServiceRequest::decode(&*gunzip(&forced)).unwrap();
+    assert_eq!(
+        resource_strings(&decoded.resource_logs[0].resource),
+        pairs(&[("service.name", "api"), ("kube_namespace", "team-a")])
+    );
+    assert!(check_encoded(format, Some("gzip"), &policy, &forced, &limits()).is_ok());
+    assert!(check_encoded(format, Some("gzip"), &policy, &gz(&plain), &limits()).is_err());
+
+    // A second gzip member is read too (Go's reader reads it): its resource is checked.
+    let other = logs_request(vec![resource(vec![kv("kube_namespace", "team-b")])], vec![]);
+    let within = logs_request(vec![resource(vec![kv("kube_namespace", "team-a")])], vec![]);
+    let mut two = gz(&within.encode_to_vec());
+    two.extend(gz(&other.encode_to_vec()));
+    let err = check_encoded(format, Some("gzip"), &policy, &two, &limits()).unwrap_err();
+    assert_eq!(err.status(), 403, "{err}");
+
+    // Bounded while it streams; garbage is 400.
+    let bomb = gz(&vec![0u8; 1 << 20]);
+    let small = WriteLimits {
+        max_decoded_bytes: 1 << 16,
+        ..limits()
+    };
+    assert_eq!(
+        force_encoded(format, Some("gzip"), &policy, &bomb, &small),
+        Err(WriteError::DecompressesTooLarge { max: 1 << 16 })
+    );
+    assert_eq!(
+        force_encoded(format, Some("gzip"), &policy, b"not gzip", &limits())
             .unwrap_err()
             .status(),
         400

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use tollgate_server::cli::{Cli, Command, run_client};
+use tollgate_server::cli::{Cli, Command, NotAllowed, run_client};
 use tollgate_server::serve::{Server, shutdown_signal};
 
 fn main() -> ExitCode {
@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `can-i` answered no and said so.
+        Err(err) if err.is::<NotAllowed>() => ExitCode::FAILURE,
         Err(err) => {
             // One line naming the cause chain.
             eprintln!("error: {err:#}");

@@ -1,7 +1,9 @@
 //! `tollgate sa`: create, list, get, update and delete service accounts.
 
 use super::client::{Client, NONE};
-use super::output::{ACCOUNT_COLUMNS, account_table, issued_token_table, print, render_table};
+use super::output::{
+    ACCOUNT_COLUMNS, account_table, issued_token_table, print, render_table, text,
+};
 use super::{AccountArg, ExpiryArgs, Output};
 use crate::api::{
     AccountDto, AccountPageDto, CreateAccountBody, CreatedAccountDto, ListParams, PatchAccountBody,
@@ -18,11 +20,20 @@ pub enum SaCommand {
     /// ACCOUNT is an id or a name.
     Get(AccountArg),
     Update(UpdateArgs),
-    /// Deletes the account and revokes all its tokens.
-    Delete(AccountArg),
+    /// Deletes the accounts and revokes all their tokens; ACCOUNT is an id or a name.
+    Delete(DeleteArgs),
 }
 
 // No doc comments on these structs: clap would show them as the command's description.
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    #[arg(value_name = "ACCOUNT", required = true)]
+    accounts: Vec<String>,
+    /// Tenant of the accounts given by name.
+    #[arg(long)]
+    tenant: Option<String>,
+}
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
@@ -92,7 +103,7 @@ pub async fn run(client: &Client, output: Output, command: SaCommand) -> anyhow:
         SaCommand::List(args) => list(client, output, args).await,
         SaCommand::Get(account) => get(client, output, account).await,
         SaCommand::Update(args) => update(client, output, args).await,
-        SaCommand::Delete(account) => delete(client, output, account).await,
+        SaCommand::Delete(args) => delete(client, output, args).await,
     }
 }
 
@@ -218,18 +229,36 @@ fn changes_nothing(body: &PatchAccountBody<String>) -> bool {
         && disabled.is_none()
 }
 
-async fn delete(client: &Client, output: Output, account: AccountArg) -> anyhow::Result<()> {
-    let id = client
-        .account_id(&account.account, account.tenant.as_deref())
-        .await?;
-    client
-        .call_empty(
-            Method::DELETE,
-            &format!("/api/v1/serviceaccounts/{id}"),
-            NONE,
-        )
-        .await?;
-    print(output, &Deleted { deleted: id }, |_| {
-        format!("deleted service account {id} and revoked its tokens\n")
-    })
+/// Deletes each account in turn, going on past a failure (reported on stderr) as `kubectl
+/// delete` does; fails at the end when any did.
+async fn delete(client: &Client, output: Output, args: DeleteArgs) -> anyhow::Result<()> {
+    let mut failed = 0usize;
+    for account in &args.accounts {
+        let result = async {
+            let id = client.account_id(account, args.tenant.as_deref()).await?;
+            client
+                .call_empty(
+                    Method::DELETE,
+                    &format!("/api/v1/serviceaccounts/{id}"),
+                    NONE,
+                )
+                .await?;
+            anyhow::Ok(id)
+        }
+        .await;
+        match result {
+            Ok(id) => print(output, &Deleted { deleted: id }, |_| {
+                format!("deleted service account {id} and revoked its tokens\n")
+            })?,
+            Err(err) if args.accounts.len() > 1 => {
+                failed += 1;
+                eprintln!("error: {}: {err:#}", text(account));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} accounts not deleted", args.accounts.len());
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ mod tokens;
 
 pub use accounts::SaCommand;
 pub use audit::AuditArgs;
-pub use review::CanIArgs;
+pub use review::{CanIArgs, NotAllowed};
 pub use tokens::TokenCommand;
 
 use crate::config::{FileConfig, Overrides, ServeConfig};

@@ -47,5 +47,16 @@ pub async fn can_i(client: &Client, output: Output, args: CanIArgs) -> anyhow::R
             text(&answer.reason),
             optional(answer.scope.as_deref())
         )
-    })
+    })?;
+    if answer.allowed {
+        Ok(())
+    } else {
+        Err(NotAllowed.into())
+    }
 }
+
+/// "No" from `can-i`, already printed: exit status 1 without an error line, as `kubectl auth
+/// can-i` does, so scripts can branch on it.
+#[derive(Debug, thiserror::Error)]
+#[error("not allowed")]
+pub struct NotAllowed;

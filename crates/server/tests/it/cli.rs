@@ -105,15 +105,27 @@ async fn seed_workflow_with_the_cli() {
         .ok(&["can-i", "GET", "/api/v1/query", "--as", "ci-reader"])
         .await;
     assert!(yes.starts_with("yes"), "{yes}");
+    // "No" exits 1 after printing the answer, as kubectl auth can-i does.
     let no = cli
-        .json(&["can-i", "post", "/api/v1/write", "--as", "ci-reader"])
+        .run(&[
+            "can-i",
+            "post",
+            "/api/v1/write",
+            "--as",
+            "ci-reader",
+            "--output",
+            "json",
+        ])
         .await;
+    assert_eq!(no.status.code(), Some(1), "no: exit status 1");
+    assert!(no.stderr.is_empty(), "no error line for a no");
+    let no: Value = serde_json::from_slice(&no.stdout).unwrap();
     assert_eq!(
         (no["allowed"].as_bool(), no["reason"].as_str()),
         (Some(false), Some("missing_scope"))
     );
     let wider = cli
-        .json(&[
+        .run(&[
             "can-i",
             "GET",
             "/api/v1/query",
@@ -123,7 +135,12 @@ async fn seed_workflow_with_the_cli() {
             r#"{kube_namespace="default"}"#,
         ])
         .await;
-    assert_eq!(wider["reason"], "label_policy_violation");
+    assert_eq!(wider.status.code(), Some(1));
+    let wider = String::from_utf8(wider.stdout).unwrap();
+    assert!(
+        wider.starts_with("no") && wider.contains("label_policy_violation"),
+        "{wider}"
+    );
 
     let regenerated = cli
         .json(&["token", "regenerate", "ci-reader", &token_id])
@@ -165,6 +182,33 @@ async fn seed_workflow_with_the_cli() {
     let list = cli.json(&["sa", "list", "--search", "ci"]).await;
     assert_eq!(list["totalCount"], 1);
 
+    // Several names at once; one that does not exist is reported and the rest still go.
+    for name in ["ci-extra-1", "ci-extra-2"] {
+        cli.ok(&["sa", "create", name, "--role", "viewer"]).await;
+    }
+    let out = cli
+        .run(&[
+            "sa",
+            "delete",
+            "ci-extra-1",
+            "no-such-account",
+            "ci-extra-2",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "one of three failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout.matches("deleted service account").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("no-such-account") && stderr.contains("1 of 3 accounts not deleted"),
+        "{stderr}"
+    );
+    let left = cli.json(&["sa", "list", "--search", "ci-extra"]).await;
+    assert_eq!(left["totalCount"], 0, "both deleted");
     cli.ok(&["sa", "delete", "ci-reader"]).await;
     let audit = cli.ok(&["audit"]).await;
     for action in [

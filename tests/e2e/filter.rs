@@ -194,7 +194,7 @@ async fn decisions_headers_and_rewrites_through_the_filter() {
             "missing_scope",
         ),
         (
-            s.get("/api/v1/targets", &viewer, &[]).await,
+            s.get("/api/v1/status/tsdb", &viewer, &[]).await,
             403,
             "route_not_allowed",
         ),
@@ -416,7 +416,7 @@ async fn filter_and_ext_authz_decide_alike() {
         ("GET", "/api/v1/query?query=up", 2, vec![]),
         ("GET", "/loki/api/v1/query?query=x", 0, vec![]),
         ("GET", "/loki/api/v1/query?query=x", 2, vec![]),
-        ("GET", "/api/v1/targets", 2, vec![]),
+        ("GET", "/api/v1/status/tsdb", 2, vec![]),
         (
             "GET",
             "/api/v1/query?query=up",

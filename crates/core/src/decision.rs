@@ -681,7 +681,7 @@ mod tests {
             (
                 &viewer,
                 "GET",
-                "/api/v1/targets",
+                "/api/v1/status/tsdb",
                 vec![],
                 Err(RouteNotAllowed),
                 "unmatched route",
@@ -1144,6 +1144,47 @@ mod tests {
                 );
             }
         }
+        // Endpoints Grafana calls: those without series data are open to restricted accounts,
+        // the metadata ones are not (they answer for every series); both under Mimir's prefix.
+        let restricted_reader = grant(Role::Viewer, r#"{team="a"}"#);
+        for prefix in ["", "/prometheus"] {
+            for path in [
+                "/api/v1/status/buildinfo",
+                "/api/v1/format_query?query=up",
+                "/api/v1/parse_query?query=up",
+            ] {
+                let path = format!("{prefix}{path}");
+                let decision = run(&restricted_reader, "GET", &path, &[]);
+                let Decision::Allow(allow) = decision else {
+                    panic!("{path}: no series data, allowed: {decision:?}")
+                };
+                assert_eq!(allow.labels, LabelEnforcement::NoSeriesData, "{path}");
+            }
+            for path in [
+                "/api/v1/metadata",
+                "/api/v1/rules",
+                "/api/v1/alerts",
+                "/api/v1/targets",
+            ] {
+                let path = format!("{prefix}{path}");
+                assert_eq!(
+                    outcome(&run(&restricted_reader, "GET", &path, &[])),
+                    Err(DenyReason::LabelsNotEnforceable),
+                    "{path}"
+                );
+                assert!(
+                    outcome(&run(&grant(Role::Viewer, ""), "GET", &path, &[])).is_ok(),
+                    "{path}: unrestricted accounts reach it"
+                );
+            }
+        }
+        let query = allow(&restricted_reader, "GET", "/prometheus/api/v1/query");
+        assert_eq!(
+            rewrite_query_params(&query, "query=up").unwrap().set,
+            [("query".to_owned(), r#"up{team="a"}"#.to_owned())],
+            "Mimir's prefix is rewritten like the root"
+        );
+
         let write = allow(&grant(Role::Writer, ""), "POST", "/api/v1/write");
         assert_eq!(
             rewrite_query_params(&write, "query=anything").unwrap(),

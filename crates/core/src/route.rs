@@ -136,6 +136,9 @@ pub enum LabelEnforcement {
     /// The upstream applies the policy it receives in `x-tollgate-labels` (Tollgate's admin API;
     /// only for an upstream that really enforces that header).
     Upstream,
+    /// The answer carries no series data (build information, query formatting), so
+    /// label-restricted accounts may use it as sent.
+    NoSeriesData,
     /// Nothing here can confine a query to labels: label-restricted requests are denied.
     #[default]
     Deny,
@@ -200,19 +203,19 @@ const READ: &[&str] = &["GET", "POST"];
 const GET: &[&str] = &["GET"];
 const POST: &[&str] = &["POST"];
 
-/// The default upstream table: Prometheus, Loki, Tempo and OTLP. Metadata routes
-/// that expose every series regardless of labels (targets, rules, TSDB status) are deliberately
-/// absent, so they are denied. Loki and Tempo reads cannot be confined to labels here (LogQL and
+/// The rest of the default upstream table: federation, writes, Loki, Tempo and OTLP. Routes
+/// not listed (TSDB status, admin APIs, deletes) are denied to everyone. Loki and Tempo reads cannot be confined to labels here (LogQL and
 /// TraceQL are not rewritten), so label-restricted accounts are denied them; of Loki only the
 /// read endpoints and push are listed, so its deletes and ruler are denied. Writes carry their
 /// labels in their bodies, which are confined to the policy (remote write, OTLP, Loki push: see
 /// [`crate::write`]).
-const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
-    use LabelEnforcement::{
-        Deny, LokiPush, OtlpLogs, OtlpMetrics, OtlpTraces, PromqlMatch, PromqlQuery, RemoteWrite,
-    };
+/// The Prometheus HTTP API's reads, served at the root by Prometheus and under `/prometheus` by
+/// Mimir (see [`RouteTable::default`]). Grafana and other clients also call the metadata
+/// endpoints: those without series data are allowed to label-restricted accounts, those that
+/// list every series' metadata, rules, alerts or targets regardless of labels are not.
+const PROMETHEUS_READ_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
+    use LabelEnforcement::{Deny, NoSeriesData, PromqlMatch, PromqlQuery};
     &[
-        // Prometheus HTTP API and Mimir.
         (READ, "/api/v1/query", Scope::MetricsRead, PromqlQuery),
         (READ, "/api/v1/query_range", Scope::MetricsRead, PromqlQuery),
         (
@@ -229,6 +232,36 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             Scope::MetricsRead,
             PromqlMatch,
         ),
+        (
+            GET,
+            "/api/v1/status/buildinfo",
+            Scope::MetricsRead,
+            NoSeriesData,
+        ),
+        (
+            READ,
+            "/api/v1/format_query",
+            Scope::MetricsRead,
+            NoSeriesData,
+        ),
+        (
+            READ,
+            "/api/v1/parse_query",
+            Scope::MetricsRead,
+            NoSeriesData,
+        ),
+        (GET, "/api/v1/metadata", Scope::MetricsRead, Deny),
+        (GET, "/api/v1/rules", Scope::MetricsRead, Deny),
+        (GET, "/api/v1/alerts", Scope::MetricsRead, Deny),
+        (GET, "/api/v1/targets", Scope::MetricsRead, Deny),
+    ]
+};
+
+const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
+    use LabelEnforcement::{
+        Deny, LokiPush, OtlpLogs, OtlpMetrics, OtlpTraces, PromqlMatch, RemoteWrite,
+    };
+    &[
         (READ, "/federate", Scope::MetricsRead, PromqlMatch),
         (POST, "/api/v1/write", Scope::MetricsWrite, RemoteWrite),
         (POST, "/api/v1/push", Scope::MetricsWrite, RemoteWrite),
@@ -338,20 +371,32 @@ impl RouteTable {
     }
 
     fn from_static(rules: &[(&[&str], &str, Scope, LabelEnforcement)]) -> RouteTable {
-        let rules = rules
-            .iter()
-            .filter_map(|(methods, path, scope, labels)| {
-                RouteRule::new(methods, path, *scope, *labels).ok()
-            })
-            .collect();
-        RouteTable { rules }
+        RouteTable {
+            rules: static_rules(rules, ""),
+        }
     }
 }
 
-/// The upstream table: the Prometheus, Loki, Tempo and OTLP APIs.
+fn static_rules(
+    rules: &[(&[&str], &str, Scope, LabelEnforcement)],
+    prefix: &str,
+) -> Vec<RouteRule> {
+    rules
+        .iter()
+        .filter_map(|(methods, path, scope, labels)| {
+            RouteRule::new(methods, &format!("{prefix}{path}"), *scope, *labels).ok()
+        })
+        .collect()
+}
+
+/// The upstream table: the Prometheus API (also under Mimir's `/prometheus` prefix), Loki,
+/// Tempo and OTLP.
 impl Default for RouteTable {
     fn default() -> RouteTable {
-        RouteTable::from_static(DEFAULT_RULES)
+        let mut rules = static_rules(PROMETHEUS_READ_RULES, "");
+        rules.extend(static_rules(PROMETHEUS_READ_RULES, "/prometheus"));
+        rules.extend(static_rules(DEFAULT_RULES, ""));
+        RouteTable { rules }
     }
 }
 
@@ -383,7 +428,11 @@ mod tests {
 
     #[test]
     fn default_table_is_complete() {
-        assert_eq!(RouteTable::default().rules().len(), DEFAULT_RULES.len());
+        assert_eq!(
+            RouteTable::default().rules().len(),
+            2 * PROMETHEUS_READ_RULES.len() + DEFAULT_RULES.len(),
+            "the Prometheus reads twice (root and Mimir's /prometheus), the rest once"
+        );
         assert_eq!(RouteTable::admin().rules().len(), ADMIN_RULES.len());
     }
 
@@ -433,8 +482,26 @@ mod tests {
             (
                 "GET",
                 "/api/v1/targets",
+                Some(MetricsRead),
+                "targets: unrestricted accounts only (the rule denies restricted ones)",
+            ),
+            (
+                "GET",
+                "/prometheus/api/v1/query",
+                Some(MetricsRead),
+                "Mimir's prefix",
+            ),
+            (
+                "GET",
+                "/prometheus/api/v1/status/buildinfo",
+                Some(MetricsRead),
+                "Grafana's buildinfo under Mimir's prefix",
+            ),
+            (
+                "GET",
+                "/prometheus/federate",
                 None,
-                "targets leak every series: denied",
+                "no federation under the prefix",
             ),
             ("GET", "/api/v1/status/tsdb", None, "tsdb status: denied"),
             ("POST", "/loki/api/v1/push", Some(LogsWrite), "loki push"),

@@ -144,6 +144,15 @@ impl WriteRoute {
         format.ok_or_else(|| self.accepted().to_owned())
     }
 
+    /// The `Content-Type` and `Content-Encoding` of this route's usual body, for questions about
+    /// the route rather than a body (the access review).
+    pub fn canonical_media(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            WriteRoute::RemoteWrite => ("application/x-protobuf", Some("snappy")),
+            WriteRoute::Otlp(_) | WriteRoute::LokiPush => ("application/x-protobuf", None),
+        }
+    }
+
     fn accepted(self) -> &'static str {
         match self {
             WriteRoute::RemoteWrite => {

@@ -236,7 +236,7 @@ pub struct RenameTokenBody {
 }
 
 /// An account by id (number) or by name (string).
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum AccountRef {
     Id(i64),

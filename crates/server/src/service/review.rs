@@ -5,6 +5,7 @@ use super::accounts::stored_policy;
 use super::{Admin, Caller, ServiceError, now_secs};
 use crate::model::Account;
 use crate::store::Store;
+use tollgate_core::write::WriteRoute;
 use tollgate_core::{Deny, DenyReason, Grant, RequestView, RouteTable, Token, authorize_grant};
 
 /// Who an access review is about.
@@ -73,9 +74,17 @@ impl Admin {
             view.observe_header(tollgate_core::headers::LABELS, labels);
         }
         let routes = self.review_routes(&view);
-        let scope = routes
-            .find(view.method, view.path)
-            .map(|rule| rule.scope.to_string());
+        let rule = routes.find(view.method, view.path);
+        // The review asks about a route, not a body: a write is judged as a body in the
+        // route's usual format (whose series the policy then confines).
+        if let Some(write) = rule.and_then(|rule| WriteRoute::of(rule.labels)) {
+            let (content_type, content_encoding) = write.canonical_media();
+            view.observe_header("content-type", content_type);
+            if let Some(content_encoding) = content_encoding {
+                view.observe_header("content-encoding", content_encoding);
+            }
+        }
+        let scope = rule.map(|rule| rule.scope.to_string());
         Ok(
             match authorize_grant(&grant, &view, routes, now_secs().max(0) as u64) {
                 Ok(authorized) => ReviewAnswer {

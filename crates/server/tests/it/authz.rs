@@ -241,7 +241,7 @@ fn table(f: &Fixture) -> Vec<Case> {
         (
             "unknown route",
             "GET",
-            "/api/v1/targets".into(),
+            "/api/v1/status/tsdb".into(),
             vec![("authorization", v.clone())],
             String::new(),
             403,

@@ -142,6 +142,48 @@ async fn seed_workflow_with_the_cli() {
         "{wider}"
     );
 
+    // Per route family; a restricted writer may write (its bodies are confined, so the review
+    // judges a well-formed body of the route's format).
+    let families = cli.json(&["can-i", "--list", "--as", "ci-reader"]).await;
+    let row = |family: &str| {
+        families
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["family"] == family)
+            .cloned()
+            .unwrap_or_else(|| panic!("{family} in {families}"))
+    };
+    assert_eq!(row("metrics query")["allowed"], true);
+    assert_eq!(row("metrics remote write")["reason"], "missing_scope");
+    assert_eq!(
+        row("metrics metadata, rules, targets")["reason"],
+        "labels_not_enforceable"
+    );
+    let table = cli.ok(&["can-i", "--list", "--as", "ci-reader"]).await;
+    assert!(
+        table.starts_with("FAMILY") && table.contains("GET /api/v1/query"),
+        "{table}"
+    );
+    cli.ok(&[
+        "sa",
+        "create",
+        "loader",
+        "--role",
+        "writer",
+        "--label-policy",
+        r#"{kube_namespace="prometheus"}"#,
+    ])
+    .await;
+    for (method, path) in [
+        ("POST", "/api/v1/write"),
+        ("POST", "/v1/logs"),
+        ("POST", "/loki/api/v1/push"),
+    ] {
+        let yes = cli.ok(&["can-i", method, path, "--as", "loader"]).await;
+        assert!(yes.starts_with("yes"), "{method} {path}: {yes}");
+    }
+
     let regenerated = cli
         .json(&["token", "regenerate", "ci-reader", &token_id])
         .await;

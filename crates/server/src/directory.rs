@@ -48,6 +48,23 @@ impl Snapshot {
     pub fn is_empty(&self) -> bool {
         self.grants.is_empty()
     }
+
+    /// Per tenant, the earliest expiry (Unix seconds) among its live tokens that expire after
+    /// `now`: what an alert on tokens about to lapse needs. Tenants whose tokens never expire
+    /// are absent.
+    pub fn next_expiry_by_tenant(&self, now: u64) -> std::collections::BTreeMap<String, u64> {
+        let mut soonest = std::collections::BTreeMap::new();
+        for grant in self.grants.values() {
+            let Some(at) = grant.expires_at.filter(|at| *at > now) else {
+                continue;
+            };
+            soonest
+                .entry(grant.tenant.to_string())
+                .and_modify(|s: &mut u64| *s = (*s).min(at))
+                .or_insert(at);
+        }
+        soonest
+    }
 }
 
 /// The snapshot and the store it is published from. `S` defaults to the [`AnyStore`] that

@@ -3,7 +3,7 @@
 use super::client::{Client, NONE};
 use super::output::{TOKEN_COLUMNS, issued_token_table, print, render_table, token_table};
 use super::{AccountArg, ExpiryArgs, Output};
-use crate::api::{CreateTokenBody, IssuedTokenDto, RenameTokenBody, TokenDto};
+use crate::api::{CreateTokenBody, IssuedTokenDto, RenameTokenBody, TokenDto, TokenListParams};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::Serialize;
 pub enum TokenCommand {
     /// Create a token; its value is printed once.
     Create(CreateArgs),
-    List(AccountArg),
+    List(ListArgs),
     Rename(RenameArgs),
     Revoke(TokenArg),
     /// New value; the old one stops working at once.
@@ -28,6 +28,15 @@ pub struct CreateArgs {
     name: String,
     #[command(flatten)]
     expiry: ExpiryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    account: AccountArg,
+    /// Only tokens still valid that expire within this period, such as 7d or 12h.
+    #[arg(long, value_name = "PERIOD")]
+    expiring: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -53,7 +62,7 @@ struct Revoked {
 pub async fn run(client: &Client, output: Output, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => create(client, output, args).await,
-        TokenCommand::List(account) => list(client, output, account).await,
+        TokenCommand::List(args) => list(client, output, args).await,
         TokenCommand::Rename(args) => rename(client, output, args).await,
         TokenCommand::Revoke(token) => revoke(client, output, token).await,
         TokenCommand::Regenerate(token) => regenerate(client, output, token).await,
@@ -80,9 +89,12 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> anyhow::Re
     print(output, &issued, issued_token_table)
 }
 
-async fn list(client: &Client, output: Output, account: AccountArg) -> anyhow::Result<()> {
-    let path = tokens_path(client, &account).await?;
-    let tokens: Vec<TokenDto> = client.call(Method::GET, &path, NONE, NONE).await?;
+async fn list(client: &Client, output: Output, args: ListArgs) -> anyhow::Result<()> {
+    let path = tokens_path(client, &args.account).await?;
+    let query = TokenListParams {
+        expiring_within: args.expiring,
+    };
+    let tokens: Vec<TokenDto> = client.call(Method::GET, &path, Some(&query), NONE).await?;
     print(output, &tokens, |tokens| {
         render_table(TOKEN_COLUMNS, tokens)
     })

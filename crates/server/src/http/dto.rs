@@ -370,6 +370,16 @@ pub struct AuditParams {
     pub page_size: Option<u64>,
 }
 
+#[derive(Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TokenListParams {
+    /// Only tokens that are still valid and expire within this period: `7d`, `12h`, `90m`,
+    /// `3600` (seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiring_within: Option<String>,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

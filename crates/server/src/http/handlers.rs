@@ -5,7 +5,7 @@ use super::AppState;
 use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto, ErrorBody,
-    IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody, TokenDto,
+    IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody, TokenDto, TokenListParams,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -214,15 +214,29 @@ pub(super) async fn create_token(
 }
 
 /// List token metadata (never values).
-#[utoipa::path(get, path = "/api/v1/serviceaccounts/{id}/tokens", tag = "tokens", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/serviceaccounts/{id}/tokens", tag = "tokens", params(("id" = i64, Path), TokenListParams),
     responses((status = 200, body = Vec<TokenDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list_tokens(
     State(state): Shared,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(params): ApiQuery<TokenListParams>,
 ) -> Result<Json<Vec<TokenDto>>, ApiError> {
-    let tokens = state.admin.list_tokens(&caller, id).await?;
+    let within = params
+        .expiring_within
+        .as_deref()
+        .map(crate::config::parse_duration)
+        .transpose()
+        .map_err(|err| {
+            ApiError::bad_request("invalid_parameter", format!("expiringWithin: {err}"))
+        })?;
+    let mut tokens = state.admin.list_tokens(&caller, id).await?;
+    if let Some(within) = within {
+        let now = crate::model::now_secs();
+        let until = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
+        tokens.retain(|t| t.expires_at.is_some_and(|at| at > now && at <= until));
+    }
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
 

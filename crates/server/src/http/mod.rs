@@ -90,6 +90,18 @@ async fn metrics(State(state): Shared) -> Response {
     out.push_str("# HELP tollgate_live_tokens Tokens in the live grant snapshot.\n");
     out.push_str("# TYPE tollgate_live_tokens gauge\n");
     out.push_str(&format!("tollgate_live_tokens {}\n", snapshot.len()));
+    out.push_str(
+        "# HELP tollgate_tokens_expiring_seconds Seconds until the tenant's next live token expires (alert below your rotation lead time).\n",
+    );
+    out.push_str("# TYPE tollgate_tokens_expiring_seconds gauge\n");
+    let now = u64::try_from(crate::model::now_secs()).unwrap_or(0);
+    for (tenant, at) in snapshot.next_expiry_by_tenant(now) {
+        out.push_str(&format!(
+            "tollgate_tokens_expiring_seconds{{tenant=\"{}\"}} {}\n",
+            label_value(&tenant),
+            at - now
+        ));
+    }
     out.push_str("# HELP tollgate_admin_responses_total Admin API responses by status code.\n");
     out.push_str("# TYPE tollgate_admin_responses_total counter\n");
     if let Ok(responses) = state.responses.lock() {
@@ -101,6 +113,14 @@ async fn metrics(State(state): Shared) -> Response {
     }
     state.checks.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A label value in the text exposition format: backslash, quote and newline escaped.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn count_responses(

@@ -85,6 +85,48 @@ async fn seed_workflow_with_the_cli() {
         .await;
     let token = issued["token"].as_str().unwrap().to_owned();
     let token_id = issued["id"].as_i64().unwrap().to_string();
+    // Token hygiene: the tokens about to lapse, and the metric to alert on.
+    let soon = cli
+        .json(&["token", "create", "ci-reader", "soon", "--expires-in", "2d"])
+        .await;
+    let expiring = cli
+        .json(&["token", "list", "ci-reader", "--expiring", "7d"])
+        .await;
+    let names: Vec<&str> = expiring
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["soon"],
+        "only the 2-day token expires within 7 days"
+    );
+    let all = cli.json(&["token", "list", "ci-reader"]).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let bad = cli
+        .fails(&["token", "list", "ci-reader", "--expiring", "soon"])
+        .await;
+    assert!(bad.contains("expiringWithin"), "{bad}");
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tollgate_tokens_expiring_seconds{tenant=\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let seconds: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        (2 * 86_400 - 120..=2 * 86_400).contains(&seconds),
+        "the 2-day token is the tenant's next expiry: {line}"
+    );
+    cli.ok(&["token", "revoke", "ci-reader", &soon["id"].to_string()])
+        .await;
+
     let shown = cli.ok(&["token", "create", "ci-reader", "second"]).await;
     assert!(
         shown.contains("shown once") && shown.contains("tgsa_"),

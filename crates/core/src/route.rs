@@ -341,6 +341,13 @@ const ADMIN_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             Scope::AccountsWrite,
             Upstream,
         ),
+        (GET, "/api/v1/tenants", Scope::AccountsRead, Upstream),
+        (
+            &["DELETE"],
+            "/api/v1/tenants/*",
+            Scope::AccountsWrite,
+            Upstream,
+        ),
         (POST, "/api/v1/access-review", Scope::AccountsRead, Upstream),
         (GET, "/api/v1/audit", Scope::AccountsRead, Upstream),
     ]

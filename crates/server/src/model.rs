@@ -179,6 +179,14 @@ pub struct AuditQuery {
     pub limit: u64,
 }
 
+/// A tenant as the store knows it: the tenant of at least one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    pub name: String,
+    pub accounts: u64,
+    pub tokens: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,

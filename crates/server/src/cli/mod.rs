@@ -1,4 +1,4 @@
-//! The `tollgate` command line: `serve`, and `sa`, `token`, `can-i`, `audit` against the admin API.
+//! The `tollgate` command line: `serve`, and `sa`, `token`, `can-i`, `audit`, `tenant` against the admin API.
 //!
 //! Clap definitions and dispatch live here; each command group has its file, with one function
 //! per command. Requests and responses are the admin API's own types ([`crate::api`]), so the
@@ -9,11 +9,13 @@ mod audit;
 mod client;
 mod output;
 mod review;
+mod tenants;
 mod tokens;
 
 pub use accounts::SaCommand;
 pub use audit::AuditArgs;
 pub use review::{CanIArgs, NotAllowed};
+pub use tenants::TenantCommand;
 pub use tokens::TokenCommand;
 
 use crate::config::{FileConfig, Overrides, ServeConfig};
@@ -68,6 +70,9 @@ pub enum Command {
     CanI(CanIArgs),
     /// Show the audit log, newest first.
     Audit(AuditArgs),
+    /// List tenants, or delete one with all of its accounts (all-tenant admins only).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
 }
 
 #[derive(Args, Debug)]
@@ -166,5 +171,6 @@ pub async fn run_client(
         Command::Token(command) => tokens::run(&client, output, command).await,
         Command::CanI(args) => review::can_i(&client, output, args).await,
         Command::Audit(args) => audit::show(&client, output, args).await,
+        Command::Tenant(command) => tenants::run(&client, output, command).await,
     }
 }

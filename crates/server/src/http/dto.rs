@@ -75,6 +75,33 @@ impl From<Account> for AccountDto {
     }
 }
 
+/// A tenant with its counts.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDto {
+    pub name: String,
+    pub accounts: u64,
+    pub tokens: u64,
+}
+
+impl From<crate::model::TenantSummary> for TenantDto {
+    fn from(t: crate::model::TenantSummary) -> TenantDto {
+        TenantDto {
+            name: t.name,
+            accounts: t.accounts,
+            tokens: t.tokens,
+        }
+    }
+}
+
+/// What deleting a tenant did.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedTenantDto {
+    pub tenant: String,
+    pub deleted_accounts: u64,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {

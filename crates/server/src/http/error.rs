@@ -58,7 +58,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::TenantForbidden(_)
             | ServiceError::RoleCeiling(_)
             | ServiceError::LabelPolicyCeiling { .. }
-            | ServiceError::AllTenantsCeiling => StatusCode::FORBIDDEN,
+            | ServiceError::AllTenantsCeiling
+            | ServiceError::AllTenantsOnly => StatusCode::FORBIDDEN,
             ServiceError::AccountDisabled(_) => StatusCode::CONFLICT,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Store(StoreError::NotFound { .. }) => StatusCode::NOT_FOUND,

@@ -4,8 +4,9 @@
 use super::AppState;
 use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
-    AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto, ErrorBody,
-    IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody, TokenDto, TokenListParams,
+    AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
+    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody,
+    TenantDto, TokenDto, TokenListParams,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -193,6 +194,34 @@ pub(super) async fn delete_account(
 ) -> Result<StatusCode, ApiError> {
     state.admin.delete_account(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every tenant with its account and token counts (all-tenant admins only).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses((status = 200, body = Vec<TenantDto>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn list_tenants(
+    State(state): Shared,
+    caller: Caller,
+) -> Result<Json<Vec<TenantDto>>, ApiError> {
+    let tenants = state.admin.list_tenants(&caller).await?;
+    Ok(Json(tenants.into_iter().map(Into::into).collect()))
+}
+
+/// Delete a tenant: every account of it, every token revoked; audited (all-tenant admins only).
+#[utoipa::path(delete, path = "/api/v1/tenants/{name}", tag = "tenants", params(("name" = String, Path)),
+    responses((status = 200, body = DeletedTenantDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn delete_tenant(
+    State(state): Shared,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<DeletedTenantDto>, ApiError> {
+    let deleted_accounts = state.admin.delete_tenant(&caller, &name).await?;
+    Ok(Json(DeletedTenantDto {
+        tenant: name,
+        deleted_accounts,
+    }))
 }
 
 /// Create a token; its value is in this response only.

@@ -149,6 +149,11 @@ async fn method_not_allowed() -> ApiError {
 pub fn router(state: Arc<AppState>) -> Router {
     let openapi = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
     Router::new()
+        .route("/api/v1/tenants", get(handlers::list_tenants))
+        .route(
+            "/api/v1/tenants/{name}",
+            axum::routing::delete(handlers::delete_tenant),
+        )
         .route(
             "/api/v1/serviceaccounts",
             post(handlers::create_account).get(handlers::list_accounts),

@@ -42,6 +42,8 @@ pub enum ServiceError {
     /// Only an all-tenant admin may manage the all-tenant admin account.
     #[error("only an all-tenant admin may manage the all-tenant admin account")]
     AllTenantsCeiling,
+    #[error("only an all-tenant admin may list or delete tenants")]
+    AllTenantsOnly,
     #[error("service account {0} is disabled")]
     AccountDisabled(i64),
     #[error("{0}")]
@@ -67,6 +69,7 @@ impl ServiceError {
             ServiceError::RoleCeiling(_) => "role_ceiling",
             ServiceError::LabelPolicyCeiling { .. } => "label_policy_ceiling",
             ServiceError::AllTenantsCeiling => "all_tenants_ceiling",
+            ServiceError::AllTenantsOnly => "all_tenants_only",
             ServiceError::AccountDisabled(_) => "account_disabled",
             ServiceError::Internal(_) => "internal",
             ServiceError::Store(StoreError::NotFound { .. }) => "not_found",

@@ -16,6 +16,7 @@ pub mod callers;
 pub mod error;
 pub mod fields;
 pub mod review;
+pub mod tenants;
 pub mod tokens;
 
 pub use crate::model::now_secs;

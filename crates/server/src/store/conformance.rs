@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod replicas;
+mod tenants;
+
+pub use tenants::tenants_are_listed_and_deleted_whole;
 
 pub(crate) use replicas::replica_suite;
 
@@ -841,6 +844,7 @@ macro_rules! conformance_suite {
             case!(audit_rows);
             case!(bootstrap_runs_once);
             case!(all_tenants_admin_is_protected);
+            case!(tenants_are_listed_and_deleted_whole);
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_never_skip_a_change() {
                 let Some((store, _guard)) = $open.await else {

@@ -22,7 +22,7 @@ pub use sqlite::SqliteStore;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, NewAccount,
-    NewToken, Page, TokenRecord,
+    NewToken, Page, TenantSummary, TokenRecord,
 };
 use std::future::Future;
 use tollgate_core::{Grant, TokenHash};
@@ -263,6 +263,18 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Every tenant with its account and token counts, by name.
+    fn list_tenants(&self) -> impl Future<Output = Result<Vec<TenantSummary>, StoreError>> + Send;
+
+    /// Deletes every account of `tenant` and revokes their tokens, in one transaction; the
+    /// number of accounts deleted. The all-tenant admin's tenant cannot be deleted:
+    /// `Protected(Delete)`. An unknown tenant is `NotFound`.
+    fn delete_tenant(
+        &self,
+        tenant: &str,
+        audit: AuditRecord,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     fn create_token(
         &self,
         account_id: i64,
@@ -411,6 +423,8 @@ delegate! {
     list_accounts(query: AccountQuery) -> Page<Account>;
     update_account(id: i64, patch: AccountPatch, audit: AuditRecord) -> Account;
     delete_account(id: i64, audit: AuditRecord) -> ();
+    list_tenants() -> Vec<TenantSummary>;
+    delete_tenant(tenant: &str, audit: AuditRecord) -> u64;
     create_token(account_id: i64, token: NewToken, audit: AuditRecord) -> TokenRecord;
     create_tokens(account_id: i64, tokens: Vec<NewToken>, audit: AuditRecord) -> u64;
     list_tokens(account_id: i64) -> Vec<TokenRecord>;

@@ -495,6 +495,53 @@ async fn tenant_picks_among_same_named_accounts() {
     cli.ok(&["sa", "delete", "ci", "--tenant", "globex"]).await;
     // One left: the name alone is enough again.
     assert_eq!(cli.json(&["sa", "get", "ci"]).await["tenant"], "acme");
+
+    // Tenants: listed with counts; deleted with every account (all-tenant admins only).
+    cli.ok(&[
+        "sa", "create", "deployer", "--role", "admin", "--tenant", "acme",
+    ])
+    .await;
+    let tenants = cli.json(&["tenant", "list"]).await;
+    let acme = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "acme")
+        .cloned()
+        .unwrap_or_else(|| panic!("{tenants}"));
+    assert_eq!(acme["accounts"], 2, "{tenants}");
+    let table = cli.ok(&["tenant", "list"]).await;
+    assert!(
+        table.starts_with("TENANT") && table.contains("acme"),
+        "{table}"
+    );
+    let protected = cli.fails(&["tenant", "delete", "default"]).await;
+    assert!(
+        protected.contains("HTTP 409"),
+        "the admin's tenant stays: {protected}"
+    );
+    let issued = cli
+        .json(&["token", "create", "deployer", "t", "--tenant", "acme"])
+        .await;
+    let acme_token = issued["token"].as_str().unwrap().to_owned();
+    let as_acme = Cli {
+        server: &server,
+        token: acme_token.clone(),
+    };
+    let forbidden = as_acme.fails(&["tenant", "list"]).await;
+    assert!(forbidden.contains("all_tenants_only"), "{forbidden}");
+    let deleted = cli.json(&["tenant", "delete", "acme"]).await;
+    assert_eq!(deleted["deletedAccounts"], 2);
+    let gone = cli.fails(&["sa", "get", "ci"]).await;
+    assert!(
+        gone.contains("HTTP 404") || gone.contains("no service account"),
+        "{gone}"
+    );
+    let audit = cli.ok(&["audit", "--target", "tenant/acme"]).await;
+    assert!(audit.contains("tenant.delete"), "{audit}");
+    // The deleted tenant's tokens stop working.
+    let after = as_acme.fails(&["sa", "list"]).await;
+    assert!(after.contains("HTTP 401"), "{after}");
     server.stop().await;
 }
 

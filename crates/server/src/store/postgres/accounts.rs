@@ -11,6 +11,7 @@ use super::rows::{ACCOUNT_COLUMNS, account_from_row, like_pattern, to_i64};
 use super::tokens::insert_token;
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditRecord, ChangeKind, Name, NewAccount, NewToken, Page,
+    TenantSummary,
 };
 use crate::store::{Protected, StoreError};
 use sqlx::{Postgres, Row, Transaction};
@@ -247,4 +248,55 @@ pub(super) async fn bootstrap(
     insert_audit(&mut tx, &audit).await?;
     tx.commit().await.pg()?;
     Ok(true)
+}
+
+/// Every tenant with its account and token counts.
+pub(super) async fn list_tenants(store: &PostgresStore) -> Result<Vec<TenantSummary>, StoreError> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT a.tenant, COUNT(DISTINCT a.id), COUNT(t.id) FROM accounts a \
+         LEFT JOIN tokens t ON t.account_id = a.id GROUP BY a.tenant ORDER BY a.tenant",
+    )
+    .fetch_all(&store.pool)
+    .await
+    .pg()?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, accounts, tokens)| TenantSummary {
+            name,
+            accounts: u64::try_from(accounts).unwrap_or(0),
+            tokens: u64::try_from(tokens).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Deletes every account of `tenant` (revoking their tokens) in one transaction.
+pub(super) async fn delete_tenant(
+    store: &PostgresStore,
+    tenant: &str,
+    audit: AuditRecord,
+) -> Result<u64, StoreError> {
+    let mut tx = store.write(true).await?;
+    let accounts: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT id, all_tenants FROM accounts WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_all(&mut *tx)
+            .await
+            .pg()?;
+    if accounts.is_empty() {
+        return Err(StoreError::NotFound { what: "tenant" });
+    }
+    if accounts.iter().any(|(_, all_tenants)| *all_tenants) {
+        return Err(StoreError::Protected(Protected::Delete));
+    }
+    for (id, _) in &accounts {
+        record_account_change(&mut tx, *id, ChangeKind::Revoked).await?;
+    }
+    sqlx::query("DELETE FROM accounts WHERE tenant = $1")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .pg()?;
+    insert_audit(&mut tx, &audit).await?;
+    tx.commit().await.pg()?;
+    Ok(accounts.len() as u64)
 }

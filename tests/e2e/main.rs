@@ -11,6 +11,7 @@
 mod ext_authz;
 mod faults;
 mod filter;
+mod grafana;
 mod http2;
 mod make_run;
 mod postgres;

@@ -940,3 +940,52 @@ pub async fn otlp_send(url: &str, token: &str, args: &[&str]) -> anyhow::Result<
 
 /// A throwaway PostgreSQL cluster (the server crate's store tests include the same file).
 pub mod postgres;
+
+/// The project virtualenv's Python with prometheus-api-client (`make setup` installs it there
+/// through `make prom-api-client`; `PROM_API_PYTHON` overrides). Missing is an error naming the
+/// fix.
+pub fn prom_api_python() -> anyhow::Result<PathBuf> {
+    let python = match std::env::var("PROM_API_PYTHON") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => repo_root().join(".venv/bin/python"),
+    };
+    let probe = Command::new(&python)
+        .args(["-c", "import prometheus_api_client"])
+        .output();
+    match probe {
+        Ok(output) if output.status.success() => Ok(python),
+        _ => bail!(
+            "{} lacks prometheus-api-client: run `make prom-api-client` (`make setup` does) or set PROM_API_PYTHON",
+            python.display()
+        ),
+    }
+}
+
+/// Runs tests/clients/prom_api.py: prometheus-api-client calls the Prometheus HTTP API at `url`
+/// with `token` as a bearer token (passed in the environment, never argv) and `args` (e.g.
+/// `--query`, `fed_probe`). Returns the script's JSON summary: `{call: {"ok", "status",
+/// "result"}}` or `{call: {"ok": false, "status", "error", "body"}}`.
+pub async fn prom_api(url: &str, token: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let python = prom_api_python()?;
+    let script = repo_root().join("tests/clients/prom_api.py");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env("TOLLGATE_TOKEN", token)
+        .stdin(Stdio::null());
+    // The script bounds each call (--timeout, 10 s by default), so waiting for it ends.
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!(
+            "prom_api.py exited with {}:\n{stdout}\n{stderr}",
+            output.status
+        );
+    }
+    serde_json::from_str(stdout.trim())
+        .with_context(|| format!("prom_api.py printed no JSON summary:\n{stdout}\n{stderr}"))
+}

@@ -15,6 +15,7 @@
 #[cfg(test)]
 mod conformance;
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::{ChangeListener, PostgresStore};

@@ -1,0 +1,151 @@
+//! Rows to domain values, shared by both backends: accounts, token records, hashes and grants.
+//! Anything a row holds that this binary cannot read is `Corrupt`, never a panic.
+//!
+//! A macro rather than generic functions: sqlx's row decoding would need a bound per column
+//! type and backend, while each backend's rows are one concrete type. Each backend's `rows.rs`
+//! invokes it with its row type, next to its own SQL.
+
+macro_rules! row_readers {
+    ($row:ty) => {
+        pub(super) fn account_from_row(row: &$row) -> Result<Account, StoreError> {
+            let role: String = row.try_get("role")?;
+            Ok(Account {
+                id: row.try_get("id")?,
+                tenant: row.try_get("tenant")?,
+                name: row.try_get("name")?,
+                display_name: row.try_get("display_name")?,
+                description: row.try_get("description")?,
+                owner_email: row.try_get("owner_email")?,
+                role: role.parse().map_err(|_| StoreError::Corrupt {
+                    detail: format!("account role \"{role}\""),
+                })?,
+                label_policy: row.try_get("label_policy")?,
+                disabled: row.try_get("disabled")?,
+                all_tenants: row.try_get("all_tenants")?,
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+            })
+        }
+
+        pub(super) fn token_from_row(row: &$row) -> Result<TokenRecord, StoreError> {
+            Ok(TokenRecord {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                hint: row.try_get("hint")?,
+            })
+        }
+
+        pub(super) fn hash_from_row(row: &$row) -> Result<TokenHash, StoreError> {
+            let bytes: Vec<u8> = row.try_get("hash")?;
+            TokenHash::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
+                detail: format!("token hash of {} bytes", bytes.len()),
+            })
+        }
+
+        /// Account-level parts of grants, built once per account: a million tokens of a few thousand
+        /// accounts share their names and parsed policies. `None`: the account's stored policy no longer
+        /// parses (a regex a newer version refuses), so its tokens are left out of the grants.
+        #[derive(Default)]
+        pub(super) struct AccountParts {
+            by_id: std::collections::HashMap<i64, Option<AccountPart>>,
+        }
+
+        #[derive(Clone)]
+        struct AccountPart {
+            account: Arc<str>,
+            tenant: Arc<str>,
+            role: Role,
+            policy: Policy,
+            all_tenants: bool,
+        }
+
+        impl AccountParts {
+            fn get(&mut self, row: &$row) -> Result<Option<AccountPart>, StoreError> {
+                let account_id: i64 = row.try_get("account_id")?;
+                if let Some(parts) = self.by_id.get(&account_id) {
+                    return Ok(parts.clone());
+                }
+                let role_text: String = row.try_get("role")?;
+                let role: Role = role_text.parse().map_err(|_| StoreError::Corrupt {
+                    detail: format!("account role \"{role_text}\""),
+                })?;
+                let policy_text: String = row.try_get("label_policy")?;
+                let name: String = row.try_get("name")?;
+                let policy = match Policy::parse(&policy_text) {
+                    Ok(policy) => policy,
+                    // Fail closed for this account only: one old policy must not stop every other
+                    // account's tokens from working.
+                    Err(err) => {
+                        tracing::error!(
+                            account_id,
+                            account = %name,
+                            error = %err,
+                            "the account's stored label policy is no longer accepted; its tokens are refused until an admin sets a new policy"
+                        );
+                        self.by_id.insert(account_id, None);
+                        return Ok(None);
+                    }
+                };
+                let tenant: String = row.try_get("tenant")?;
+                let parts = AccountPart {
+                    account: Arc::from(name),
+                    tenant: Arc::from(tenant),
+                    role,
+                    policy,
+                    all_tenants: row.try_get("all_tenants")?,
+                };
+                self.by_id.insert(account_id, Some(parts.clone()));
+                Ok(Some(parts))
+            }
+        }
+
+        /// `None` when the account's policy is no longer accepted (see [`AccountParts`]).
+        pub(super) fn grant_from_row(
+            row: &$row,
+            accounts: &mut AccountParts,
+        ) -> Result<Option<(TokenHash, Grant)>, StoreError> {
+            let Some(AccountPart {
+                account,
+                tenant,
+                role,
+                policy,
+                all_tenants,
+            }) = accounts.get(row)?
+            else {
+                return Ok(None);
+            };
+            let expires_at: Option<i64> = row.try_get("expires_at")?;
+            let grant = Grant {
+                token_id: row.try_get("token_id")?,
+                account_id: row.try_get("account_id")?,
+                account,
+                tenant,
+                role,
+                scopes: role.scopes(),
+                policy,
+                expires_at: expires_at.map(|at| at.max(0) as u64),
+                all_tenants,
+            };
+            Ok(Some((hash_from_row(row)?, grant)))
+        }
+
+        /// `LIKE` pattern matching `needle` literally anywhere.
+        pub(super) fn like_pattern(needle: &str) -> String {
+            let escaped = needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        }
+
+        pub(super) fn to_i64(n: u64) -> i64 {
+            i64::try_from(n).unwrap_or(i64::MAX)
+        }
+    };
+}
+
+pub(super) use row_readers;

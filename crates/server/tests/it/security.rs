@@ -47,6 +47,8 @@ enum Expect {
     NotFound,
     /// 200, and nothing in the answer belongs to the other tenant (collections).
     Confined,
+    /// 403 `all_tenants_only`: tenant operations belong to all-tenant admins alone.
+    AllTenantsOnly,
 }
 
 /// Every endpoint of the admin API against tenant B's resources, as tenant A's admin:
@@ -180,6 +182,13 @@ const CROSS_TENANT: &[(&str, &str, Option<&str>, Expect)] = &[
         None,
         Expect::Confined,
     ),
+    ("GET", "/api/v1/tenants", None, Expect::AllTenantsOnly),
+    (
+        "DELETE",
+        "/api/v1/tenants/{name}",
+        None,
+        Expect::AllTenantsOnly,
+    ),
 ];
 
 /// Everything tenant B has, as the all-tenant admin sees it.
@@ -262,6 +271,7 @@ async fn tenant_isolation_on_every_endpoint() {
             .replace("{bt}", &bt.to_string())
             .replace("{b}", &b_id.to_string())
             .replace("{b_token}", &b_token)
+            .replace("{name}", "globex")
     };
     for (method, path, body, expect) in CROSS_TENANT {
         let path = fill(path);
@@ -280,6 +290,10 @@ async fn tenant_isolation_on_every_endpoint() {
             }
             Expect::NotFound => {
                 reply.expect(404, "not_found");
+            }
+            Expect::AllTenantsOnly => {
+                let reply = reply.expect(403, "all_tenants_only");
+                assert!(!reply.text.contains("globex"), "{what}: {}", reply.text);
             }
             Expect::Confined => {
                 let reply = reply.expect(200, "");

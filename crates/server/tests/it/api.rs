@@ -275,8 +275,10 @@ async fn seed_workflow_and_token_secrecy() {
 #[tokio::test]
 async fn authentication_failures_are_401() {
     let server = TestServer::start().await;
+    // Long enough to be alive through the checks below on a loaded machine.
+    let created = std::time::Instant::now();
     let (id, token) = server
-        .account_with_token(json!({"name": "short", "role": "admin", "ttlSeconds": 1}))
+        .account_with_token(json!({"name": "short", "role": "admin", "ttlSeconds": 5}))
         .await;
     let cases = [
         (None, "missing_token"),
@@ -311,7 +313,7 @@ async fn authentication_failures_are_401() {
         .await
         .expect(200, "");
     // Expiry is exclusive: at the expiry second the token is already dead.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100).saturating_sub(created.elapsed())).await;
     server
         .call(Some(&token), Method::GET, "/api/v1/serviceaccounts", None)
         .await

@@ -122,13 +122,29 @@ const SPAN: Node = Node {
     ],
 };
 
+/// A scope message (`ScopeX { scope = 1; records = 2; }`): its `scope` and its records.
+macro_rules! scope {
+    ($camel:literal, $snake:literal, $record:expr) => {
+        Node {
+            place: "",
+            attributes: &[],
+            children: &[
+                (name(1, "scope", "scope"), &SCOPE),
+                (name(2, $camel, $snake), $record),
+            ],
+        }
+    };
+}
+const METRICS_SCOPE: Node = scope!("metrics", "metrics", &METRIC);
+const LOGS_SCOPE: Node = scope!("logRecords", "log_records", &LOG_RECORD);
+const TRACES_SCOPE: Node = scope!("spans", "spans", &SPAN);
+
 /// The request's list of resources, and below each resource (`ResourceX { resource = 1;
 /// scope_X = 2; }`) what its scopes hold.
 struct Layout {
     resources: Name,
     scopes: Name,
-    records: Name,
-    record: &'static Node,
+    scope: &'static Node,
 }
 
 fn layout(signal: Signal) -> Layout {
@@ -136,29 +152,18 @@ fn layout(signal: Signal) -> Layout {
         Signal::Metrics => Layout {
             resources: name(1, "resourceMetrics", "resource_metrics"),
             scopes: name(2, "scopeMetrics", "scope_metrics"),
-            records: name(2, "metrics", "metrics"),
-            record: &METRIC,
+            scope: &METRICS_SCOPE,
         },
         Signal::Logs => Layout {
             resources: name(1, "resourceLogs", "resource_logs"),
             scopes: name(2, "scopeLogs", "scope_logs"),
-            records: name(2, "logRecords", "log_records"),
-            record: &LOG_RECORD,
+            scope: &LOGS_SCOPE,
         },
         Signal::Traces => Layout {
             resources: name(1, "resourceSpans", "resource_spans"),
             scopes: name(2, "scopeSpans", "scope_spans"),
-            records: name(2, "spans", "spans"),
-            record: &SPAN,
+            scope: &TRACES_SCOPE,
         },
-    }
-}
-
-impl Layout {
-    /// A scope's node: its `scope` (attributes 3) and its records.
-    fn scope_children(&self) -> [(&Name, &'static Node); 2] {
-        static SCOPE_NAME: Name = name(1, "scope", "scope");
-        [(&SCOPE_NAME, &SCOPE), (&self.records, self.record)]
     }
 }
 
@@ -318,7 +323,7 @@ fn proto_resource(
     let changed = confine.apply(&mut labels, at)?;
     for_each_field(field.payload, field.offset, |part, _| {
         if part.number == layout.scopes.number {
-            proto_inner(confine, &layout.scope_children(), &part, &labels, at)?;
+            proto_inner(confine, layout.scope.children, &part, &labels, at)?;
         }
         Ok(())
     })?;
@@ -401,7 +406,7 @@ fn proto_attributes<'a>(
 /// Walks `message`'s children by the layout, checking every attribute list met.
 fn proto_inner(
     confine: &Confine<'_>,
-    children: &[(&Name, &'static Node)],
+    children: &'static [(Name, &'static Node)],
     message: &Field<'_>,
     labels: &[(&str, &str)],
     at: Item,
@@ -418,9 +423,7 @@ fn proto_inner(
             for attribute in &attributes {
                 inner(confine, attribute, labels, at, node.place)?;
             }
-            let grandchildren: Vec<(&Name, &'static Node)> =
-                node.children.iter().map(|(n, c)| (n, *c)).collect();
-            proto_inner(confine, &grandchildren, &field, labels, at)?;
+            proto_inner(confine, node.children, &field, labels, at)?;
         }
         Ok(())
     })
@@ -491,7 +494,7 @@ fn json_resource(
     let originally: Vec<String> = labels.iter().take(before).map(|l| l.0.to_owned()).collect();
     let changed = confine.apply(&mut labels, at)?;
     if let Some(scopes) = json::field(object, layout.scopes.camel, layout.scopes.snake)? {
-        json_inner(confine, &layout.scope_children(), scopes, &labels, at)?;
+        json_inner(confine, layout.scope.children, scopes, &labels, at)?;
     }
     if changed {
         let resource = object
@@ -565,7 +568,7 @@ fn json_attributes<'a>(
 
 fn json_inner(
     confine: &Confine<'_>,
-    children: &[(&Name, &'static Node)],
+    children: &'static [(Name, &'static Node)],
     value: &Value,
     labels: &[(&str, &str)],
     at: Item,
@@ -594,9 +597,7 @@ fn json_inner(
                     }
                 }
             }
-            let grandchildren: Vec<(&Name, &'static Node)> =
-                node.children.iter().map(|(n, c)| (n, *c)).collect();
-            json_inner(confine, &grandchildren, child, labels, at)?;
+            json_inner(confine, node.children, child, labels, at)?;
         }
     }
     Ok(())

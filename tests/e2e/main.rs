@@ -19,4 +19,5 @@ mod prometheus;
 mod regex_oracle;
 mod remote_write;
 mod security;
+mod tenants;
 mod writes;

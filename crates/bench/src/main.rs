@@ -409,9 +409,10 @@ async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
                 display_name: name.into(),
                 description: String::new(),
                 owner_email: String::new(),
-                role,
+                role: Name::parse(role.as_str())?,
                 label_policy: policy.into(),
                 all_tenants: false,
+                read_tenants: Default::default(),
                 created_at: 0,
                 created_by: "bench".into(),
             })

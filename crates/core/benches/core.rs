@@ -41,11 +41,12 @@ fn decision(c: &mut Criterion) {
         account_id: 1,
         account: "dash".into(),
         tenant: "acme".into(),
-        role: Role::Viewer,
+        role: Role::Viewer.as_str().into(),
         scopes: Role::Viewer.scopes(),
         policy: Policy::parse(r#"{kube_namespace="prometheus"}"#).unwrap(),
         expires_at: None,
         all_tenants: false,
+        read_tenants: Default::default(),
     };
     let routes = RouteTable::default();
     c.bench_function("decide: allow with narrowing header", |b| {

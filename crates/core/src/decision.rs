@@ -9,7 +9,7 @@ use crate::form::{self, FormPair};
 use crate::headers;
 use crate::promql::{self, ParamRewrite, PromParams, QueryError};
 use crate::route::{LabelEnforcement, RouteTable, check_path};
-use crate::scope::{Role, Scope, ScopeSet};
+use crate::scope::{Scope, ScopeSet};
 use crate::selector::Policy;
 use crate::token::{Token, TokenError};
 
@@ -22,13 +22,17 @@ pub struct Grant {
     /// Shared by every token of the account (a million grants, a few thousand accounts).
     pub account: std::sync::Arc<str>,
     pub tenant: std::sync::Arc<str>,
-    pub role: Role,
+    /// The role's name (built in or the tenant's own); `scopes` are what it held when the grant
+    /// was built.
+    pub role: std::sync::Arc<str>,
     pub scopes: ScopeSet,
     pub policy: Policy,
     /// Unix seconds; `None` never expires.
     pub expires_at: Option<u64>,
     /// Admin API only: may act on every tenant (the bootstrap admin).
     pub all_tenants: bool,
+    /// Tenants the account may read besides its own, named in `X-Scope-OrgID`.
+    pub read_tenants: crate::tenants::ReadTenants,
 }
 
 impl Grant {
@@ -362,16 +366,7 @@ fn check(
             format!("role {} lacks scope {}", grant.role, rule.scope),
         ));
     }
-    if let Some(other) = request.tenant_ids.iter().find(|t| **t != &*grant.tenant) {
-        return Err(Deny::new(
-            DenyReason::TenantMismatch,
-            format!(
-                "tenant header \"{}\" differs from the token's tenant \"{}\"",
-                other.escape_debug(),
-                grant.tenant
-            ),
-        ));
-    }
+    let org_id = crate::tenants::scope_org_id(grant, &request.tenant_ids, rule.scope)?;
     let effective_policy = effective_policy(&grant.policy, &request.labels)?;
     if let Some(route) = crate::write::WriteRoute::of(rule.labels)
         && !effective_policy.is_unrestricted()
@@ -390,7 +385,7 @@ fn check(
         ));
     }
 
-    let (set_headers, remove_headers) = identity_headers(grant, &effective_policy, request);
+    let (set_headers, remove_headers) = identity_headers(grant, &effective_policy, request, org_id);
     Ok(Allow {
         scope: rule.scope,
         set_headers,
@@ -406,11 +401,12 @@ fn identity_headers(
     grant: &Grant,
     effective_policy: &Policy,
     request: &RequestView<'_>,
+    org_id: String,
 ) -> (Vec<(&'static str, String)>, Vec<String>) {
     let mut set_headers = vec![
         (headers::ACCOUNT, grant.account.to_string()),
         (headers::TENANT, grant.tenant.to_string()),
-        (headers::SCOPE_ORG_ID, grant.tenant.to_string()),
+        (headers::SCOPE_ORG_ID, org_id),
     ];
     if !effective_policy.is_unrestricted() {
         set_headers.push((headers::LABELS, effective_policy.to_string()));
@@ -591,6 +587,7 @@ fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
 )]
 mod tests {
     use super::*;
+    use crate::scope::Role;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -600,11 +597,12 @@ mod tests {
             account_id: 3,
             account: "ci-reader".into(),
             tenant: "acme".into(),
-            role,
+            role: role.as_str().into(),
             scopes: role.scopes(),
             policy: Policy::parse(policy).unwrap(),
             expires_at: Some(NOW + 60),
             all_tenants: false,
+            read_tenants: crate::tenants::ReadTenants::Home,
         }
     }
 

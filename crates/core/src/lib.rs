@@ -11,6 +11,7 @@ pub mod regex_dialect;
 pub mod route;
 pub mod scope;
 pub mod selector;
+pub mod tenants;
 pub mod token;
 pub mod write;
 
@@ -19,4 +20,5 @@ pub use pipeline::{Authorization, Authorized, GrantLookup, authorize, authorize_
 pub use route::{RouteRule, RouteTable};
 pub use scope::{Role, Scope, ScopeSet};
 pub use selector::{Policy, PolicyLimits};
+pub use tenants::ReadTenants;
 pub use token::{Token, TokenError, TokenHash};

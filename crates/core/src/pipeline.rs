@@ -199,11 +199,12 @@ mod tests {
             account_id: 3,
             account: "reader".into(),
             tenant: "acme".into(),
-            role: Role::Viewer,
+            role: Role::Viewer.as_str().into(),
             scopes: Role::Viewer.scopes(),
             policy: Policy::parse(policy).unwrap(),
             expires_at: None,
             all_tenants: false,
+            read_tenants: Default::default(),
         }
     }
 

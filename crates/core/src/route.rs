@@ -348,6 +348,15 @@ const ADMIN_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             Scope::AccountsWrite,
             Upstream,
         ),
+        (GET, "/api/v1/roles", Scope::AccountsRead, Upstream),
+        (GET, "/api/v1/roles/*", Scope::AccountsRead, Upstream),
+        (POST, "/api/v1/roles", Scope::AccountsWrite, Upstream),
+        (
+            &["PATCH", "DELETE"],
+            "/api/v1/roles/*",
+            Scope::AccountsWrite,
+            Upstream,
+        ),
         (POST, "/api/v1/access-review", Scope::AccountsRead, Upstream),
         (GET, "/api/v1/audit", Scope::AccountsRead, Upstream),
     ]

@@ -48,6 +48,14 @@ impl Scope {
         }
     }
 
+    /// Reads of telemetry: the only requests that may name other tenants (see `tenants`).
+    pub fn is_telemetry_read(self) -> bool {
+        matches!(
+            self,
+            Scope::MetricsRead | Scope::LogsRead | Scope::TracesRead
+        )
+    }
+
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
@@ -104,9 +112,39 @@ impl ScopeSet {
     pub fn iter(self) -> impl Iterator<Item = Scope> {
         Scope::ALL.into_iter().filter(move |s| self.contains(*s))
     }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The scopes in `self` but not in `other`.
+    pub fn without(self, other: ScopeSet) -> ScopeSet {
+        ScopeSet(self.0 & !other.0)
+    }
+
+    /// Scope names separated by single spaces, in a fixed order: how a role's scopes are stored.
+    pub fn to_text(self) -> String {
+        let names: Vec<&str> = self.iter().map(Scope::as_str).collect();
+        names.join(" ")
+    }
+
+    /// Reads [`ScopeSet::to_text`]'s form (any whitespace between names).
+    pub fn parse_text(text: &str) -> Result<ScopeSet, UnknownScope> {
+        text.split_whitespace()
+            .map(str::parse)
+            .collect::<Result<Vec<Scope>, _>>()
+            .map(|scopes| ScopeSet::of(&scopes))
+    }
 }
 
-/// The built-in roles. A caller may only grant a role whose scopes it holds itself.
+impl FromIterator<Scope> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> ScopeSet {
+        ScopeSet(iter.into_iter().fold(0, |acc, s| acc | s.bit()))
+    }
+}
+
+/// The built-in roles, present in every tenant; admins add their own (named scope sets, kept by
+/// the server). A caller may only grant a role whose scopes it holds itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Role {
@@ -134,6 +172,11 @@ impl Role {
             Role::Admin => "admin",
             Role::Writer => "writer",
         }
+    }
+
+    /// The built-in role of this name, if it is one.
+    pub fn builtin(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
     }
 
     pub fn scopes(self) -> ScopeSet {
@@ -236,5 +279,18 @@ mod tests {
             );
         }
         assert_eq!(Role::Viewer.scopes().iter().count(), 3);
+    }
+
+    #[test]
+    fn scope_sets_as_text() {
+        let set = ScopeSet::of(&[Scope::AccountsWrite, Scope::MetricsRead]);
+        assert_eq!(set.to_text(), "metrics:read accounts:write");
+        assert_eq!(ScopeSet::parse_text(&set.to_text()), Ok(set));
+        assert_eq!(ScopeSet::parse_text(""), Ok(ScopeSet::EMPTY));
+        assert!(ScopeSet::parse_text("metrics:read root").is_err());
+        assert_eq!(
+            Role::Admin.scopes().without(Role::Editor.scopes()),
+            ScopeSet::of(&[Scope::AccountsRead, Scope::AccountsWrite])
+        );
     }
 }

@@ -103,6 +103,10 @@ fn grant(policy: &str, role: &str) -> v1::Grant {
         role: role.into(),
         label_policy: policy.into(),
         expires_at: None,
+        scopes: tollgate_core::Role::builtin(role)
+            .map(|r| r.scopes().iter().map(|s| s.as_str().to_owned()).collect())
+            .unwrap_or_default(),
+        read_tenants: Vec::new(),
     }
 }
 

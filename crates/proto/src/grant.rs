@@ -2,13 +2,15 @@
 //! filter reads.
 
 use crate::v1;
-use tollgate_core::{Grant, Policy, Role};
+use tollgate_core::{Grant, Policy, ReadTenants, Scope, ScopeSet};
 
 /// A grant from the server that the filter cannot read: refused, never guessed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantWireError {
-    #[error("role: {0}")]
-    Role(String),
+    #[error("scopes: {0}")]
+    Scope(#[from] tollgate_core::scope::UnknownScope),
+    #[error("read tenants: {0}")]
+    ReadTenants(#[from] tollgate_core::tenants::ReadTenantsError),
     #[error("label policy: {0}")]
     Policy(#[from] tollgate_core::selector::SelectorError),
 }
@@ -21,29 +23,33 @@ pub fn grant_to_wire(grant: &Grant) -> v1::Grant {
         account_id: grant.account_id,
         account: grant.account.to_string(),
         tenant: grant.tenant.to_string(),
-        role: grant.role.as_str().to_owned(),
+        role: grant.role.to_string(),
         label_policy: grant.policy.to_string(),
         expires_at: grant.expires_at,
+        scopes: grant.scopes.iter().map(String::from).collect(),
+        read_tenants: grant.read_tenants.names(),
     }
 }
 
-/// Reads a grant from the wire; scopes follow from the role.
+/// Reads a grant from the wire. An unknown scope or tenant name refuses the grant.
 pub fn grant_from_wire(grant: v1::Grant) -> Result<Grant, GrantWireError> {
-    let role: Role = grant
-        .role
-        .parse()
-        .map_err(|err| GrantWireError::Role(format!("{err}")))?;
     let policy = Policy::parse(&grant.label_policy)?;
+    let scopes = grant
+        .scopes
+        .iter()
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<ScopeSet, _>>()?;
     Ok(Grant {
         token_id: grant.token_id,
         account_id: grant.account_id,
         account: grant.account.into(),
         tenant: grant.tenant.into(),
-        role,
-        scopes: role.scopes(),
+        role: grant.role.into(),
+        scopes,
         policy,
         expires_at: grant.expires_at,
         all_tenants: false,
+        read_tenants: ReadTenants::from_names(&grant.read_tenants)?,
     })
 }
 
@@ -59,19 +65,31 @@ mod tests {
             account_id: 2,
             account: "ci".into(),
             tenant: "acme".into(),
-            role: Role::Writer,
-            scopes: Role::Writer.scopes(),
+            role: "collector-manager".into(),
+            scopes: ScopeSet::of(&[Scope::MetricsWrite, Scope::AccountsWrite]),
             policy: Policy::parse(r#"{team="a"} or {env=~"prod|dev"}"#).unwrap(),
             expires_at: Some(1_900_000_000),
             all_tenants: false,
+            read_tenants: ReadTenants::from_names(&["dev", "prod"]).unwrap(),
         };
         assert_eq!(grant_from_wire(grant_to_wire(&grant)).unwrap(), grant);
+        let every = Grant {
+            read_tenants: ReadTenants::All,
+            ..grant.clone()
+        };
+        assert_eq!(grant_from_wire(grant_to_wire(&every)).unwrap(), every);
 
         let mut wire = grant_to_wire(&grant);
-        wire.role = "root".into();
+        wire.scopes.push("metrics:root".into());
         assert!(matches!(
             grant_from_wire(wire),
-            Err(GrantWireError::Role(_))
+            Err(GrantWireError::Scope(_))
+        ));
+        let mut wire = grant_to_wire(&grant);
+        wire.read_tenants = vec!["*".into(), "a".into()];
+        assert!(matches!(
+            grant_from_wire(wire),
+            Err(GrantWireError::ReadTenants(_))
         ));
         let mut wire = grant_to_wire(&grant);
         wire.label_policy = r#"{a=~"[a&&b]"}"#.into();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tollgate_core::Role;
+use tollgate_core::{ReadTenants, ScopeSet};
 
 /// Seconds since the Unix epoch: the clock of expiries, audit rows and last-used times.
 pub fn now_secs() -> i64 {
@@ -73,12 +73,15 @@ pub struct Account {
     pub display_name: String,
     pub description: String,
     pub owner_email: String,
-    pub role: Role,
+    /// A built-in role's name or one of the tenant's own roles.
+    pub role: String,
     /// Canonical selector text; empty for unrestricted.
     pub label_policy: String,
     pub disabled: bool,
     /// The bootstrap admin: may manage every tenant.
     pub all_tenants: bool,
+    /// Tenants its tokens may read besides its own (only an all-tenant admin grants them).
+    pub read_tenants: ReadTenants,
     /// Unix seconds.
     pub created_at: i64,
     pub created_by: String,
@@ -91,9 +94,10 @@ pub struct NewAccount {
     pub display_name: String,
     pub description: String,
     pub owner_email: String,
-    pub role: Role,
+    pub role: Name,
     pub label_policy: String,
     pub all_tenants: bool,
+    pub read_tenants: ReadTenants,
     pub created_at: i64,
     pub created_by: String,
 }
@@ -105,9 +109,10 @@ pub struct AccountPatch {
     pub display_name: Option<String>,
     pub description: Option<String>,
     pub owner_email: Option<String>,
-    pub role: Option<Role>,
+    pub role: Option<Name>,
     pub label_policy: Option<String>,
     pub disabled: Option<bool>,
+    pub read_tenants: Option<ReadTenants>,
 }
 
 impl AccountPatch {
@@ -117,7 +122,37 @@ impl AccountPatch {
             || self.role.is_some()
             || self.label_policy.is_some()
             || self.disabled.is_some()
+            || self.read_tenants.is_some()
     }
+}
+
+/// A tenant's own role: a named set of scopes, next to the built-in ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    pub tenant: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: ScopeSet,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRole {
+    pub tenant: Name,
+    pub name: Name,
+    pub description: String,
+    pub scopes: ScopeSet,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolePatch {
+    pub description: Option<String>,
+    pub scopes: Option<ScopeSet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

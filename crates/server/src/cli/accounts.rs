@@ -51,6 +51,9 @@ pub struct CreateArgs {
     /// e.g. '{kube_namespace="prometheus"}'
     #[arg(long)]
     label_policy: Option<String>,
+    /// Other tenants its tokens may read, comma-separated, or '*' for all (all-tenant admins).
+    #[arg(long, value_delimiter = ',')]
+    read_tenants: Option<Vec<String>>,
     /// Also create a first token (shown once).
     #[arg(long)]
     with_token: bool,
@@ -83,6 +86,9 @@ pub struct UpdateArgs {
     /// Empty string for unrestricted.
     #[arg(long)]
     label_policy: Option<String>,
+    /// Replaces the other tenants it may read (comma-separated, '*' for all, '' for none).
+    #[arg(long, value_delimiter = ',')]
+    read_tenants: Option<Vec<String>>,
     #[arg(long, conflicts_with = "enable")]
     disable: bool,
     #[arg(long)]
@@ -115,7 +121,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> anyhow::Re
     } else {
         (None, None)
     };
-    let body = CreateAccountBody::<String> {
+    let body = CreateAccountBody {
         tenant: args.tenant,
         name: args.name,
         display_name: args.display_name,
@@ -123,6 +129,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> anyhow::Re
         owner_email: args.owner_email,
         role: args.role,
         label_policy: args.label_policy,
+        read_tenants: args.read_tenants.map(drop_empty),
         with_token: args.with_token.then_some(true),
         token_name: None,
         expires_at,
@@ -181,7 +188,7 @@ async fn update(client: &Client, output: Output, args: UpdateArgs) -> anyhow::Re
     let id = client
         .account_id(&args.account.account, args.account.tenant.as_deref())
         .await?;
-    let body = PatchAccountBody::<String> {
+    let body = PatchAccountBody {
         name: args.name,
         display_name: args.display_name,
         description: args.description,
@@ -189,10 +196,11 @@ async fn update(client: &Client, output: Output, args: UpdateArgs) -> anyhow::Re
         role: args.role,
         label_policy: args.label_policy,
         disabled: (args.disable || args.enable).then_some(args.disable),
+        read_tenants: args.read_tenants.map(drop_empty),
     };
     if changes_nothing(&body) {
         bail!(
-            "nothing to update: give at least one of --name, --display-name, --description, --owner-email, --role, --label-policy, --disable, --enable"
+            "nothing to update: give at least one of --name, --display-name, --description, --owner-email, --role, --label-policy, --read-tenants, --disable, --enable"
         );
     }
     let updated: AccountDto = client
@@ -206,7 +214,12 @@ async fn update(client: &Client, output: Output, args: UpdateArgs) -> anyhow::Re
     print(output, &updated, account_table)
 }
 
-fn changes_nothing(body: &PatchAccountBody<String>) -> bool {
+/// `--read-tenants ''` clears the list.
+fn drop_empty(names: Vec<String>) -> Vec<String> {
+    names.into_iter().filter(|n| !n.is_empty()).collect()
+}
+
+fn changes_nothing(body: &PatchAccountBody) -> bool {
     let PatchAccountBody {
         name,
         display_name,
@@ -215,6 +228,7 @@ fn changes_nothing(body: &PatchAccountBody<String>) -> bool {
         role,
         label_policy,
         disabled,
+        read_tenants,
     } = body;
     [
         name,
@@ -227,6 +241,7 @@ fn changes_nothing(body: &PatchAccountBody<String>) -> bool {
     .iter()
     .all(|field| field.is_none())
         && disabled.is_none()
+        && read_tenants.is_none()
 }
 
 /// Deletes each account in turn, going on past a failure (reported on stderr) as `kubectl

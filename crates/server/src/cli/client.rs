@@ -141,3 +141,16 @@ impl Client {
         Ok(named)
     }
 }
+
+/// `name` as one URL path segment: every byte outside the unreserved set percent-encoded.
+pub fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

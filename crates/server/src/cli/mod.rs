@@ -1,4 +1,5 @@
-//! The `tollgate` command line: `serve`, and `sa`, `token`, `can-i`, `audit`, `tenant` against the admin API.
+//! The `tollgate` command line: `serve`, and `sa`, `role`, `token`, `can-i`, `audit`, `tenant`
+//! against the admin API.
 //!
 //! Clap definitions and dispatch live here; each command group has its file, with one function
 //! per command. Requests and responses are the admin API's own types ([`crate::api`]), so the
@@ -9,12 +10,14 @@ mod audit;
 mod client;
 mod output;
 mod review;
+mod roles;
 mod tenants;
 mod tokens;
 
 pub use accounts::SaCommand;
 pub use audit::AuditArgs;
 pub use review::{CanIArgs, NotAllowed};
+pub use roles::RoleCommand;
 pub use tenants::TenantCommand;
 pub use tokens::TokenCommand;
 
@@ -63,6 +66,9 @@ pub enum Command {
     /// Manage service accounts.
     #[command(subcommand)]
     Sa(SaCommand),
+    /// Manage roles: the built-in ones and your tenant's own sets of scopes.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Manage tokens of a service account.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -168,6 +174,7 @@ pub async fn run_client(
     match command {
         Command::Serve(_) => bail!("serve is not a client command"),
         Command::Sa(command) => accounts::run(&client, output, command).await,
+        Command::Role(command) => roles::run(&client, output, command).await,
         Command::Token(command) => tokens::run(&client, output, command).await,
         Command::CanI(args) => review::can_i(&client, output, args).await,
         Command::Audit(args) => audit::show(&client, output, args).await,

@@ -93,9 +93,16 @@ pub const TOKEN_COLUMNS: &[Column<TokenDto>] = &[
     ("LAST USED", |t| optional(t.last_used_at.as_deref())),
 ];
 
-/// One account as a table.
+/// One account as a table, with the other tenants it may read when there are any.
 pub fn account_table(account: &AccountDto) -> String {
-    render_table(ACCOUNT_COLUMNS, std::slice::from_ref(account))
+    let mut out = render_table(ACCOUNT_COLUMNS, std::slice::from_ref(account));
+    if !account.read_tenants.is_empty() {
+        out.push_str(&format!(
+            "Also reads tenants: {}\n",
+            account.read_tenants.join(",")
+        ));
+    }
+    out
 }
 
 /// One token's metadata as a table.

@@ -22,8 +22,7 @@ use tollgate_core::decision::BodyView;
 use tollgate_core::promql::ParamRewrite;
 use tollgate_core::write::WriteLimits;
 use tollgate_core::{
-    Allow, Authorization, Deny, GrantLookup, RequestView, Role, RouteTable, authorize, form,
-    headers,
+    Allow, Authorization, Deny, GrantLookup, RequestView, RouteTable, authorize, form, headers,
 };
 
 /// Namespace of the dynamic metadata Envoy stores for access logs.
@@ -98,7 +97,7 @@ impl<'a> CheckInput<'a> {
 pub struct Allowed {
     pub allow: Allow,
     pub rewrite: ParamRewrite,
-    pub role: Role,
+    pub role: std::sync::Arc<str>,
 }
 
 /// What a Check answers, before it becomes a wire response.
@@ -141,7 +140,7 @@ pub fn evaluate(
         return Verdict::Deny(deny);
     }
     Verdict::Allow(Box::new(Allowed {
-        role: authorized.grant.role,
+        role: authorized.grant.role.clone(),
         allow: authorized.allow,
         rewrite: authorized.query,
     }))
@@ -216,7 +215,7 @@ fn allow_response(allowed: Allowed, view: &RequestView<'_>) -> CheckResponse {
             _ => None,
         };
     }
-    fields.insert("role".to_owned(), string_value(role.as_str()));
+    fields.insert("role".to_owned(), string_value(&role));
     let mut outer = HashMap::new();
     outer.insert(
         METADATA_NAMESPACE.to_owned(),

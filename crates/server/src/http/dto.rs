@@ -6,7 +6,6 @@ use crate::service::{IssuedToken, ReviewAnswer};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tollgate_core::Role;
 use utoipa::ToSchema;
 
 fn rfc3339(secs: i64) -> String {
@@ -38,6 +37,8 @@ pub struct AccountDto {
     pub disabled: bool,
     /// Only the bootstrap admin manages every tenant.
     pub all_tenants: bool,
+    /// Tenants its tokens may read besides its own (`*`: every tenant); empty for none.
+    pub read_tenants: Vec<String>,
     pub created_at: String,
     pub created_by: String,
 }
@@ -55,6 +56,7 @@ impl From<Account> for AccountDto {
             label_policy,
             disabled,
             all_tenants,
+            read_tenants,
             created_at,
             created_by,
         } = a;
@@ -65,10 +67,11 @@ impl From<Account> for AccountDto {
             display_name,
             description,
             owner_email,
-            role: role.to_string(),
+            role,
             label_policy,
             disabled,
             all_tenants,
+            read_tenants: read_tenants.names(),
             created_at: rfc3339(created_at),
             created_by,
         }
@@ -168,13 +171,9 @@ pub struct CreatedAccountDto {
 // Request bodies and query parameters are read by the server and written by the CLI, which
 // leaves out every `None` (`skip_serializing_if`): it sends what a user would write by hand.
 
-// `R` is how the role is held: `Role` where the server reads a body (an unknown role is a 400
-// naming the field), the text a user typed where the CLI writes one for the server to judge.
-// (Comments, not doc comments, which would change the OpenAPI schema.)
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(bound = "")]
-pub struct CreateAccountBody<R = Role> {
+pub struct CreateAccountBody {
     /// Defaults to the caller's tenant; only an all-tenant admin may name another.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -192,12 +191,16 @@ pub struct CreateAccountBody<R = Role> {
     #[schema(max_length = 254)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_email: Option<String>,
-    /// viewer, editor, admin or writer.
-    #[schema(value_type = String, pattern = "^(viewer|editor|admin|writer)$")]
-    pub role: R,
+    /// A built-in role (viewer, editor, admin, writer) or one of the tenant's own roles.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    pub role: String,
     /// A selector such as `{kube_namespace="prometheus"}`; empty or absent for unrestricted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_policy: Option<String>,
+    /// Tenants its tokens may also read (`["*"]` for every tenant), named in `X-Scope-OrgID`
+    /// as `a|b`. Only an all-tenant admin may set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_tenants: Option<Vec<String>>,
     /// Also create a first token and return it once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub with_token: Option<bool>,
@@ -215,11 +218,9 @@ pub struct CreateAccountBody<R = Role> {
     pub ttl_seconds: Option<u64>,
 }
 
-// `R` as in `CreateAccountBody`.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(bound = "")]
-pub struct PatchAccountBody<R = Role> {
+pub struct PatchAccountBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -232,13 +233,87 @@ pub struct PatchAccountBody<R = Role> {
     #[schema(max_length = 254)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_email: Option<String>,
-    #[schema(value_type = Option<String>, pattern = "^(viewer|editor|admin|writer)$")]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<R>,
+    pub role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_policy: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// Replaces the tenants it may also read (`[]` for none). All-tenant admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_tenants: Option<Vec<String>>,
+}
+
+/// A role: built in (no tenant) or a tenant's own named set of scopes.
+#[derive(Serialize, Deserialize, ToSchema, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDto {
+    pub name: String,
+    /// The tenant of a tenant's own role; absent for a built-in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub description: String,
+    /// `metrics:read`, `metrics:write`, `logs:read`, `logs:write`, `traces:read`,
+    /// `traces:write`, `accounts:read`, `accounts:write`.
+    pub scopes: Vec<String>,
+    pub builtin: bool,
+}
+
+impl From<crate::service::RoleView> for RoleDto {
+    fn from(role: crate::service::RoleView) -> RoleDto {
+        RoleDto {
+            builtin: role.builtin(),
+            scopes: role.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            name: role.name,
+            tenant: role.tenant,
+            description: role.description,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleListDto {
+    pub items: Vec<RoleDto>,
+    pub total: u64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoleBody {
+    /// Defaults to the caller's tenant; only an all-tenant admin may name another.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Not a built-in role's name.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    pub name: String,
+    #[schema(max_length = 400)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// At least one; each one the caller holds.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchRoleBody {
+    #[schema(max_length = 400)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces the scopes; the role's accounts follow at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `?tenant=`: a tenant's roles (all-tenant admins may name any tenant).
+#[derive(Serialize, Deserialize, utoipa::IntoParams, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RoleParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

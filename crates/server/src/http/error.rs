@@ -48,7 +48,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Denied(deny) => {
                 StatusCode::from_u16(deny.status()).unwrap_or(StatusCode::FORBIDDEN)
             }
-            ServiceError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ServiceError::InvalidField(_) | ServiceError::UnknownRole { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ServiceError::LabelPolicyRegex(_)
             | ServiceError::LabelPolicyEmpty(_)
             | ServiceError::LabelPolicyLimit(_)
@@ -56,16 +58,19 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ExpiryTooLate(_)
             | ServiceError::ExpiryRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::TenantForbidden(_)
-            | ServiceError::RoleCeiling(_)
+            | ServiceError::RoleCeiling { .. }
             | ServiceError::LabelPolicyCeiling { .. }
             | ServiceError::AllTenantsCeiling
-            | ServiceError::AllTenantsOnly => StatusCode::FORBIDDEN,
+            | ServiceError::AllTenantsOnly(_) => StatusCode::FORBIDDEN,
+            ServiceError::BuiltinRole(_) => StatusCode::CONFLICT,
             ServiceError::AccountDisabled(_) => StatusCode::CONFLICT,
             ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceError::Store(StoreError::NotFound { .. }) => StatusCode::NOT_FOUND,
-            ServiceError::Store(StoreError::Conflict { .. } | StoreError::Protected(_)) => {
-                StatusCode::CONFLICT
-            }
+            ServiceError::Store(
+                StoreError::Conflict { .. }
+                | StoreError::Protected(_)
+                | StoreError::RoleInUse { .. },
+            ) => StatusCode::CONFLICT,
             ServiceError::Store(other) => {
                 // The backend's message stays in the log: it may name paths or hosts.
                 tracing::error!(error = %other, "store failure");

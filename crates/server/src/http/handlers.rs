@@ -92,6 +92,7 @@ pub(super) async fn create_account(
         owner_email: body.owner_email,
         role: body.role,
         label_policy: body.label_policy,
+        read_tenants: body.read_tenants,
     };
     let (account, token) = state
         .admin
@@ -173,6 +174,7 @@ pub(super) async fn update_account(
         role: body.role,
         label_policy: body.label_policy,
         disabled: body.disabled,
+        read_tenants: body.read_tenants,
     };
     Ok(Json(
         state

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod openapi;
+mod roles;
 
 pub use dto::*;
 pub use extract::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
@@ -175,6 +176,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/serviceaccounts/{id}/tokens/{token_id}/regenerate",
             post(handlers::regenerate_token),
+        )
+        .route(
+            "/api/v1/roles",
+            get(roles::list_roles).post(roles::create_role),
+        )
+        .route(
+            "/api/v1/roles/{name}",
+            get(roles::get_role)
+                .patch(roles::update_role)
+                .delete(roles::delete_role),
         )
         .route("/api/v1/access-review", post(handlers::access_review))
         .route("/api/v1/audit", get(handlers::audit_log))

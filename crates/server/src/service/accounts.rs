@@ -8,7 +8,7 @@ use super::tokens::{ExpirySpec, IssuedToken};
 use super::{Admin, Caller, ServiceError, now_secs};
 use crate::model::{Account, AccountPatch, AccountQuery, AuditRecord, NewAccount, Page};
 use crate::store::{Store, StoreError};
-use tollgate_core::{Policy, Role};
+use tollgate_core::{Policy, ReadTenants};
 
 /// Accounts read per round while looking an account up by its exact name.
 const NAME_SCAN_BATCH: u64 = 1000;
@@ -21,8 +21,11 @@ pub struct AccountSpec {
     pub display_name: Option<String>,
     pub description: Option<String>,
     pub owner_email: Option<String>,
-    pub role: Role,
+    /// A built-in role or one of the tenant's own.
+    pub role: String,
     pub label_policy: Option<String>,
+    /// Tenants its tokens may read besides its own (`*` for all); all-tenant admins only.
+    pub read_tenants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -31,9 +34,22 @@ pub struct AccountChanges {
     pub display_name: Option<String>,
     pub description: Option<String>,
     pub owner_email: Option<String>,
-    pub role: Option<Role>,
+    pub role: Option<String>,
     pub label_policy: Option<String>,
     pub disabled: Option<bool>,
+    pub read_tenants: Option<Vec<String>>,
+}
+
+/// Tenants to read besides the home tenant, as the API received them: only an all-tenant admin
+/// grants any (a tenant admin must not open other tenants to an account of theirs).
+fn parse_read_tenants(caller: &Caller, names: &[String]) -> Result<ReadTenants, ServiceError> {
+    let read = ReadTenants::from_names(names).map_err(|err| field_error("readTenants", err))?;
+    if !read.is_home_only() && !caller.all_tenants {
+        return Err(ServiceError::AllTenantsOnly(
+            "grant an account other tenants to read",
+        ));
+    }
+    Ok(read)
 }
 
 /// The stored label policy of `account`; unreadable is a corrupt row.
@@ -67,12 +83,19 @@ impl Admin {
         if account.all_tenants && !caller.all_tenants {
             return Err(ServiceError::AllTenantsCeiling);
         }
-        caller.check_ceiling(account.role, &stored_policy(&account)?)?;
+        // Its tokens read other tenants: minting or editing them is an all-tenant act.
+        if !account.read_tenants.is_home_only() && !caller.all_tenants {
+            return Err(ServiceError::AllTenantsOnly(
+                "manage an account that reads other tenants",
+            ));
+        }
+        let scopes = self.role_scopes(&account.tenant, &account.role).await?;
+        caller.check_ceiling(&account.role, scopes, &stored_policy(&account)?)?;
         Ok(account)
     }
 
     /// Validates a new account's fields and holds them to the caller's tenant and ceiling.
-    fn new_account(
+    async fn new_account(
         &self,
         caller: &Caller,
         tenant: &str,
@@ -87,17 +110,21 @@ impl Admin {
         let owner_email = spec.owner_email.unwrap_or_default();
         check_email(&owner_email)?;
         let policy = self.parse_policy(spec.label_policy.as_deref().unwrap_or(""))?;
+        let role = parse_name("role", &spec.role)?;
+        let read_tenants = parse_read_tenants(caller, spec.read_tenants.as_deref().unwrap_or(&[]))?;
         caller.check_tenant(tenant.as_str())?;
-        caller.check_ceiling(spec.role, &policy)?;
+        let scopes = self.role_scopes(tenant.as_str(), role.as_str()).await?;
+        caller.check_ceiling(role.as_str(), scopes, &policy)?;
         Ok(NewAccount {
             tenant,
             name,
             display_name,
             description,
             owner_email,
-            role: spec.role,
+            role,
             label_policy: policy.to_string(),
             all_tenants: false,
+            read_tenants,
             created_at: now_secs(),
             created_by: caller.actor.clone(),
         })
@@ -117,7 +144,7 @@ impl Admin {
             format!("serviceaccount/{}/{}", tenant, spec.name),
         );
         let result = async {
-            let new = self.new_account(caller, &tenant, spec)?;
+            let new = self.new_account(caller, &tenant, spec).await?;
             let first = match first_token {
                 Some((token_name, expiry)) => Some((
                     parse_name("tokenName", &token_name)?,
@@ -204,7 +231,7 @@ impl Admin {
     }
 
     /// Validates a patch of `account` and holds its result to the caller's ceiling.
-    fn account_patch(
+    async fn account_patch(
         &self,
         caller: &Caller,
         account: &Account,
@@ -219,12 +246,21 @@ impl Admin {
             display_name: changes.display_name,
             description: changes.description,
             owner_email: changes.owner_email,
-            role: changes.role,
+            role: changes
+                .role
+                .as_deref()
+                .map(|r| parse_name("role", r))
+                .transpose()?,
             label_policy: match changes.label_policy.as_deref() {
                 Some(text) => Some(self.parse_policy(text)?.to_string()),
                 None => None,
             },
             disabled: changes.disabled,
+            read_tenants: changes
+                .read_tenants
+                .as_deref()
+                .map(|names| parse_read_tenants(caller, names))
+                .transpose()?,
         };
         if let Some(text) = &patch.display_name {
             check_text("displayName", text, MAX_DISPLAY_NAME_CHARS)?;
@@ -235,13 +271,17 @@ impl Admin {
         if let Some(email) = &patch.owner_email {
             check_email(email)?;
         }
-        let role = patch.role.unwrap_or(account.role);
+        let role = patch
+            .role
+            .as_ref()
+            .map_or(account.role.as_str(), |r| r.as_str());
+        let scopes = self.role_scopes(&account.tenant, role).await?;
         let policy_text = patch
             .label_policy
             .as_deref()
             .unwrap_or(&account.label_policy);
         let policy = Policy::parse(policy_text).map_err(|err| field_error("labelPolicy", err))?;
-        caller.check_ceiling(role, &policy)?;
+        caller.check_ceiling(role, scopes, &policy)?;
         Ok(patch)
     }
 
@@ -259,7 +299,7 @@ impl Admin {
         );
         let result = async {
             let account = self.managed_account(caller, id).await?;
-            let patch = self.account_patch(caller, &account, changes)?;
+            let patch = self.account_patch(caller, &account, changes).await?;
             let audit = AuditRecord {
                 tenant: account.tenant.clone(),
                 ..audit.clone()

@@ -25,9 +25,10 @@ impl Admin {
             display_name: "Bootstrap admin".into(),
             description: "Created on first start; manages every tenant.".into(),
             owner_email: String::new(),
-            role: Role::Admin,
+            role: Name::parse(Role::Admin.as_str())?,
             label_policy: String::new(),
             all_tenants: true,
+            read_tenants: Default::default(),
             created_at: now,
             created_by: "tollgate".into(),
         };

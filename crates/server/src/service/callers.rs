@@ -3,7 +3,7 @@
 
 use super::{Admin, ServiceError};
 use tollgate_core::{
-    Authorization, Deny, Grant, GrantLookup, Policy, RequestView, Role, ScopeSet, authorize,
+    Authorization, Deny, Grant, GrantLookup, Policy, RequestView, ScopeSet, authorize,
 };
 
 /// An authenticated caller of the admin API.
@@ -43,10 +43,13 @@ impl Caller {
 
     /// A caller may only grant, or act for, what it holds itself: no escalation through an
     /// account it creates, edits or mints tokens for.
-    pub(super) fn check_ceiling(&self, role: Role, policy: &Policy) -> Result<(), ServiceError> {
-        if !self.scopes.is_superset_of(role.scopes()) {
-            return Err(ServiceError::RoleCeiling(role));
-        }
+    pub(super) fn check_ceiling(
+        &self,
+        role: &str,
+        scopes: ScopeSet,
+        policy: &Policy,
+    ) -> Result<(), ServiceError> {
+        self.check_scopes(role, scopes)?;
         if !self.policy.contains(policy) {
             return Err(ServiceError::LabelPolicyCeiling {
                 policy: policy.to_string(),
@@ -54,6 +57,17 @@ impl Caller {
             });
         }
         Ok(())
+    }
+
+    /// The role ceiling alone: `scopes` (of role `role`) must be the caller's own.
+    pub(super) fn check_scopes(&self, role: &str, scopes: ScopeSet) -> Result<(), ServiceError> {
+        if self.scopes.is_superset_of(scopes) {
+            return Ok(());
+        }
+        Err(ServiceError::RoleCeiling {
+            role: role.to_owned(),
+            missing: scopes.without(self.scopes),
+        })
     }
 }
 
@@ -89,7 +103,7 @@ impl Admin {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use tollgate_core::Scope;
+    use tollgate_core::{Role, Scope};
 
     fn caller(scopes: &[Scope], policy: &str) -> Caller {
         Caller {
@@ -157,7 +171,10 @@ mod tests {
             ),
         ];
         for (caller, role, policy, want, why) in cases {
-            let got = caller.check_ceiling(role, &policy).err().map(|e| e.code());
+            let got = caller
+                .check_ceiling(role.as_str(), role.scopes(), &policy)
+                .err()
+                .map(|e| e.code());
             assert_eq!(got, want, "{why}");
         }
         assert!(accounts_only.check_tenant("acme").is_ok());

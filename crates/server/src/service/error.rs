@@ -3,7 +3,7 @@
 //! `reason` carry.
 
 use crate::store::StoreError;
-use tollgate_core::{Deny, Role};
+use tollgate_core::{Deny, ScopeSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -33,17 +33,26 @@ pub enum ServiceError {
     /// The caller may not act on this tenant.
     #[error("caller may not act on tenant \"{0}\"")]
     TenantForbidden(String),
-    /// The caller does not hold every scope of the role it would grant.
-    #[error("caller does not hold every scope of role {0}")]
-    RoleCeiling(Role),
+    /// The caller does not hold every scope of the role it would grant (or define).
+    #[error("caller does not hold every scope of role {role} (lacks {})", .missing.to_text())]
+    RoleCeiling { role: String, missing: ScopeSet },
+    /// A role name that is neither built in nor one of the tenant's roles.
+    #[error(
+        "role: \"{role}\" is not a role of tenant \"{tenant}\" (built in: viewer, editor, admin, writer; see GET /api/v1/roles)"
+    )]
+    UnknownRole { role: String, tenant: String },
+    /// Built-in roles cannot be created, changed or deleted.
+    #[error("role \"{0}\" is built in and cannot be created, changed or deleted")]
+    BuiltinRole(String),
     /// The label policy it would grant is wider than the caller's own.
     #[error("label policy \"{policy}\" is not within the caller's policy \"{ceiling}\"")]
     LabelPolicyCeiling { policy: String, ceiling: String },
     /// Only an all-tenant admin may manage the all-tenant admin account.
     #[error("only an all-tenant admin may manage the all-tenant admin account")]
     AllTenantsCeiling,
-    #[error("only an all-tenant admin may list or delete tenants")]
-    AllTenantsOnly,
+    /// What only an all-tenant admin may do; the text says what.
+    #[error("only an all-tenant admin may {0}")]
+    AllTenantsOnly(&'static str),
     #[error("service account {0} is disabled")]
     AccountDisabled(i64),
     #[error("{0}")]
@@ -66,10 +75,12 @@ impl ServiceError {
             ServiceError::ExpiryTooLate(_) => "expiry_too_late",
             ServiceError::ExpiryRequired(_) => "expiry_required",
             ServiceError::TenantForbidden(_) => "tenant_forbidden",
-            ServiceError::RoleCeiling(_) => "role_ceiling",
+            ServiceError::RoleCeiling { .. } => "role_ceiling",
+            ServiceError::UnknownRole { .. } => "unknown_role",
+            ServiceError::BuiltinRole(_) => "builtin_role",
             ServiceError::LabelPolicyCeiling { .. } => "label_policy_ceiling",
             ServiceError::AllTenantsCeiling => "all_tenants_ceiling",
-            ServiceError::AllTenantsOnly => "all_tenants_only",
+            ServiceError::AllTenantsOnly(_) => "all_tenants_only",
             ServiceError::AccountDisabled(_) => "account_disabled",
             ServiceError::Internal(_) => "internal",
             ServiceError::Store(StoreError::NotFound { .. }) => "not_found",
@@ -77,6 +88,7 @@ impl ServiceError {
             // The all-tenant admin is the one account that manages every tenant and cannot be
             // re-created: the store refuses what would lock every administrator out.
             ServiceError::Store(StoreError::Protected(_)) => "all_tenants_admin_protected",
+            ServiceError::Store(StoreError::RoleInUse { .. }) => "role_in_use",
             ServiceError::Store(_) => "store_unavailable",
         }
     }

@@ -7,7 +7,8 @@
 //! are a [`ServiceError`], which the HTTP layer maps to a status and reason code.
 //!
 //! One file per concern: [`callers`] (who is calling, and their ceilings), [`fields`] (input
-//! validation), [`accounts`], [`tokens`], [`review`] ("can I?"), [`audit`] and [`bootstrap`].
+//! validation), [`accounts`], [`roles`], [`tokens`], [`review`] ("can I?"), [`tenants`],
+//! [`audit`] and [`bootstrap`].
 
 pub mod accounts;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod callers;
 pub mod error;
 pub mod fields;
 pub mod review;
+pub mod roles;
 pub mod tenants;
 pub mod tokens;
 
@@ -25,6 +27,7 @@ pub use callers::Caller;
 pub use error::ServiceError;
 pub use fields::{MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_CHARS};
 pub use review::{ReviewAnswer, ReviewSubject};
+pub use roles::RoleView;
 pub use tokens::{ExpirySpec, IssuedToken};
 
 use crate::directory::Directory;

@@ -36,26 +36,28 @@ fn deny_answer(deny: Deny) -> ReviewAnswer {
     }
 }
 
-/// The grant an account's token would carry.
-fn account_grant(account: Account) -> Result<Grant, ServiceError> {
-    if account.disabled {
-        return Err(ServiceError::AccountDisabled(account.id));
-    }
-    let policy = stored_policy(&account)?;
-    Ok(Grant {
-        token_id: 0,
-        account_id: account.id,
-        account: account.name.into(),
-        tenant: account.tenant.into(),
-        role: account.role,
-        scopes: account.role.scopes(),
-        policy,
-        expires_at: None,
-        all_tenants: account.all_tenants,
-    })
-}
-
 impl Admin {
+    /// The grant an account's token would carry.
+    async fn account_grant(&self, account: Account) -> Result<Grant, ServiceError> {
+        if account.disabled {
+            return Err(ServiceError::AccountDisabled(account.id));
+        }
+        let policy = stored_policy(&account)?;
+        let scopes = self.role_scopes(&account.tenant, &account.role).await?;
+        Ok(Grant {
+            token_id: 0,
+            account_id: account.id,
+            account: account.name.into(),
+            tenant: account.tenant.into(),
+            role: account.role.into(),
+            scopes,
+            policy,
+            expires_at: None,
+            all_tenants: account.all_tenants,
+            read_tenants: account.read_tenants,
+        })
+    }
+
     /// "Can I?": would `subject` be allowed `method path` (with an optional narrowing selector)?
     pub async fn access_review(
         &self,
@@ -127,11 +129,15 @@ impl Admin {
                     None => return Ok(Err(Deny::unknown_token())),
                 }
             }
-            ReviewSubject::AccountId(id) => account_grant(self.visible_account(caller, id).await?)?,
+            ReviewSubject::AccountId(id) => {
+                self.account_grant(self.visible_account(caller, id).await?)
+                    .await?
+            }
             ReviewSubject::AccountName { tenant, name } => {
                 let tenant = tenant.unwrap_or_else(|| caller.tenant.clone());
                 caller.check_tenant(&tenant)?;
-                account_grant(self.store().find_account(&tenant, &name).await?)?
+                self.account_grant(self.store().find_account(&tenant, &name).await?)
+                    .await?
             }
         }))
     }

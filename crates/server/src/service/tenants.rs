@@ -35,6 +35,6 @@ fn require_all_tenants(caller: &Caller) -> Result<(), ServiceError> {
     if caller.all_tenants {
         Ok(())
     } else {
-        Err(ServiceError::AllTenantsOnly)
+        Err(ServiceError::AllTenantsOnly("list or delete tenants"))
     }
 }

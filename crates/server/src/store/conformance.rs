@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod replicas;
+mod roles;
 mod tenants;
 
+pub use roles::{read_tenants_are_kept_and_granted, roles_are_per_tenant_and_reach_grants};
 pub use tenants::tenants_are_listed_and_deleted_whole;
 
 pub(crate) use replicas::replica_suite;
@@ -27,6 +29,10 @@ fn audit(action: &str) -> AuditRecord {
     }
 }
 
+fn role_name(role: Role) -> Name {
+    Name::parse(role.as_str()).unwrap()
+}
+
 fn new_account(tenant: &str, name: &str, role: Role) -> NewAccount {
     NewAccount {
         tenant: Name::parse(tenant).unwrap(),
@@ -34,9 +40,10 @@ fn new_account(tenant: &str, name: &str, role: Role) -> NewAccount {
         display_name: format!("Display {name}"),
         description: "d".into(),
         owner_email: "owner@example.com".into(),
-        role,
+        role: role_name(role),
         label_policy: r#"{kube_namespace="prometheus"}"#.into(),
         all_tenants: false,
+        read_tenants: Default::default(),
         created_at: 1_700_000_000,
         created_by: "default/tester".into(),
     }
@@ -71,8 +78,8 @@ pub async fn accounts_crud_and_conflicts<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(
-        (a.tenant.as_str(), a.name.as_str(), a.role),
-        ("acme", "ci", Role::Viewer)
+        (a.tenant.as_str(), a.name.as_str(), a.role.as_str()),
+        ("acme", "ci", "viewer")
     );
     assert!(
         matches!(
@@ -124,7 +131,7 @@ pub async fn accounts_crud_and_conflicts<S: Store>(store: S) {
             b.id,
             AccountPatch {
                 description: Some("new".into()),
-                role: Some(Role::Editor),
+                role: Some(role_name(Role::Editor)),
                 ..AccountPatch::default()
             },
             audit("update"),
@@ -134,10 +141,10 @@ pub async fn accounts_crud_and_conflicts<S: Store>(store: S) {
     assert_eq!(
         (
             updated.description.as_str(),
-            updated.role,
+            updated.role.as_str(),
             updated.name.as_str()
         ),
-        ("new", Role::Editor, "loki-pusher")
+        ("new", "editor", "loki-pusher")
     );
 
     store.delete_account(b.id, audit("delete")).await.unwrap();
@@ -257,8 +264,8 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
     let set = store.load_grants().await.unwrap();
     let (_, grant) = set.grants.iter().find(|(h, _)| *h == t1.hash()).unwrap();
     assert_eq!(
-        (&*grant.account, &*grant.tenant, grant.role),
-        ("ci", "acme", Role::Viewer)
+        (&*grant.account, &*grant.tenant, &*grant.role),
+        ("ci", "acme", "viewer")
     );
     assert_eq!(grant.policy.to_string(), r#"{kube_namespace="prometheus"}"#);
     assert_eq!(grant.expires_at, Some(1_900_000_000));
@@ -414,7 +421,7 @@ pub async fn account_changes_reach_grants<S: Store>(store: S) {
         .update_account(
             a.id,
             AccountPatch {
-                role: Some(Role::Editor),
+                role: Some(role_name(Role::Editor)),
                 label_policy: Some(String::new()),
                 ..AccountPatch::default()
             },
@@ -423,7 +430,8 @@ pub async fn account_changes_reach_grants<S: Store>(store: S) {
         .await
         .unwrap();
     let grant = grants_of(store.load_grants().await.unwrap()).unwrap();
-    assert_eq!(grant.role, Role::Editor);
+    assert_eq!(&*grant.role, "editor");
+    assert_eq!(grant.scopes, Role::Editor.scopes());
     assert!(grant.policy.is_unrestricted());
     assert_eq!(
         store.changes_since(mark, 10).await.unwrap()[0].kind,
@@ -652,7 +660,7 @@ pub async fn all_tenants_admin_is_protected<S: Store>(store: S) {
     };
     for (demotion, why) in [
         (patch(|p| p.disabled = Some(true)), "disable"),
-        (patch(|p| p.role = Some(Role::Editor)), "role"),
+        (patch(|p| p.role = Some(role_name(Role::Editor))), "role"),
         (
             patch(|p| p.label_policy = Some(r#"{team="a"}"#.into())),
             "label policy",
@@ -845,6 +853,8 @@ macro_rules! conformance_suite {
             case!(bootstrap_runs_once);
             case!(all_tenants_admin_is_protected);
             case!(tenants_are_listed_and_deleted_whole);
+            case!(roles_are_per_tenant_and_reach_grants);
+            case!(read_tenants_are_kept_and_granted);
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_writers_never_skip_a_change() {
                 let Some((store, _guard)) = $open.await else {

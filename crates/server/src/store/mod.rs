@@ -23,7 +23,7 @@ pub use sqlite::SqliteStore;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, NewAccount,
-    NewToken, Page, TenantSummary, TokenRecord,
+    NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenRecord,
 };
 use std::future::Future;
 use tollgate_core::{Grant, TokenHash};
@@ -88,6 +88,11 @@ pub enum StoreError {
     Conflict { what: &'static str, name: String },
     #[error("{0}")]
     Protected(Protected),
+    /// A role that accounts still use cannot be deleted.
+    #[error(
+        "role \"{name}\" is used by {accounts} service account(s); give them another role first"
+    )]
+    RoleInUse { name: String, accounts: u64 },
     /// `url` has its password removed (see [`redact_url`]).
     #[error(
         "store URL \"{url}\" is not supported (expected sqlite://PATH or postgres://USER@HOST/DATABASE)"
@@ -121,7 +126,7 @@ impl StoreError {
         match self {
             StoreError::NotFound { .. } => StoreErrorKind::NotFound,
             StoreError::Conflict { .. } => StoreErrorKind::Conflict,
-            StoreError::Protected(_) => StoreErrorKind::Refused,
+            StoreError::Protected(_) | StoreError::RoleInUse { .. } => StoreErrorKind::Refused,
             StoreError::UnsupportedUrl { .. }
             | StoreError::InvalidUrl { .. }
             | StoreError::SchemaTooNew { .. } => StoreErrorKind::Unsupported,
@@ -226,7 +231,8 @@ pub struct GrantSet {
 /// ([`StoreError::Conflict`]) and the protection of the all-tenant admin
 /// ([`StoreError::Protected`]). A refused write changes nothing.
 pub trait Store: Send + Sync + 'static {
-    /// Creates the account, or `Conflict` when its name is taken in its tenant.
+    /// Creates the account, or `Conflict` when its name is taken in its tenant. A role that is
+    /// not built in must exist in the account's tenant (`NotFound`), checked in the transaction.
     fn create_account(
         &self,
         account: NewAccount,
@@ -264,10 +270,48 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The tenant's own roles (every tenant's with `None`), by tenant and name.
+    fn list_roles(
+        &self,
+        tenant: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<RoleRecord>, StoreError>> + Send;
+
+    fn get_role(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<RoleRecord, StoreError>> + Send;
+
+    /// `Conflict` when the tenant has a role of that name. Built-in names are the caller's to
+    /// refuse.
+    fn create_role(
+        &self,
+        role: NewRole,
+        audit: AuditRecord,
+    ) -> impl Future<Output = Result<RoleRecord, StoreError>> + Send;
+
+    /// Changing the scopes records a change for every token of the accounts holding the role.
+    fn update_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        patch: RolePatch,
+        audit: AuditRecord,
+    ) -> impl Future<Output = Result<RoleRecord, StoreError>> + Send;
+
+    /// `RoleInUse` while an account holds it, checked in the transaction: an account created
+    /// concurrently with the role's deletion either sees the role or makes the deletion fail.
+    fn delete_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        audit: AuditRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Every tenant with its account and token counts, by name.
     fn list_tenants(&self) -> impl Future<Output = Result<Vec<TenantSummary>, StoreError>> + Send;
 
-    /// Deletes every account of `tenant` and revokes their tokens, in one transaction; the
+    /// Deletes every account and role of `tenant` and revokes their tokens, in one transaction; the
     /// number of accounts deleted. The all-tenant admin's tenant cannot be deleted:
     /// `Protected(Delete)`. An unknown tenant is `NotFound`.
     fn delete_tenant(
@@ -424,6 +468,11 @@ delegate! {
     list_accounts(query: AccountQuery) -> Page<Account>;
     update_account(id: i64, patch: AccountPatch, audit: AuditRecord) -> Account;
     delete_account(id: i64, audit: AuditRecord) -> ();
+    list_roles(tenant: Option<&str>) -> Vec<RoleRecord>;
+    get_role(tenant: &str, name: &str) -> RoleRecord;
+    create_role(role: NewRole, audit: AuditRecord) -> RoleRecord;
+    update_role(tenant: &str, name: &str, patch: RolePatch, audit: AuditRecord) -> RoleRecord;
+    delete_role(tenant: &str, name: &str, audit: AuditRecord) -> ();
     list_tenants() -> Vec<TenantSummary>;
     delete_tenant(tenant: &str, audit: AuditRecord) -> u64;
     create_token(account_id: i64, token: NewToken, audit: AuditRecord) -> TokenRecord;

@@ -8,7 +8,7 @@
 macro_rules! row_readers {
     ($row:ty) => {
         pub(super) fn account_from_row(row: &$row) -> Result<Account, StoreError> {
-            let role: String = row.try_get("role")?;
+            let read_tenants: String = row.try_get("read_tenants")?;
             Ok(Account {
                 id: row.try_get("id")?,
                 tenant: row.try_get("tenant")?,
@@ -16,12 +16,29 @@ macro_rules! row_readers {
                 display_name: row.try_get("display_name")?,
                 description: row.try_get("description")?,
                 owner_email: row.try_get("owner_email")?,
-                role: role.parse().map_err(|_| StoreError::Corrupt {
-                    detail: format!("account role \"{role}\""),
-                })?,
+                role: row.try_get("role")?,
                 label_policy: row.try_get("label_policy")?,
                 disabled: row.try_get("disabled")?,
                 all_tenants: row.try_get("all_tenants")?,
+                read_tenants: ReadTenants::parse_text(&read_tenants).map_err(|err| {
+                    StoreError::Corrupt {
+                        detail: format!("account read tenants \"{read_tenants}\": {err}"),
+                    }
+                })?,
+                created_at: row.try_get("created_at")?,
+                created_by: row.try_get("created_by")?,
+            })
+        }
+
+        pub(super) fn role_from_row(row: &$row) -> Result<RoleRecord, StoreError> {
+            let scopes: String = row.try_get("scopes")?;
+            Ok(RoleRecord {
+                tenant: row.try_get("tenant")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                scopes: ScopeSet::parse_text(&scopes).map_err(|err| StoreError::Corrupt {
+                    detail: format!("role scopes \"{scopes}\": {err}"),
+                })?,
                 created_at: row.try_get("created_at")?,
                 created_by: row.try_get("created_by")?,
             })
@@ -48,7 +65,8 @@ macro_rules! row_readers {
 
         /// Account-level parts of grants, built once per account: a million tokens of a few thousand
         /// accounts share their names and parsed policies. `None`: the account's stored policy no longer
-        /// parses (a regex a newer version refuses), so its tokens are left out of the grants.
+        /// parses (a regex a newer version refuses), or its role is gone, so its tokens are left out of
+        /// the grants.
         #[derive(Default)]
         pub(super) struct AccountParts {
             by_id: std::collections::HashMap<i64, Option<AccountPart>>,
@@ -58,9 +76,11 @@ macro_rules! row_readers {
         struct AccountPart {
             account: Arc<str>,
             tenant: Arc<str>,
-            role: Role,
+            role: Arc<str>,
+            scopes: ScopeSet,
             policy: Policy,
             all_tenants: bool,
+            read_tenants: ReadTenants,
         }
 
         impl AccountParts {
@@ -69,23 +89,37 @@ macro_rules! row_readers {
                 if let Some(parts) = self.by_id.get(&account_id) {
                     return Ok(parts.clone());
                 }
-                let role_text: String = row.try_get("role")?;
-                let role: Role = role_text.parse().map_err(|_| StoreError::Corrupt {
-                    detail: format!("account role \"{role_text}\""),
-                })?;
+                let role: String = row.try_get("role")?;
+                let role_scopes: Option<String> = row.try_get("role_scopes")?;
                 let policy_text: String = row.try_get("label_policy")?;
                 let name: String = row.try_get("name")?;
-                let policy = match Policy::parse(&policy_text) {
-                    Ok(policy) => policy,
-                    // Fail closed for this account only: one old policy must not stop every other
-                    // account's tokens from working.
-                    Err(err) => {
-                        tracing::error!(
-                            account_id,
-                            account = %name,
-                            error = %err,
-                            "the account's stored label policy is no longer accepted; its tokens are refused until an admin sets a new policy"
-                        );
+                let read_tenants: String = row.try_get("read_tenants")?;
+                // Fail closed for this account only: one old policy (a regex a newer version
+                // refuses) or a missing role must not stop every other account's tokens.
+                let refuse = |what: &str, error: String| {
+                    tracing::error!(
+                        account_id,
+                        account = %name,
+                        error = %error,
+                        "the account's stored {what} is not usable; its tokens are refused until an admin changes it"
+                    );
+                };
+                let scopes = match (Role::builtin(&role), role_scopes) {
+                    (Some(builtin), _) => Ok(builtin.scopes()),
+                    (None, Some(text)) => ScopeSet::parse_text(&text).map_err(|e| e.to_string()),
+                    (None, None) => Err(format!("role \"{role}\" does not exist")),
+                };
+                let parsed = scopes.map_err(|e| ("role", e)).and_then(|scopes| {
+                    let policy = Policy::parse(&policy_text)
+                        .map_err(|e| ("label policy", e.to_string()))?;
+                    let read = ReadTenants::parse_text(&read_tenants)
+                        .map_err(|e| ("read tenants", e.to_string()))?;
+                    Ok((scopes, policy, read))
+                });
+                let (scopes, policy, read_tenants) = match parsed {
+                    Ok(parts) => parts,
+                    Err((what, error)) => {
+                        refuse(what, error);
                         self.by_id.insert(account_id, None);
                         return Ok(None);
                     }
@@ -94,9 +128,11 @@ macro_rules! row_readers {
                 let parts = AccountPart {
                     account: Arc::from(name),
                     tenant: Arc::from(tenant),
-                    role,
+                    role: Arc::from(role),
+                    scopes,
                     policy,
                     all_tenants: row.try_get("all_tenants")?,
+                    read_tenants,
                 };
                 self.by_id.insert(account_id, Some(parts.clone()));
                 Ok(Some(parts))
@@ -112,8 +148,10 @@ macro_rules! row_readers {
                 account,
                 tenant,
                 role,
+                scopes,
                 policy,
                 all_tenants,
+                read_tenants,
             }) = accounts.get(row)?
             else {
                 return Ok(None);
@@ -125,10 +163,11 @@ macro_rules! row_readers {
                 account,
                 tenant,
                 role,
-                scopes: role.scopes(),
+                scopes,
                 policy,
                 expires_at: expires_at.map(|at| at.max(0) as u64),
                 all_tenants,
+                read_tenants,
             };
             Ok(Some((hash_from_row(row)?, grant)))
         }

@@ -376,7 +376,7 @@ async fn malformed_requests_are_400_naming_the_field() {
     let post = |body| server.admin(Method::POST, "/api/v1/serviceaccounts", Some(body));
     let cases = [
         (json!({"role": "viewer"}), "invalid_body", "name"),
-        (json!({"name": "x", "role": "root"}), "invalid_body", "role"),
+        (json!({"name": "x", "role": "root"}), "unknown_role", "role"),
         (
             json!({"name": "x", "role": "viewer", "colour": "red"}),
             "invalid_body",

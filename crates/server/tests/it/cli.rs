@@ -821,3 +821,85 @@ async fn serve_fails_clearly_on_a_locked_store() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `tollgate role`: define a role, give it to an account, change it, and delete it once no
+/// account holds it; `--read-tenants` on `sa create` and `sa update`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_read_tenants_with_the_cli() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let created = cli
+        .ok(&[
+            "role",
+            "create",
+            "collector-manager",
+            "--scopes",
+            "accounts:read,accounts:write,metrics:write",
+            "--description",
+            "manages collectors' accounts",
+        ])
+        .await;
+    assert!(
+        created.contains("metrics:write,accounts:read,accounts:write"),
+        "{created}"
+    );
+    let listed = cli.ok(&["role", "list"]).await;
+    assert!(
+        listed.contains("(built in)") && listed.contains("collector-manager"),
+        "{listed}"
+    );
+    cli.ok(&["sa", "create", "otel", "--role", "collector-manager"])
+        .await;
+    let in_use = cli.fails(&["role", "delete", "collector-manager"]).await;
+    assert!(
+        in_use.contains("role_in_use") && in_use.contains("HTTP 409"),
+        "{in_use}"
+    );
+    let updated = cli
+        .json(&[
+            "role",
+            "update",
+            "collector-manager",
+            "--scopes",
+            "accounts:read,metrics:write",
+        ])
+        .await;
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["metrics:write", "accounts:read"])
+    );
+    let builtin = cli
+        .fails(&["role", "update", "viewer", "--description", "x"])
+        .await;
+    assert!(builtin.contains("builtin_role"), "{builtin}");
+    cli.ok(&["sa", "update", "otel", "--role", "writer"]).await;
+    cli.ok(&["role", "delete", "collector-manager"]).await;
+    let gone = cli.fails(&["role", "get", "collector-manager"]).await;
+    assert!(gone.contains("HTTP 404"), "{gone}");
+
+    let monitoring = cli
+        .json(&[
+            "sa",
+            "create",
+            "monitoring",
+            "--role",
+            "viewer",
+            "--read-tenants",
+            "dev,prod",
+        ])
+        .await;
+    assert_eq!(
+        monitoring["readTenants"],
+        serde_json::json!(["dev", "prod"])
+    );
+    let shown = cli.ok(&["sa", "get", "monitoring"]).await;
+    assert!(shown.contains("Also reads tenants: dev,prod"), "{shown}");
+    let cleared = cli
+        .json(&["sa", "update", "monitoring", "--read-tenants", ""])
+        .await;
+    assert_eq!(cleared["readTenants"], serde_json::json!([]));
+    server.stop().await;
+}

@@ -7,4 +7,5 @@ mod authz;
 mod cli;
 mod grants;
 mod harness;
+mod roles;
 mod security;

@@ -182,6 +182,39 @@ const CROSS_TENANT: &[(&str, &str, Option<&str>, Expect)] = &[
         None,
         Expect::Confined,
     ),
+    // Roles: `{name}` is both B's tenant and B's own role there.
+    ("GET", "/api/v1/roles", None, Expect::Confined),
+    (
+        "GET",
+        "/api/v1/roles?tenant={name}",
+        None,
+        Expect::Forbidden,
+    ),
+    (
+        "GET",
+        "/api/v1/roles/{name}?tenant={name}",
+        None,
+        Expect::Forbidden,
+    ),
+    ("GET", "/api/v1/roles/{name}", None, Expect::NotFound),
+    (
+        "POST",
+        "/api/v1/roles",
+        Some(r#"{"tenant": "globex", "name": "mole", "scopes": ["metrics:read"]}"#),
+        Expect::Forbidden,
+    ),
+    (
+        "PATCH",
+        "/api/v1/roles/{name}?tenant={name}",
+        Some(r#"{"scopes": ["metrics:write"]}"#),
+        Expect::Forbidden,
+    ),
+    (
+        "DELETE",
+        "/api/v1/roles/{name}?tenant={name}",
+        None,
+        Expect::Forbidden,
+    ),
     ("GET", "/api/v1/tenants", None, Expect::AllTenantsOnly),
     (
         "DELETE",
@@ -233,6 +266,14 @@ async fn tenant_isolation_on_every_endpoint() {
         .await
         .expect(200, "");
     let bt = b_tokens.json[0]["id"].as_i64().unwrap();
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"tenant": "globex", "name": "globex", "scopes": ["metrics:read"]})),
+        )
+        .await
+        .expect(201, "");
 
     // The table covers every operation the server documents: a new endpoint fails here until
     // it has a line above.
@@ -300,9 +341,12 @@ async fn tenant_isolation_on_every_endpoint() {
                 let items = reply.json["serviceAccounts"]
                     .as_array()
                     .or(reply.json["entries"].as_array())
+                    .or(reply.json["items"].as_array())
                     .unwrap();
                 assert!(
-                    items.iter().all(|item| item["tenant"] == "acme"),
+                    items
+                        .iter()
+                        .all(|item| item["tenant"] == "acme" || item["builtin"] == true),
                     "{what}: {}",
                     reply.text
                 );
@@ -317,6 +361,11 @@ async fn tenant_isolation_on_every_endpoint() {
 
     // Nothing of B changed, and B's tokens still work.
     assert_eq!(tenant_state(&server, &[b_admin_id, b_id]).await, before);
+    let role = server
+        .admin(Method::GET, "/api/v1/roles/globex?tenant=globex", None)
+        .await
+        .expect(200, "");
+    assert_eq!(role.json["scopes"], json!(["metrics:read"]));
     server
         .call(Some(&b_admin), Method::GET, "/api/v1/serviceaccounts", None)
         .await
@@ -1075,7 +1124,7 @@ async fn openapi_documents_every_body_rejection() {
             }
         }
     }
-    assert_eq!(with_body, 5);
+    assert_eq!(with_body, 7);
     // The documented constraints are the server's own, so generated "valid" input reaches the
     // handlers' logic instead of bouncing off validation (schemathesis warned of the mismatch).
     let schemas = &openapi.json["components"]["schemas"];
@@ -1087,6 +1136,8 @@ async fn openapi_documents_every_body_rejection() {
         ("PatchAccountBody", "name"),
         ("CreateTokenBody", "name"),
         ("RenameTokenBody", "name"),
+        ("CreateRoleBody", "name"),
+        ("CreateRoleBody", "tenant"),
     ] {
         let property = &schemas[schema]["properties"][field];
         assert_eq!(property["pattern"], name, "{schema}.{field}: {property}");

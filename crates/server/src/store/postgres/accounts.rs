@@ -7,6 +7,7 @@ use super::PostgresStore;
 use super::audit::insert_audit;
 use super::changes::record_account_change;
 use super::error::{PgResult, conflict};
+use super::roles::require_role;
 use super::rows::{ACCOUNT_COLUMNS, account_from_row, like_pattern, to_i64};
 use super::tokens::insert_token;
 use crate::model::{
@@ -42,8 +43,8 @@ async fn insert_account(
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO accounts (tenant, name, display_name, description, owner_email, role, \
-         label_policy, all_tenants, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         label_policy, all_tenants, created_at, created_by, read_tenants) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(new.tenant.as_str())
     .bind(new.name.as_str())
@@ -55,6 +56,7 @@ async fn insert_account(
     .bind(new.all_tenants)
     .bind(new.created_at)
     .bind(&new.created_by)
+    .bind(new.read_tenants.to_text())
     .fetch_one(&mut **tx)
     .await
     .map_err(conflict("service account", new.name.as_str()))?;
@@ -67,6 +69,7 @@ pub(super) async fn create(
     audit: AuditRecord,
 ) -> Result<Account, StoreError> {
     let mut tx = store.write(false).await?;
+    require_role(&mut tx, account.tenant.as_str(), account.role.as_str()).await?;
     let id = insert_account(&mut tx, &account).await?;
     insert_audit(&mut tx, &audit).await?;
     let created = account_in(&mut tx, id).await?;
@@ -139,7 +142,10 @@ pub(super) async fn list(
 /// Whether `patch` disables `account` or changes its role or label policy.
 fn demotes(account: &Account, patch: &AccountPatch) -> bool {
     patch.disabled == Some(true)
-        || patch.role.is_some_and(|role| role != account.role)
+        || patch
+            .role
+            .as_ref()
+            .is_some_and(|role| role.as_str() != account.role)
         || patch
             .label_policy
             .as_deref()
@@ -157,6 +163,9 @@ pub(super) async fn update(
     if before.all_tenants && demotes(&before, &patch) {
         return Err(StoreError::Protected(Protected::Demote));
     }
+    if let Some(role) = &patch.role {
+        require_role(&mut tx, &before.tenant, role.as_str()).await?;
+    }
     let name = patch
         .name
         .as_ref()
@@ -164,15 +173,27 @@ pub(super) async fn update(
         .to_owned();
     sqlx::query(
         "UPDATE accounts SET name = $1, display_name = $2, description = $3, owner_email = $4, \
-         role = $5, label_policy = $6, disabled = $7 WHERE id = $8",
+         role = $5, label_policy = $6, disabled = $7, read_tenants = $8 WHERE id = $9",
     )
     .bind(&name)
     .bind(patch.display_name.as_ref().unwrap_or(&before.display_name))
     .bind(patch.description.as_ref().unwrap_or(&before.description))
     .bind(patch.owner_email.as_ref().unwrap_or(&before.owner_email))
-    .bind(patch.role.unwrap_or(before.role).as_str())
+    .bind(
+        patch
+            .role
+            .as_ref()
+            .map_or(before.role.as_str(), Name::as_str),
+    )
     .bind(patch.label_policy.as_ref().unwrap_or(&before.label_policy))
     .bind(patch.disabled.unwrap_or(before.disabled))
+    .bind(
+        patch
+            .read_tenants
+            .as_ref()
+            .unwrap_or(&before.read_tenants)
+            .to_text(),
+    )
     .bind(id)
     .execute(&mut *tx)
     .await
@@ -291,6 +312,11 @@ pub(super) async fn delete_tenant(
     for (id, _) in &accounts {
         record_account_change(&mut tx, *id, ChangeKind::Revoked).await?;
     }
+    sqlx::query("DELETE FROM roles WHERE tenant = $1")
+        .bind(tenant)
+        .execute(&mut *tx)
+        .await
+        .pg()?;
     sqlx::query("DELETE FROM accounts WHERE tenant = $1")
         .bind(tenant)
         .execute(&mut *tx)

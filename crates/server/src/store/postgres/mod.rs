@@ -16,6 +16,7 @@ mod changes;
 mod error;
 mod grants;
 mod listen;
+mod roles;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -26,7 +27,7 @@ pub use listen::ChangeListener;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, Name,
-    NewAccount, NewToken, Page, TenantSummary, TokenRecord,
+    NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenRecord,
 };
 use crate::store::{GrantSet, Store, StoreError, redact_url};
 use error::PgResult;
@@ -148,6 +149,41 @@ impl Store for PostgresStore {
 
     async fn delete_account(&self, id: i64, audit: AuditRecord) -> Result<(), StoreError> {
         accounts::delete(self, id, audit).await
+    }
+
+    async fn list_roles(&self, tenant: Option<&str>) -> Result<Vec<RoleRecord>, StoreError> {
+        roles::list(self, tenant).await
+    }
+
+    async fn get_role(&self, tenant: &str, name: &str) -> Result<RoleRecord, StoreError> {
+        roles::get(self, tenant, name).await
+    }
+
+    async fn create_role(
+        &self,
+        role: NewRole,
+        audit: AuditRecord,
+    ) -> Result<RoleRecord, StoreError> {
+        roles::create(self, role, audit).await
+    }
+
+    async fn update_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        patch: RolePatch,
+        audit: AuditRecord,
+    ) -> Result<RoleRecord, StoreError> {
+        roles::update(self, tenant, name, patch, audit).await
+    }
+
+    async fn delete_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        roles::delete(self, tenant, name, audit).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {

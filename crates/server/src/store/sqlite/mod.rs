@@ -10,13 +10,14 @@ mod audit;
 mod changes;
 mod error;
 mod grants;
+mod roles;
 mod rows;
 mod schema;
 mod tokens;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, Name,
-    NewAccount, NewToken, Page, TenantSummary, TokenRecord,
+    NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenRecord,
 };
 use crate::store::{GrantSet, Store, StoreError, redact_url};
 use sqlx::sqlite::{
@@ -107,6 +108,41 @@ impl Store for SqliteStore {
 
     async fn delete_account(&self, id: i64, audit: AuditRecord) -> Result<(), StoreError> {
         accounts::delete(self, id, audit).await
+    }
+
+    async fn list_roles(&self, tenant: Option<&str>) -> Result<Vec<RoleRecord>, StoreError> {
+        roles::list(self, tenant).await
+    }
+
+    async fn get_role(&self, tenant: &str, name: &str) -> Result<RoleRecord, StoreError> {
+        roles::get(self, tenant, name).await
+    }
+
+    async fn create_role(
+        &self,
+        role: NewRole,
+        audit: AuditRecord,
+    ) -> Result<RoleRecord, StoreError> {
+        roles::create(self, role, audit).await
+    }
+
+    async fn update_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        patch: RolePatch,
+        audit: AuditRecord,
+    ) -> Result<RoleRecord, StoreError> {
+        roles::update(self, tenant, name, patch, audit).await
+    }
+
+    async fn delete_role(
+        &self,
+        tenant: &str,
+        name: &str,
+        audit: AuditRecord,
+    ) -> Result<(), StoreError> {
+        roles::delete(self, tenant, name, audit).await
     }
 
     async fn list_tenants(&self) -> Result<Vec<TenantSummary>, StoreError> {
@@ -220,7 +256,7 @@ mod tests {
     use super::*;
     use crate::store::StoreErrorKind;
     use crate::store::conformance::{conformance_suite, replica_suite};
-    use tollgate_core::{Role, Token};
+    use tollgate_core::Token;
 
     async fn open_temp() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -253,9 +289,10 @@ mod tests {
                     display_name: String::new(),
                     description: String::new(),
                     owner_email: String::new(),
-                    role: Role::Admin,
+                    role: Name::parse("admin").unwrap(),
                     label_policy: String::new(),
                     all_tenants: true,
+                    read_tenants: Default::default(),
                     created_at: 1,
                     created_by: "t".into(),
                 },

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; `user_version` is the number applied.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,7 +54,22 @@ CREATE TABLE audit (
 CREATE INDEX audit_actor ON audit (actor);
 CREATE INDEX audit_target ON audit (target);
 CREATE INDEX audit_tenant ON audit (tenant);
-"#];
+"#,
+    // 2: the tenants' own roles; the tenants an account may read besides its own.
+    r#"
+CREATE TABLE roles (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+ALTER TABLE accounts ADD COLUMN read_tenants TEXT NOT NULL DEFAULT '';
+CREATE INDEX accounts_role ON accounts (tenant, role);
+"#,
+];
 
 /// How long a statement waits for another connection's (or process's) lock before failing.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

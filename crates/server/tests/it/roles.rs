@@ -1,0 +1,283 @@
+//! Roles over the API: built-ins listed, a tenant's own roles defined within the caller's
+//! scopes, the role ceiling firing for an account manager that reads no telemetry, holders
+//! following a role's change, deletion refused while held; and read tenants granted only by an
+//! all-tenant admin.
+
+use crate::harness::TestServer;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn custom_roles_and_their_ceiling() {
+    let server = TestServer::start().await;
+    let listed = server.admin(Method::GET, "/api/v1/roles", None).await;
+    let listed = listed.expect(200, "");
+    let names: Vec<&str> = listed.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["viewer", "editor", "admin", "writer"]);
+    assert_eq!(listed.json["items"][0]["builtin"], true);
+
+    // Crosswork's service-account manager: manages accounts, reads no telemetry.
+    let role = server
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(
+                json!({"tenant": "acme", "name": "sa-manager", "description": "accounts only",
+                "scopes": ["accounts:read", "accounts:write"]}),
+            ),
+        )
+        .await
+        .expect(201, "");
+    assert_eq!(
+        role.json["scopes"],
+        json!(["accounts:read", "accounts:write"])
+    );
+    assert_eq!(role.json["tenant"], "acme");
+    assert_eq!(role.json["builtin"], false);
+    for (body, status, reason) in [
+        (
+            json!({"name": "viewer", "scopes": ["metrics:read"]}),
+            409,
+            "builtin_role",
+        ),
+        (
+            json!({"tenant": "acme", "name": "sa-manager", "scopes": ["metrics:read"]}),
+            409,
+            "already_exists",
+        ),
+        (json!({"name": "x", "scopes": []}), 400, "invalid_field"),
+        (
+            json!({"name": "x", "scopes": ["metrics:admin"]}),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"name": "Bad Name", "scopes": ["metrics:read"]}),
+            400,
+            "invalid_field",
+        ),
+    ] {
+        server
+            .admin(Method::POST, "/api/v1/roles", Some(body.clone()))
+            .await
+            .expect(status, reason);
+    }
+
+    let (manager_id, manager) = server
+        .account_with_token(json!({"tenant": "acme", "name": "manager", "role": "sa-manager"}))
+        .await;
+    // The ceiling fires: a viewer account needs telemetry reads the manager lacks.
+    let denied = server
+        .call(
+            Some(&manager),
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "dash", "role": "viewer"})),
+        )
+        .await
+        .expect(403, "role_ceiling");
+    assert!(denied.text.contains("metrics:read"), "{}", denied.text);
+    // It may not define a role wider than itself either, nor widen its own.
+    server
+        .call(
+            Some(&manager),
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"name": "reader", "scopes": ["metrics:read"]})),
+        )
+        .await
+        .expect(403, "role_ceiling");
+    server
+        .call(
+            Some(&manager),
+            Method::PATCH,
+            "/api/v1/roles/sa-manager",
+            Some(json!({"scopes": ["accounts:read", "accounts:write", "metrics:read"]})),
+        )
+        .await
+        .expect(403, "role_ceiling");
+    // Within its scopes it works: an account of its own role, in its tenant.
+    server
+        .call(
+            Some(&manager),
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "deputy", "role": "sa-manager"})),
+        )
+        .await
+        .expect(201, "");
+    // It lists its tenant's roles only; unknown roles are a clear 400.
+    let seen = server
+        .call(Some(&manager), Method::GET, "/api/v1/roles", None)
+        .await
+        .expect(200, "");
+    assert_eq!(seen.json["total"], 5);
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"tenant": "globex", "name": "m", "role": "sa-manager"})),
+        )
+        .await
+        .expect(400, "unknown_role");
+
+    // A role change reaches its holders at once: widen to metrics:read, the manager reads.
+    let before = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"account": manager_id, "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await
+        .expect(200, "missing_scope");
+    assert_eq!(before.json["allowed"], false);
+    server
+        .admin(
+            Method::PATCH,
+            "/api/v1/roles/sa-manager?tenant=acme",
+            Some(json!({"scopes": ["accounts:read", "accounts:write", "metrics:read"]})),
+        )
+        .await
+        .expect(200, "");
+    let after = server
+        .admin(
+            Method::POST,
+            "/api/v1/access-review",
+            Some(json!({"token": manager, "method": "GET", "path": "/api/v1/query"})),
+        )
+        .await
+        .expect(200, "allowed");
+    assert_eq!(after.json["allowed"], true, "{}", after.text);
+
+    // Built-ins are fixed; a held role is not deleted.
+    server
+        .admin(Method::DELETE, "/api/v1/roles/admin", None)
+        .await
+        .expect(409, "builtin_role");
+    server
+        .admin(Method::DELETE, "/api/v1/roles/sa-manager?tenant=acme", None)
+        .await
+        .expect(409, "role_in_use");
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/serviceaccounts/{manager_id}"),
+            None,
+        )
+        .await
+        .expect(204, "");
+    let deputy = server
+        .admin(Method::GET, "/api/v1/serviceaccounts?name=deputy", None)
+        .await
+        .expect(200, "");
+    let deputy_id = deputy.json["serviceAccounts"][0]["id"].as_i64().unwrap();
+    server
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{deputy_id}"),
+            Some(json!({"role": "viewer"})),
+        )
+        .await
+        .expect(200, "");
+    server
+        .admin(Method::DELETE, "/api/v1/roles/sa-manager?tenant=acme", None)
+        .await
+        .expect(204, "");
+    server
+        .admin(Method::GET, "/api/v1/roles/sa-manager?tenant=acme", None)
+        .await
+        .expect(404, "not_found");
+    let audit = server
+        .admin(
+            Method::GET,
+            "/api/v1/audit?target=role/acme/sa-manager",
+            None,
+        )
+        .await
+        .expect(200, "");
+    let actions: Vec<&str> = audit.json["entries"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(|r| r["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(actions.contains(&"role.delete"), "{}", audit.text);
+    assert!(actions.contains(&"role.create"), "{}", audit.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn read_tenants_only_from_an_all_tenant_admin() {
+    let server = TestServer::start().await;
+    let (_, tenant_admin) = server
+        .account_with_token(json!({"tenant": "ops", "name": "ops-admin", "role": "admin"}))
+        .await;
+    server
+        .call(
+            Some(&tenant_admin),
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": "monitoring", "role": "viewer", "readTenants": ["dev"]})),
+        )
+        .await
+        .expect(403, "all_tenants_only");
+    let created = server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(
+                json!({"tenant": "ops", "name": "monitoring", "role": "viewer",
+                "readTenants": ["prod", "dev", "dev"]}),
+            ),
+        )
+        .await
+        .expect(201, "");
+    assert_eq!(created.json["readTenants"], json!(["dev", "prod"]));
+    let id = created.json["id"].as_i64().unwrap();
+    // A tenant admin may not mint its tokens or edit it: that would read other tenants.
+    server
+        .call(
+            Some(&tenant_admin),
+            Method::POST,
+            &format!("/api/v1/serviceaccounts/{id}/tokens"),
+            Some(json!({"name": "t"})),
+        )
+        .await
+        .expect(403, "all_tenants_only");
+    server
+        .call(
+            Some(&tenant_admin),
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{id}"),
+            Some(json!({"readTenants": []})),
+        )
+        .await
+        .expect(403, "all_tenants_only");
+    for (body, reason) in [
+        (json!({"readTenants": ["*", "dev"]}), "invalid_field"),
+        (json!({"readTenants": ["Dev"]}), "invalid_field"),
+        (json!({"readTenants": ["a|b"]}), "invalid_field"),
+    ] {
+        server
+            .admin(
+                Method::PATCH,
+                &format!("/api/v1/serviceaccounts/{id}"),
+                Some(body),
+            )
+            .await
+            .expect(400, reason);
+    }
+    let every = server
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/serviceaccounts/{id}"),
+            Some(json!({"readTenants": ["*"]})),
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(every.json["readTenants"], json!(["*"]));
+    server.stop().await;
+}

@@ -12,6 +12,7 @@ mod ext_authz;
 mod faults;
 mod filter;
 mod grafana;
+mod hidden_labels;
 mod http2;
 mod make_run;
 mod postgres;

@@ -20,15 +20,16 @@ tollgate_demo_requests_total{kube_namespace=\"prometheus\",app=\"a\"} 10
 tollgate_demo_requests_total{kube_namespace=\"dd-trace-example\",app=\"b\"} 20
 ";
 
-struct Stack {
-    tollgate: Tollgate,
-    prometheus: Prometheus,
+pub(crate) struct Stack {
+    pub(crate) tollgate: Tollgate,
+    pub(crate) prometheus: Prometheus,
     _target: MetricsTarget,
-    envoy: Envoy,
+    pub(crate) envoy: Envoy,
     http: reqwest::Client,
 }
 
-async fn stack(mode: Mode) -> Stack {
+/// Tollgate, a Prometheus scraping [`SEED`], and Envoy in `mode` in front of it.
+pub(crate) async fn stack(mode: Mode) -> Stack {
     let tollgate = Tollgate::start().await.unwrap();
     let target = MetricsTarget::start(SEED).await.unwrap();
     let prometheus = Prometheus::start(&[target.addr]).await.unwrap();
@@ -47,7 +48,7 @@ async fn stack(mode: Mode) -> Stack {
 }
 
 impl Stack {
-    async fn get(&self, path: &str, token: &str) -> Through {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Through {
         send(
             self.http
                 .get(format!("{}{path}", self.envoy.url()))

@@ -413,6 +413,7 @@ async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
                 label_policy: policy.into(),
                 all_tenants: false,
                 read_tenants: Default::default(),
+                hide_policy_labels: false,
                 created_at: 0,
                 created_by: "bench".into(),
             })

@@ -47,6 +47,7 @@ fn decision(c: &mut Criterion) {
         expires_at: None,
         all_tenants: false,
         read_tenants: Default::default(),
+        hide_policy_labels: false,
     };
     let routes = RouteTable::default();
     c.bench_function("decide: allow with narrowing header", |b| {

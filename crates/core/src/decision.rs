@@ -33,6 +33,8 @@ pub struct Grant {
     pub all_tenants: bool,
     /// Tenants the account may read besides its own, named in `X-Scope-OrgID`.
     pub read_tenants: crate::tenants::ReadTenants,
+    /// Answers leave out the labels its policy fixes (filter mode only; see [`crate::answer`]).
+    pub hide_policy_labels: bool,
 }
 
 impl Grant {
@@ -131,6 +133,8 @@ pub struct Allow {
     pub effective_policy: Policy,
     /// How the matched route confines the request to `effective_policy`.
     pub labels: LabelEnforcement,
+    /// The answer's shape, when the account hides its policy labels from answers.
+    pub answer: Option<crate::answer::Answer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,6 +389,7 @@ fn check(
         ));
     }
 
+    let answer = hidden_answer(grant, rule, request)?;
     let (set_headers, remove_headers) = identity_headers(grant, &effective_policy, request, org_id);
     Ok(Allow {
         scope: rule.scope,
@@ -392,6 +397,33 @@ fn check(
         remove_headers,
         effective_policy,
         labels: rule.labels,
+        answer,
+    })
+}
+
+/// For an account that hides its policy labels: the shape of a read's answer, which the filter
+/// rewrites. A read whose answer cannot be rewritten is refused; writes and answers without
+/// series data need nothing.
+fn hidden_answer(
+    grant: &Grant,
+    rule: &crate::route::RouteRule,
+    request: &RequestView<'_>,
+) -> Result<Option<crate::answer::Answer>, Deny> {
+    if !grant.hide_policy_labels
+        || !rule.scope.is_telemetry_read()
+        || rule.labels == LabelEnforcement::NoSeriesData
+        || crate::answer::HiddenLabels::of(&grant.policy).is_empty()
+    {
+        return Ok(None);
+    }
+    crate::answer::Answer::of(request.path).map(Some).ok_or_else(|| {
+        Deny::new(
+            DenyReason::LabelsNotEnforceable,
+            format!(
+                "the answer of {} {} cannot have the account's policy labels removed; accounts that hide them may not use it",
+                request.method, request.path
+            ),
+        )
     })
 }
 
@@ -603,6 +635,7 @@ mod tests {
             expires_at: Some(NOW + 60),
             all_tenants: false,
             read_tenants: crate::tenants::ReadTenants::Home,
+            hide_policy_labels: false,
         }
     }
 
@@ -986,6 +1019,46 @@ mod tests {
                 assert!(!deny.message.contains(&token.expose_secret()[5..37]));
             }
         }
+    }
+
+    #[test]
+    fn hiding_accounts_read_only_what_can_be_rewritten() {
+        use crate::answer::Answer;
+        let hiding = Grant {
+            hide_policy_labels: true,
+            ..grant(Role::Editor, r#"{kube_namespace="prometheus"}"#)
+        };
+        let cases = [
+            ("GET", "/api/v1/query", Ok(Some(Answer::QueryResult))),
+            (
+                "GET",
+                "/prometheus/api/v1/label/job/values",
+                Ok(Some(Answer::LabelValues("job".into()))),
+            ),
+            ("GET", "/federate", Ok(Some(Answer::Federate))),
+            ("GET", "/api/v1/status/buildinfo", Ok(None)),
+            ("POST", "/otlp/v1/metrics", Ok(None)),
+            (
+                "GET",
+                "/loki/api/v1/tail",
+                Err(DenyReason::LabelsNotEnforceable),
+            ),
+        ];
+        for (method, path, want) in cases {
+            let json = [("content-type", "application/json")];
+            let got = match run(&hiding, method, path, &json) {
+                Decision::Allow(allow) => Ok(allow.answer),
+                Decision::Deny(deny) => Err(deny.reason),
+            };
+            assert_eq!(got, want, "{method} {path}");
+        }
+        let open = Grant {
+            hide_policy_labels: true,
+            ..grant(Role::Viewer, "")
+        };
+        assert!(
+            matches!(run(&open, "GET", "/api/v1/query", &[]), Decision::Allow(a) if a.answer.is_none())
+        );
     }
 
     fn allow(grant: &Grant, method: &str, path: &str) -> Allow {

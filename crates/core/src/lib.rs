@@ -1,6 +1,7 @@
 //! Tollgate's pure decision core, shared by the proxy-wasm filter and the server so that both
 //! decide the same way. No IO, no async, no host calls: it builds natively and for `wasm32-wasip1`.
 
+pub mod answer;
 pub mod decision;
 pub mod denial;
 pub mod form;

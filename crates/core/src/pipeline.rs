@@ -205,6 +205,7 @@ mod tests {
             expires_at: None,
             all_tenants: false,
             read_tenants: Default::default(),
+            hide_policy_labels: false,
         }
     }
 

@@ -162,6 +162,7 @@ mod tests {
             expires_at: None,
             all_tenants: false,
             read_tenants: ReadTenants::from_names(read).unwrap(),
+            hide_policy_labels: false,
         }
     }
 

@@ -10,11 +10,14 @@
 //!   "feed": { "intervalMs": 1000 },
 //!   "failureMode": "deny",
 //!   "routes": [ { "methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery" } ],
-//!   "writeLimits": { "maxBodyBytes": 4194304, "maxDecodedBytes": 33554432, "maxItems": 20000, "maxLabelsPerItem": 128 }
+//!   "writeLimits": { "maxBodyBytes": 4194304, "maxDecodedBytes": 33554432, "maxItems": 20000, "maxLabelsPerItem": 128 },
+//!   "maxAnswerBytes": 16777216
 //! }
 //! ```
 //! `failureMode` is `"deny"` (default) or `{"staleIfError": {"maxStalenessSeconds": 30}}`;
-//! `routes` defaults to the built-in table; `writeLimits` to the values shown.
+//! `routes` defaults to the built-in table; `writeLimits` to the values shown. `maxAnswerBytes`
+//! bounds an answer the filter buffers to hide an account's policy labels (decoded size; over it
+//! the answer is 502).
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -36,10 +39,16 @@ struct RawConfig {
     routes: Option<Vec<RouteRule>>,
     #[serde(default)]
     write_limits: WriteLimits,
+    #[serde(default = "default_max_answer_bytes")]
+    max_answer_bytes: u64,
 }
 
 fn default_timeout_ms() -> u64 {
     500
+}
+
+fn default_max_answer_bytes() -> u64 {
+    16 << 20
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +150,8 @@ pub struct FilterSettings {
     pub routes: RouteTable,
     /// Bounds on the write bodies the filter reads (remote write, OTLP, Loki push).
     pub write_limits: WriteLimits,
+    /// The largest answer buffered to hide policy labels.
+    pub max_answer_bytes: usize,
 }
 
 impl FilterSettings {
@@ -183,6 +194,7 @@ impl FilterSettings {
             3_600,
         )?;
         let interval = range("feed.intervalMs", raw.feed.interval_ms, 100, 60_000)?;
+        let max_answer = range("maxAnswerBytes", raw.max_answer_bytes, 1024, 1 << 30)?;
         if let FailureMode::StaleIfError {
             max_staleness_seconds,
         } = raw.failure_mode
@@ -211,6 +223,7 @@ impl FilterSettings {
             failure_mode: raw.failure_mode,
             routes,
             write_limits: raw.write_limits,
+            max_answer_bytes: usize::try_from(max_answer).unwrap_or(usize::MAX),
         })
     }
 }

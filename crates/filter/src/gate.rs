@@ -6,6 +6,7 @@
 //! [`State::Done`] lets anything continue: Envoy resumes the whole chain (headers, buffered body,
 //! trailers) when any callback of a paused request returns Continue. Trailers end the body.
 
+use crate::answer::AnswerRewrite;
 use crate::cache::Entry;
 use crate::config::FailureMode;
 use crate::host::{Host, Level};
@@ -63,6 +64,8 @@ pub struct RequestGate<H: Host> {
     end_of_stream: bool,
     /// The body's size once it was fully received while we were still waiting for a grant.
     body_end: Option<usize>,
+    /// Set for an allowed read whose answer must lose the account's policy labels.
+    answer: Option<AnswerRewrite>,
 }
 
 impl<H: Host> RequestGate<H> {
@@ -75,6 +78,7 @@ impl<H: Host> RequestGate<H> {
             headers: Vec::new(),
             end_of_stream: false,
             body_end: None,
+            answer: None,
         }
     }
 
@@ -386,6 +390,12 @@ impl<H: Host> RequestGate<H> {
         for name in &allow.remove_headers {
             self.host.set_request_header(name, None);
         }
+        if let Some(answer) = &allow.answer {
+            // Ask for an answer we can read; a gzip one is still decoded.
+            self.host.set_request_header("accept-encoding", None);
+            let hidden = tollgate_core::answer::HiddenLabels::of(&authorized.grant.policy);
+            self.answer = Some(AnswerRewrite::new(answer.clone(), hidden));
+        }
         if !authorized.query.is_empty() {
             let target = self.header(":path").unwrap_or("");
             let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -466,6 +476,36 @@ impl<H: Host> RequestGate<H> {
                 self.state = State::Replied;
                 Flow::Pause
             }
+        }
+    }
+
+    /// The answer's headers: held while an answer must be rewritten, else on their way.
+    pub fn on_response_headers(&mut self, end_of_stream: bool) -> Flow {
+        match &mut self.answer {
+            Some(answer) if matches!(self.state, State::Done) => {
+                answer.on_headers(self.host.as_ref(), end_of_stream)
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    pub fn on_response_body(&mut self, size: usize, end_of_stream: bool) -> Flow {
+        let max = self.shared.settings.max_answer_bytes;
+        match &mut self.answer {
+            Some(answer) if matches!(self.state, State::Done) => {
+                answer.on_body(self.host.as_ref(), size, end_of_stream, max)
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    pub fn on_response_trailers(&mut self) -> Flow {
+        let max = self.shared.settings.max_answer_bytes;
+        match &mut self.answer {
+            Some(answer) if matches!(self.state, State::Done) => {
+                answer.on_trailers(self.host.as_ref(), max)
+            }
+            _ => Flow::Continue,
         }
     }
 

@@ -25,6 +25,12 @@ pub trait Host {
     fn replace_request_body(&self, old_size: usize, body: &[u8]);
     fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]);
     fn resume_request(&self);
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// Sets (or with `None` removes) a response header; only while the headers are paused.
+    fn set_response_header(&self, name: &str, value: Option<&str>);
+    /// The first `size` bytes of the response body buffered so far.
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, String>;
+    fn replace_response_body(&self, old_size: usize, body: &[u8]);
     /// Dispatches a gRPC call to `tollgate.v1.Grants/<method>`; returns the call's token.
     fn dispatch_grpc(
         &self,
@@ -109,6 +115,45 @@ impl Host for HostCalls {
             self.log(
                 Level::Error,
                 &format!("cannot resume the request: {status:?}"),
+            );
+        }
+    }
+
+    fn response_header(&self, name: &str) -> Option<String> {
+        proxy_wasm::hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_header(&self, name: &str, value: Option<&str>) {
+        if let Err(status) = proxy_wasm::hostcalls::set_map_value(
+            proxy_wasm::types::MapType::HttpResponseHeaders,
+            name,
+            value,
+        ) {
+            self.log(
+                Level::Error,
+                &format!("cannot set response header {name}: {status:?}"),
+            );
+        }
+    }
+
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, String> {
+        proxy_wasm::hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, size)
+            .map(Option::unwrap_or_default)
+            .map_err(|status| format!("{status:?}"))
+    }
+
+    fn replace_response_body(&self, old_size: usize, body: &[u8]) {
+        if let Err(status) = proxy_wasm::hostcalls::set_buffer(
+            proxy_wasm::types::BufferType::HttpResponseBody,
+            0,
+            old_size,
+            body,
+        ) {
+            self.log(
+                Level::Error,
+                &format!("cannot replace the response body: {status:?}"),
             );
         }
     }

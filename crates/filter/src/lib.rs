@@ -2,6 +2,7 @@
 //! `tollgate-core`: callbacks adapt host calls ([`host::Host`]) to the core's decisions and hold
 //! no policy logic. Each Envoy worker runs its own VM with its own cache and feed poller.
 
+pub mod answer;
 pub mod cache;
 pub mod config;
 pub mod gate;
@@ -105,9 +106,29 @@ impl HttpContext for HttpShell {
         }
     }
 
-    // Response callbacks keep the SDK's Continue on purpose: a response reaches this filter
-    // only for a request already allowed (the upstream never saw a paused one) or as a local
-    // reply (ours or Envoy's), which must go out.
+    // A response reaches this filter only for a request already allowed (the upstream never
+    // saw a paused one) or as a local reply (ours or Envoy's), which must go out. Only an
+    // answer that must lose the account's policy labels is held (see `answer`).
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        match &mut self.0 {
+            Some(gate) => action(gate.on_response_headers(end_of_stream)),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &mut self.0 {
+            Some(gate) => action(gate.on_response_body(body_size, end_of_stream)),
+            None => Action::Continue,
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        match &mut self.0 {
+            Some(gate) => action(gate.on_response_trailers()),
+            None => Action::Continue,
+        }
+    }
 }
 
 proxy_wasm::main! {{

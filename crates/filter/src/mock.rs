@@ -16,6 +16,8 @@ pub enum Event {
         body: String,
     },
     Resume,
+    SetResponseHeader(String, Option<String>),
+    ReplaceResponseBody(String),
     Dispatch {
         method: String,
         message: Vec<u8>,
@@ -35,6 +37,9 @@ pub struct MockHost {
     /// The host refuses to hand out the request body.
     pub body_fails: RefCell<bool>,
     pub metrics: RefCell<Vec<(String, i64)>>,
+    pub response_headers: RefCell<Vec<(String, String)>>,
+    /// The response body buffered in the host; each replacement takes the place of it.
+    pub response_body: RefCell<Vec<u8>>,
     next_token: RefCell<u32>,
 }
 
@@ -93,6 +98,31 @@ impl Host for MockHost {
     }
     fn resume_request(&self) {
         self.events.borrow_mut().push(Event::Resume);
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.response_headers
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+    fn set_response_header(&self, name: &str, value: Option<&str>) {
+        self.events.borrow_mut().push(Event::SetResponseHeader(
+            name.to_owned(),
+            value.map(str::to_owned),
+        ));
+    }
+    fn response_body(&self, size: usize) -> Result<Vec<u8>, String> {
+        let body = self.response_body.borrow();
+        Ok(body[..size.min(body.len())].to_vec())
+    }
+    fn replace_response_body(&self, old_size: usize, body: &[u8]) {
+        let mut buffered = self.response_body.borrow_mut();
+        let old_size = old_size.min(buffered.len());
+        buffered.splice(..old_size, body.iter().copied());
+        self.events.borrow_mut().push(Event::ReplaceResponseBody(
+            String::from_utf8_lossy(body).into_owned(),
+        ));
     }
     fn dispatch_grpc(
         &self,

@@ -107,6 +107,7 @@ fn grant(policy: &str, role: &str) -> v1::Grant {
             .map(|r| r.scopes().iter().map(|s| s.as_str().to_owned()).collect())
             .unwrap_or_default(),
         read_tenants: Vec::new(),
+        hide_policy_labels: false,
     }
 }
 
@@ -857,4 +858,95 @@ fn stale_if_error_never_serves_a_grant_the_feed_evicted_meanwhile() {
         "revoked while resolving: {events:?}"
     );
     assert!(!events.contains(&Event::Resume));
+}
+
+/// An account that hides its policy labels: the answer is held, taken out of Envoy's buffer
+/// chunk by chunk, and sent rewritten; gzip is decoded; over `maxAnswerBytes` it is a 502.
+#[test]
+fn hidden_policy_labels_leave_the_answer() {
+    let world = World::new(r#"{"cluster":"tollgate","maxAnswerBytes":2048}"#);
+    let token = Token::generate().unwrap();
+    let hiding = v1::Grant {
+        hide_policy_labels: true,
+        ..grant(NS, "viewer")
+    };
+    let answer = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","kube_namespace":"prometheus","job":"node"},"value":[1,"1"]}]}}"#;
+    let run = |body: Vec<u8>, encoding: Option<&str>| {
+        let mut gate = world.request(
+            "GET",
+            "/api/v1/query?query=up",
+            &[
+                ("authorization", &bearer(&token)),
+                ("accept-encoding", "gzip"),
+            ],
+        );
+        if gate.on_request_headers(true) == Flow::Pause {
+            world.answer_resolve(&mut gate, Some(hiding.clone()));
+        }
+        let events = world.host.take_events();
+        assert!(
+            events.contains(&Event::SetHeader("accept-encoding".into(), None)),
+            "{events:?}"
+        );
+        let mut headers = vec![(":status".to_owned(), "200".to_owned())];
+        if let Some(encoding) = encoding {
+            headers.push(("content-encoding".to_owned(), encoding.to_owned()));
+        }
+        *world.host.response_headers.borrow_mut() = headers;
+        assert_eq!(gate.on_response_headers(false), Flow::Pause);
+        let (first, second) = body.split_at(body.len() / 2);
+        *world.host.response_body.borrow_mut() = first.to_vec();
+        assert_eq!(gate.on_response_body(first.len(), false), Flow::Pause);
+        assert!(
+            world.host.response_body.borrow().is_empty(),
+            "taken out of Envoy's buffer"
+        );
+        *world.host.response_body.borrow_mut() = second.to_vec();
+        assert_eq!(gate.on_response_body(second.len(), true), Flow::Continue);
+        let sent = String::from_utf8(world.host.response_body.borrow().clone()).unwrap();
+        (sent, world.host.take_events())
+    };
+
+    let (sent, events) = run(answer.as_bytes().to_vec(), None);
+    assert!(
+        !sent.contains("kube_namespace") && !sent.contains("prometheus"),
+        "{sent}"
+    );
+    assert!(sent.contains(r#""job":"node""#), "{sent}");
+    assert!(events.contains(&Event::SetResponseHeader("content-length".into(), None)));
+
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(answer.as_bytes()).unwrap();
+    let (sent, events) = run(encoder.finish().unwrap(), Some("gzip"));
+    assert!(
+        !sent.contains("kube_namespace") && sent.contains("node"),
+        "{sent}"
+    );
+    assert!(events.contains(&Event::SetResponseHeader("content-encoding".into(), None)));
+
+    let big = format!(
+        r#"{},"pad":"{}"}}"#,
+        &answer[..answer.len() - 1],
+        "x".repeat(4096)
+    );
+    let (sent, events) = run(big.into_bytes(), None);
+    assert!(
+        sent.contains("answer_too_large") && !sent.contains("prometheus"),
+        "{sent}"
+    );
+    assert!(events.contains(&Event::SetResponseHeader(
+        ":status".into(),
+        Some("502".into())
+    )));
+
+    let (sent, events) = run(b"whatever".to_vec(), Some("br"));
+    assert!(
+        sent.contains("answer_unreadable") && sent.contains("br"),
+        "{sent}"
+    );
+    assert!(events.contains(&Event::SetResponseHeader(
+        ":status".into(),
+        Some("502".into())
+    )));
 }

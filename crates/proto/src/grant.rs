@@ -28,6 +28,7 @@ pub fn grant_to_wire(grant: &Grant) -> v1::Grant {
         expires_at: grant.expires_at,
         scopes: grant.scopes.iter().map(String::from).collect(),
         read_tenants: grant.read_tenants.names(),
+        hide_policy_labels: grant.hide_policy_labels,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn grant_from_wire(grant: v1::Grant) -> Result<Grant, GrantWireError> {
         expires_at: grant.expires_at,
         all_tenants: false,
         read_tenants: ReadTenants::from_names(&grant.read_tenants)?,
+        hide_policy_labels: grant.hide_policy_labels,
     })
 }
 
@@ -71,6 +73,7 @@ mod tests {
             expires_at: Some(1_900_000_000),
             all_tenants: false,
             read_tenants: ReadTenants::from_names(&["dev", "prod"]).unwrap(),
+            hide_policy_labels: true,
         };
         assert_eq!(grant_from_wire(grant_to_wire(&grant)).unwrap(), grant);
         let every = Grant {

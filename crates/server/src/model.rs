@@ -82,6 +82,8 @@ pub struct Account {
     pub all_tenants: bool,
     /// Tenants its tokens may read besides its own (only an all-tenant admin grants them).
     pub read_tenants: ReadTenants,
+    /// Answers leave out the labels its policy fixes (filter mode; ext_authz refuses its reads).
+    pub hide_policy_labels: bool,
     /// Unix seconds.
     pub created_at: i64,
     pub created_by: String,
@@ -98,6 +100,7 @@ pub struct NewAccount {
     pub label_policy: String,
     pub all_tenants: bool,
     pub read_tenants: ReadTenants,
+    pub hide_policy_labels: bool,
     pub created_at: i64,
     pub created_by: String,
 }
@@ -113,6 +116,7 @@ pub struct AccountPatch {
     pub label_policy: Option<String>,
     pub disabled: Option<bool>,
     pub read_tenants: Option<ReadTenants>,
+    pub hide_policy_labels: Option<bool>,
 }
 
 impl AccountPatch {
@@ -123,6 +127,7 @@ impl AccountPatch {
             || self.label_policy.is_some()
             || self.disabled.is_some()
             || self.read_tenants.is_some()
+            || self.hide_policy_labels.is_some()
     }
 }
 

@@ -54,6 +54,9 @@ pub struct CreateArgs {
     /// Other tenants its tokens may read, comma-separated, or '*' for all (all-tenant admins).
     #[arg(long, value_delimiter = ',')]
     read_tenants: Option<Vec<String>>,
+    /// Leave the labels its policy fixes out of every answer (filter mode only).
+    #[arg(long)]
+    hide_policy_labels: bool,
     /// Also create a first token (shown once).
     #[arg(long)]
     with_token: bool,
@@ -89,6 +92,12 @@ pub struct UpdateArgs {
     /// Replaces the other tenants it may read (comma-separated, '*' for all, '' for none).
     #[arg(long, value_delimiter = ',')]
     read_tenants: Option<Vec<String>>,
+    /// Leave the labels its policy fixes out of every answer (filter mode only).
+    #[arg(long, conflicts_with = "show_policy_labels")]
+    hide_policy_labels: bool,
+    /// Stop hiding them.
+    #[arg(long)]
+    show_policy_labels: bool,
     #[arg(long, conflicts_with = "enable")]
     disable: bool,
     #[arg(long)]
@@ -130,6 +139,7 @@ async fn create(client: &Client, output: Output, args: CreateArgs) -> anyhow::Re
         role: args.role,
         label_policy: args.label_policy,
         read_tenants: args.read_tenants.map(drop_empty),
+        hide_policy_labels: args.hide_policy_labels.then_some(true),
         with_token: args.with_token.then_some(true),
         token_name: None,
         expires_at,
@@ -197,10 +207,12 @@ async fn update(client: &Client, output: Output, args: UpdateArgs) -> anyhow::Re
         label_policy: args.label_policy,
         disabled: (args.disable || args.enable).then_some(args.disable),
         read_tenants: args.read_tenants.map(drop_empty),
+        hide_policy_labels: (args.hide_policy_labels || args.show_policy_labels)
+            .then_some(args.hide_policy_labels),
     };
     if changes_nothing(&body) {
         bail!(
-            "nothing to update: give at least one of --name, --display-name, --description, --owner-email, --role, --label-policy, --read-tenants, --disable, --enable"
+            "nothing to update: give at least one of --name, --display-name, --description, --owner-email, --role, --label-policy, --read-tenants, --hide-policy-labels, --show-policy-labels, --disable, --enable"
         );
     }
     let updated: AccountDto = client
@@ -229,6 +241,7 @@ fn changes_nothing(body: &PatchAccountBody) -> bool {
         label_policy,
         disabled,
         read_tenants,
+        hide_policy_labels,
     } = body;
     [
         name,
@@ -242,6 +255,7 @@ fn changes_nothing(body: &PatchAccountBody) -> bool {
     .all(|field| field.is_none())
         && disabled.is_none()
         && read_tenants.is_none()
+        && hide_policy_labels.is_none()
 }
 
 /// Deletes each account in turn, going on past a failure (reported on stderr) as `kubectl

@@ -22,7 +22,8 @@ use tollgate_core::decision::BodyView;
 use tollgate_core::promql::ParamRewrite;
 use tollgate_core::write::WriteLimits;
 use tollgate_core::{
-    Allow, Authorization, Deny, GrantLookup, RequestView, RouteTable, authorize, form, headers,
+    Allow, Authorization, Deny, DenyReason, GrantLookup, RequestView, RouteTable, authorize, form,
+    headers,
 };
 
 /// Namespace of the dynamic metadata Envoy stores for access logs.
@@ -129,6 +130,14 @@ pub fn evaluate(
     };
     if let Some(usage) = usage {
         usage.record(authorized.grant.token_id);
+    }
+    // Envoy's ext_authz cannot change an answer: an account whose answers must lose its policy
+    // labels reads only through the filter. Refused, never passed on unfiltered.
+    if authorized.allow.answer.is_some() {
+        return Verdict::Deny(Deny::new(
+            DenyReason::LabelsNotEnforceable,
+            "this account hides its policy labels from answers, which only the Tollgate filter can do: ext_authz cannot change answers",
+        ));
     }
     let body = BodyView {
         content_type: input.view.content_type,

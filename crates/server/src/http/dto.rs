@@ -39,6 +39,8 @@ pub struct AccountDto {
     pub all_tenants: bool,
     /// Tenants its tokens may read besides its own (`*`: every tenant); empty for none.
     pub read_tenants: Vec<String>,
+    /// Answers leave out the labels its policy fixes (filter mode only).
+    pub hide_policy_labels: bool,
     pub created_at: String,
     pub created_by: String,
 }
@@ -57,6 +59,7 @@ impl From<Account> for AccountDto {
             disabled,
             all_tenants,
             read_tenants,
+            hide_policy_labels,
             created_at,
             created_by,
         } = a;
@@ -72,6 +75,7 @@ impl From<Account> for AccountDto {
             disabled,
             all_tenants,
             read_tenants: read_tenants.names(),
+            hide_policy_labels,
             created_at: rfc3339(created_at),
             created_by,
         }
@@ -201,6 +205,10 @@ pub struct CreateAccountBody {
     /// as `a|b`. Only an all-tenant admin may set it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_tenants: Option<Vec<String>>,
+    /// Remove the labels the policy fixes from every answer (filter mode; through ext_authz
+    /// such an account's reads are refused, since ext_authz cannot change answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hide_policy_labels: Option<bool>,
     /// Also create a first token and return it once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub with_token: Option<bool>,
@@ -243,6 +251,8 @@ pub struct PatchAccountBody {
     /// Replaces the tenants it may also read (`[]` for none). All-tenant admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_tenants: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hide_policy_labels: Option<bool>,
 }
 
 /// A role: built in (no tenant) or a tenant's own named set of scopes.

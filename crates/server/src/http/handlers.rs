@@ -93,6 +93,7 @@ pub(super) async fn create_account(
         role: body.role,
         label_policy: body.label_policy,
         read_tenants: body.read_tenants,
+        hide_policy_labels: body.hide_policy_labels,
     };
     let (account, token) = state
         .admin
@@ -175,6 +176,7 @@ pub(super) async fn update_account(
         label_policy: body.label_policy,
         disabled: body.disabled,
         read_tenants: body.read_tenants,
+        hide_policy_labels: body.hide_policy_labels,
     };
     Ok(Json(
         state

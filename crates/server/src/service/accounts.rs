@@ -26,6 +26,7 @@ pub struct AccountSpec {
     pub label_policy: Option<String>,
     /// Tenants its tokens may read besides its own (`*` for all); all-tenant admins only.
     pub read_tenants: Option<Vec<String>>,
+    pub hide_policy_labels: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,7 @@ pub struct AccountChanges {
     pub label_policy: Option<String>,
     pub disabled: Option<bool>,
     pub read_tenants: Option<Vec<String>>,
+    pub hide_policy_labels: Option<bool>,
 }
 
 /// Tenants to read besides the home tenant, as the API received them: only an all-tenant admin
@@ -125,6 +127,7 @@ impl Admin {
             label_policy: policy.to_string(),
             all_tenants: false,
             read_tenants,
+            hide_policy_labels: spec.hide_policy_labels.unwrap_or(false),
             created_at: now_secs(),
             created_by: caller.actor.clone(),
         })
@@ -261,6 +264,7 @@ impl Admin {
                 .as_deref()
                 .map(|names| parse_read_tenants(caller, names))
                 .transpose()?,
+            hide_policy_labels: changes.hide_policy_labels,
         };
         if let Some(text) = &patch.display_name {
             check_text("displayName", text, MAX_DISPLAY_NAME_CHARS)?;

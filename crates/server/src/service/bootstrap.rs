@@ -29,6 +29,7 @@ impl Admin {
             label_policy: String::new(),
             all_tenants: true,
             read_tenants: Default::default(),
+            hide_policy_labels: false,
             created_at: now,
             created_by: "tollgate".into(),
         };

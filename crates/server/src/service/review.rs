@@ -55,6 +55,7 @@ impl Admin {
             expires_at: None,
             all_tenants: account.all_tenants,
             read_tenants: account.read_tenants,
+            hide_policy_labels: account.hide_policy_labels,
         })
     }
 

@@ -44,6 +44,7 @@ fn new_account(tenant: &str, name: &str, role: Role) -> NewAccount {
         label_policy: r#"{kube_namespace="prometheus"}"#.into(),
         all_tenants: false,
         read_tenants: Default::default(),
+        hide_policy_labels: false,
         created_at: 1_700_000_000,
         created_by: "default/tester".into(),
     }

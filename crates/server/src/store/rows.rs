@@ -20,6 +20,7 @@ macro_rules! row_readers {
                 label_policy: row.try_get("label_policy")?,
                 disabled: row.try_get("disabled")?,
                 all_tenants: row.try_get("all_tenants")?,
+                hide_policy_labels: row.try_get("hide_policy_labels")?,
                 read_tenants: ReadTenants::parse_text(&read_tenants).map_err(|err| {
                     StoreError::Corrupt {
                         detail: format!("account read tenants \"{read_tenants}\": {err}"),
@@ -81,6 +82,7 @@ macro_rules! row_readers {
             policy: Policy,
             all_tenants: bool,
             read_tenants: ReadTenants,
+            hide_policy_labels: bool,
         }
 
         impl AccountParts {
@@ -133,6 +135,7 @@ macro_rules! row_readers {
                     policy,
                     all_tenants: row.try_get("all_tenants")?,
                     read_tenants,
+                    hide_policy_labels: row.try_get("hide_policy_labels")?,
                 };
                 self.by_id.insert(account_id, Some(parts.clone()));
                 Ok(Some(parts))
@@ -152,6 +155,7 @@ macro_rules! row_readers {
                 policy,
                 all_tenants,
                 read_tenants,
+                hide_policy_labels,
             }) = accounts.get(row)?
             else {
                 return Ok(None);
@@ -168,6 +172,7 @@ macro_rules! row_readers {
                 expires_at: expires_at.map(|at| at.max(0) as u64),
                 all_tenants,
                 read_tenants,
+                hide_policy_labels,
             };
             Ok(Some((hash_from_row(row)?, grant)))
         }

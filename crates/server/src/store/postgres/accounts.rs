@@ -43,8 +43,8 @@ async fn insert_account(
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO accounts (tenant, name, display_name, description, owner_email, role, \
-         label_policy, all_tenants, created_at, created_by, read_tenants) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         label_policy, all_tenants, created_at, created_by, read_tenants, hide_policy_labels) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(new.tenant.as_str())
     .bind(new.name.as_str())
@@ -57,6 +57,7 @@ async fn insert_account(
     .bind(new.created_at)
     .bind(&new.created_by)
     .bind(new.read_tenants.to_text())
+    .bind(new.hide_policy_labels)
     .fetch_one(&mut **tx)
     .await
     .map_err(conflict("service account", new.name.as_str()))?;
@@ -173,7 +174,8 @@ pub(super) async fn update(
         .to_owned();
     sqlx::query(
         "UPDATE accounts SET name = $1, display_name = $2, description = $3, owner_email = $4, \
-         role = $5, label_policy = $6, disabled = $7, read_tenants = $8 WHERE id = $9",
+         role = $5, label_policy = $6, disabled = $7, read_tenants = $8, hide_policy_labels = $9 \
+         WHERE id = $10",
     )
     .bind(&name)
     .bind(patch.display_name.as_ref().unwrap_or(&before.display_name))
@@ -193,6 +195,11 @@ pub(super) async fn update(
             .as_ref()
             .unwrap_or(&before.read_tenants)
             .to_text(),
+    )
+    .bind(
+        patch
+            .hide_policy_labels
+            .unwrap_or(before.hide_policy_labels),
     )
     .bind(id)
     .execute(&mut *tx)

@@ -77,6 +77,7 @@ CREATE TABLE roles (
     PRIMARY KEY (tenant, name)
 );
 ALTER TABLE accounts ADD COLUMN read_tenants TEXT NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN hide_policy_labels BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE INDEX accounts_role ON accounts (tenant, role);
 "#,
 ];

@@ -167,6 +167,7 @@ async fn a_write_notifies_other_replicas() {
                 label_policy: String::new(),
                 all_tenants: false,
                 read_tenants: Default::default(),
+                hide_policy_labels: false,
                 created_at: 1,
                 created_by: "t".into(),
             },

@@ -39,8 +39,8 @@ async fn insert_account(
 ) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO accounts (tenant, name, display_name, description, owner_email, role, \
-         label_policy, all_tenants, created_at, created_by, read_tenants) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         label_policy, all_tenants, created_at, created_by, read_tenants, hide_policy_labels) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(new.tenant.as_str())
     .bind(new.name.as_str())
@@ -53,6 +53,7 @@ async fn insert_account(
     .bind(new.created_at)
     .bind(&new.created_by)
     .bind(new.read_tenants.to_text())
+    .bind(new.hide_policy_labels)
     .fetch_one(&mut **tx)
     .await
     .map_err(conflict("service account", new.name.as_str()))?;
@@ -164,7 +165,8 @@ pub(super) async fn update(
         .to_owned();
     sqlx::query(
         "UPDATE accounts SET name = ?, display_name = ?, description = ?, owner_email = ?, \
-         role = ?, label_policy = ?, disabled = ?, read_tenants = ? WHERE id = ?",
+         role = ?, label_policy = ?, disabled = ?, read_tenants = ?, hide_policy_labels = ? \
+         WHERE id = ?",
     )
     .bind(&name)
     .bind(patch.display_name.as_ref().unwrap_or(&before.display_name))
@@ -184,6 +186,11 @@ pub(super) async fn update(
             .as_ref()
             .unwrap_or(&before.read_tenants)
             .to_text(),
+    )
+    .bind(
+        patch
+            .hide_policy_labels
+            .unwrap_or(before.hide_policy_labels),
     )
     .bind(id)
     .execute(&mut *tx)

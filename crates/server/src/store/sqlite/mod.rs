@@ -293,6 +293,7 @@ mod tests {
                     label_policy: String::new(),
                     all_tenants: true,
                     read_tenants: Default::default(),
+                    hide_policy_labels: false,
                     created_at: 1,
                     created_by: "t".into(),
                 },

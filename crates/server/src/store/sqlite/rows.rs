@@ -9,13 +9,14 @@ use std::sync::Arc;
 use tollgate_core::{Grant, Policy, ReadTenants, Role, ScopeSet, TokenHash};
 
 pub(super) const ACCOUNT_COLUMNS: &str = "id, tenant, name, display_name, description, \
-     owner_email, role, label_policy, disabled, all_tenants, read_tenants, created_at, created_by";
+     owner_email, role, label_policy, disabled, all_tenants, read_tenants, hide_policy_labels, \
+     created_at, created_by";
 pub(super) const ROLE_COLUMNS: &str = "tenant, name, description, scopes, created_at, created_by";
 pub(super) const TOKEN_COLUMNS: &str =
     "id, account_id, name, created_at, expires_at, last_used_at, hint";
 pub(super) const GRANT_SELECT: &str = "SELECT t.hash, t.id AS token_id, t.expires_at, \
      a.id AS account_id, a.name, a.tenant, a.role, a.label_policy, a.all_tenants, \
-     a.read_tenants, r.scopes AS role_scopes \
+     a.read_tenants, a.hide_policy_labels, r.scopes AS role_scopes \
      FROM tokens t JOIN accounts a ON a.id = t.account_id \
      LEFT JOIN roles r ON r.tenant = a.tenant AND r.name = a.role WHERE a.disabled = 0";
 

@@ -5,13 +5,16 @@ use super::AppState;
 use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
-    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody,
-    TenantDto, TokenDto, TokenListParams,
+    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, PolicyLimitsDto,
+    PolicyMatcherDto, PolicySelectorDto, PolicyValidationDto, RenameTokenBody, TenantDto, TokenDto,
+    TokenListParams, ValidatePolicyBody, WhoAmIDto,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::service::{AccountChanges, AccountSpec, Caller, ExpirySpec, ReviewSubject};
+use crate::service::{
+    AccountChanges, AccountSpec, Caller, ExpirySpec, PolicyValidation, ReviewSubject,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -380,4 +383,79 @@ pub(super) async fn audit_log(
         page_size,
         entries: result.items.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// The caller: its account, the token of this request and its scopes.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "access",
+    responses((status = 200, body = WhoAmIDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn whoami(
+    State(state): Shared,
+    caller: Caller,
+) -> Result<Json<WhoAmIDto>, ApiError> {
+    Ok(Json(state.admin.whoami(&caller).await?.into()))
+}
+
+/// Check a label policy with the server's own parser and limits, as an account write would:
+/// canonical form and matchers, or the reason, message and position of the error. Always 200
+/// for a well-formed request; nothing is stored.
+#[utoipa::path(post, path = "/api/v1/labelpolicies/validate", tag = "access", request_body = ValidatePolicyBody,
+    responses((status = 200, body = PolicyValidationDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn validate_policy(
+    State(state): Shared,
+    caller: Caller,
+    ApiJson(body): ApiJson<ValidatePolicyBody>,
+) -> Json<PolicyValidationDto> {
+    let limits = PolicyLimitsDto::from(state.admin.policy_limits());
+    let ceiling = caller.policy.to_string();
+    Json(match state.admin.validate_policy(&caller, &body.policy) {
+        PolicyValidation::Valid {
+            policy,
+            within_ceiling,
+        } => PolicyValidationDto {
+            valid: true,
+            canonical: Some(policy.to_string()),
+            selectors: policy
+                .selectors()
+                .iter()
+                .map(|selector| PolicySelectorDto {
+                    matchers: selector
+                        .matchers()
+                        .iter()
+                        .map(|m| PolicyMatcherDto {
+                            name: m.name().as_str().to_owned(),
+                            op: m.op().as_str().to_owned(),
+                            value: m.value().to_owned(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            within_ceiling: Some(within_ceiling),
+            ceiling,
+            reason: None,
+            error: None,
+            position: None,
+            column: None,
+            limits,
+        },
+        PolicyValidation::Invalid { error, position } => PolicyValidationDto {
+            valid: false,
+            canonical: None,
+            selectors: Vec::new(),
+            within_ceiling: None,
+            ceiling,
+            reason: Some(error.code().to_owned()),
+            // The text is the client's own, but may hold something token-shaped.
+            error: Some(tollgate_core::token::redact(&error.to_string()).into_owned()),
+            column: position.map(|at| {
+                body.policy
+                    .get(..at)
+                    .map_or(at, |before| before.chars().count())
+                    + 1
+            }),
+            position,
+            limits,
+        },
+    })
 }

@@ -178,6 +178,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/access-review", post(handlers::access_review))
         .route("/api/v1/audit", get(handlers::audit_log))
+        .route("/api/v1/whoami", get(handlers::whoami))
+        .route(
+            "/api/v1/labelpolicies/validate",
+            post(handlers::validate_policy),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(

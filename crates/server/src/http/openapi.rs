@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tollgate admin API", description = "Service accounts, tokens, tenants, access review and audit."),
-    paths(handlers::create_account, handlers::list_accounts, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant),
+    info(title = "Tollgate admin API", description = "Service accounts, tokens, tenants, access review, label policy checks and audit."),
+    paths(handlers::create_account, handlers::list_accounts, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant, handlers::whoami, handlers::validate_policy),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

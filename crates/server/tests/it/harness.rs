@@ -29,6 +29,13 @@ impl Reply {
         self.json["reason"].as_str().unwrap_or("")
     }
 
+    /// The status alone, for answers whose `reason` field is data (a policy check's).
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> Reply {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        self
+    }
+
     #[track_caller]
     pub fn expect(self, status: u16, reason: &str) -> Reply {
         assert_eq!(

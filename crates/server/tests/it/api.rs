@@ -1179,3 +1179,50 @@ async fn validate_body_errors(server: &TestServer) {
         .await
         .expect(400, "invalid_body");
 }
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_policy() {
+    let server = TestServer::start().await;
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/console/");
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/api.js", "text/javascript; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+        ("/console/favicon.svg", "image/svg+xml"),
+    ] {
+        let reply = server.call(None, Method::GET, path, None).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.headers["content-type"], content_type, "{path}");
+        assert_eq!(
+            reply.headers["content-security-policy"],
+            tollgate_server::console::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+        assert_eq!(reply.headers["x-frame-options"], "DENY");
+        assert_eq!(reply.headers["cache-control"], "no-cache");
+        let etag = reply.headers["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.len() == 34, "{path}: {etag}");
+        let again = server
+            .http_get_with(path, &[("if-none-match", etag.as_str())])
+            .await;
+        assert_eq!(again, 304, "{path}");
+    }
+    let missing = server
+        .call(None, Method::GET, "/console/nope.js", None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.headers.contains_key("content-security-policy"));
+    server.stop().await;
+}

@@ -116,6 +116,15 @@ impl TestServer {
         }
     }
 
+    /// A GET without a token but with `headers`; the status.
+    pub async fn http_get_with(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call(Some(&self.admin_token.clone()), method, path, body)
             .await

@@ -463,6 +463,8 @@ $("token-form").addEventListener("submit", async (event) => {
   );
   if (issued) {
     $("token-name").value = "";
+    $("token-expiry").value = "30";
+    $("token-expiry").dispatchEvent(new Event("change"));
     await revealToken(issued);
     await withProgress(null, $("tokens-error"), () => loadTokens(account.id));
     $("token-name").focus();
@@ -810,14 +812,23 @@ async function loadAudit() {
     s.total = page.totalCount;
     const rows = page.entries.map((entry) => {
       const row = el("tr", null, { class: entry.outcome === "ok" ? "" : "failed" });
-      row.append(timeCell(entry.at), el("td", entry.actor), el("td", entry.action), el("td"), el("td"));
-      row.cells[3].append(el("code", entry.target));
-      row.cells[4].append(el("span", entry.outcome, { class: entry.outcome === "ok" ? "badge badge-ok" : "badge badge-off" }));
+      const target = el("td");
+      target.append(el("code", entry.target));
+      const outcome = el("td");
+      outcome.append(el("span", entry.outcome, { class: entry.outcome === "ok" ? "badge badge-ok" : "badge badge-off" }));
+      row.append(
+        timeCell(entry.at),
+        el("td", entry.actor),
+        el("td", entry.tenant, { class: "tenant-col" }),
+        el("td", entry.action),
+        target,
+        outcome,
+      );
       return row;
     });
     if (rows.length === 0) {
       const empty = el("tr");
-      empty.append(el("td", "No entries.", { colspan: "5", class: "muted" }));
+      empty.append(el("td", "No entries.", { colspan: "6", class: "muted" }));
       rows.push(empty);
     }
     $("audit-table").tBodies[0].replaceChildren(...rows);

@@ -1,5 +1,5 @@
 //! The HTTP layer (axum): the admin REST API (JSON, camelCase), `/openapi.json`, `/metrics` and
-//! `/healthz`.
+//! `/healthz`; the web console's files ([`crate::console`]) are merged into the same router.
 //!
 //! May use: axum, serde, utoipa, the admin service ([`crate::service`]) and the live snapshot
 //! (read-only, for health and metrics). Never the store: every operation goes through

@@ -265,6 +265,7 @@ def run(console, out):
     out["policy_error"] = {
         "text": c.by_id("policy-error").text,
         "caret": c.js("const p = document.querySelector('#policy-check pre.caret'); return p ? p.textContent : null"),
+        "column": c.by_id("policy-column").text,
         "invalid": c.by_id("f-policy").get_attribute("aria-invalid"),
     }
     c.type_into("f-policy", POLICY)

@@ -192,14 +192,12 @@ async fn console_workflows_in_a_real_browser() {
         policy_error.contains("syntax error at byte 29") && policy_error.contains("invalid_field"),
         "{policy_error}"
     );
-    assert!(
-        report["policy_error"]["caret"]
-            .as_str()
-            .unwrap()
-            .ends_with("^ column 30"),
-        "{}",
-        report["policy_error"]
+    assert_eq!(
+        report["policy_error"]["caret"],
+        format!("{{kube_namespace=\"prometheus\" env\n{}^", " ".repeat(29)),
+        "the caret under column 30"
     );
+    assert_eq!(report["policy_error"]["column"], "at column 30");
     assert!(
         report["policy_check"]
             .as_str()

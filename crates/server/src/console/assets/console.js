@@ -687,11 +687,14 @@ async function checkPolicy() {
     line.append(el("code", result.reason, { class: "reason" }));
     parts.push(line);
     if (result.column) {
-      // Where: the text with a caret under the column (characters, not bytes).
+      // Where: the text around the column (characters, not bytes) with a caret under it.
       const chars = Array.from(text);
+      const from = Math.max(0, result.column - 1 - 40);
+      const shown = (from > 0 ? "…" : "") + chars.slice(from, from + 80).join("");
+      const at = result.column - 1 - from + (from > 0 ? 1 : 0);
       const pointer = el("pre", null, { class: "caret" });
-      pointer.append(chars.join(""), "\n", `${" ".repeat(result.column - 1)}^ column ${result.column}`);
-      parts.push(pointer);
+      pointer.append(shown, "\n", `${" ".repeat(at)}^`);
+      parts.push(pointer, el("p", `at column ${result.column}`, { class: "help", id: "policy-column" }));
     }
   }
   parts.push(

@@ -4,8 +4,8 @@ chromedriver, with selenium from PyPI, pinned and installed into .venv by `make 
 way a person would, and reports what it saw. tests/e2e/console.rs starts the server and Envoy,
 runs this script, then checks the outcome through the admin API and through Envoy.
 
-    TOLLGATE_TOKEN=<admin> TOLLGATE_VIEWER_TOKEN=<viewer> console_ui.py \
-        --url http://127.0.0.1:8181 --screenshots DIR [--docs DIR]
+    TOLLGATE_TOKEN=<admin> TOLLGATE_VIEWER_TOKEN=<viewer> [TOLLGATE_TENANT_TOKEN=<tenant admin>] \
+        console_ui.py --url http://127.0.0.1:8181 --screenshots DIR [--docs DIR]
 
 Tokens come from the environment (never argv, which process listings show). The server must
 hold 120 accounts `bulk-000` to `bulk-119` besides the bootstrap admin and the viewer. Prints one
@@ -431,6 +431,25 @@ def run(console, out):
         entry["message"] for entry in d.get_log("browser") if entry.get("level") == "SEVERE"
     ]
     step("signed out")
+
+    # A tenant admin: its own tenant only, and no tenant column.
+    tenant_token = os.environ.get("TOLLGATE_TENANT_TOKEN")
+    if tenant_token:
+        c.by_id("signin-token").send_keys(tenant_token + Keys.ENTER)
+        c.visible("view-accounts")
+        c.idle()
+        c.until("the tenant's accounts", lambda: len(c.account_rows()) > 0)
+        out["tenant_admin"] = {
+            "tenant": c.by_id("who-tenant").text,
+            "all_tenants": c.by_id("who-all").is_displayed(),
+            "rows": c.account_rows(),
+            "tenant_column": c.js(
+                "return getComputedStyle(document.querySelector('#accounts-table th.tenant-col')).display"
+            ),
+        }
+        c.click("sign-out")
+        c.visible("view-signin")
+        step("tenant admin")
     out["seconds"] = round(time.monotonic() - started, 2)
 
 

@@ -11,7 +11,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use tollgate_e2e::{
-    EchoUpstream, Envoy, Mode, Tollgate, bootstrap, console_python, console_ui, repo_root, send,
+    ConsoleTokens, EchoUpstream, Envoy, Mode, Tollgate, bootstrap, console_python, console_ui,
+    repo_root, send,
 };
 
 const POLICY: &str = r#"{kube_namespace="prometheus"}"#;
@@ -123,6 +124,9 @@ async fn console_workflows_in_a_real_browser() {
     let (_, _, viewer) = tollgate
         .account_with_token(json!({"name": "grafana-viewer", "role": "viewer"}))
         .await;
+    let (_, _, tenant_admin) = tollgate
+        .account_with_token(json!({"tenant": "acme", "name": "acme-admin", "role": "admin"}))
+        .await;
 
     let screenshots = repo_root().join("target/console-screenshots");
     let docs = std::env::var("CONSOLE_SCREENSHOTS")
@@ -135,8 +139,11 @@ async fn console_workflows_in_a_real_browser() {
     let report = console_ui(
         &python,
         &tollgate.url,
-        &tollgate.admin_token,
-        &viewer,
+        ConsoleTokens {
+            admin: &tollgate.admin_token,
+            viewer: &viewer,
+            tenant_admin: &tenant_admin,
+        },
         &screenshots,
         docs.as_deref(),
     )
@@ -172,7 +179,7 @@ async fn console_workflows_in_a_real_browser() {
     assert!(strings(&report["signed_out_storage"]["session"]).is_empty());
 
     // Paging and search.
-    assert_eq!(report["accounts_pager"], "Page 1 of 7 · 122 accounts");
+    assert_eq!(report["accounts_pager"], "Page 1 of 7 · 123 accounts");
     assert_eq!(report["tenant_column"], "table-cell", "all-tenant admin");
     let page2 = strings(&report["accounts_page2"]);
     assert_eq!(page2.len(), 20);
@@ -375,6 +382,12 @@ async fn console_workflows_in_a_real_browser() {
             .any(|row| row[3] == "token.regenerate"),
         "{}",
         report["audit"]
+    );
+
+    // A tenant admin sees its tenant alone, without the tenant column.
+    assert_eq!(
+        report["tenant_admin"],
+        json!({"tenant": "acme", "all_tenants": false, "rows": ["acme-admin"], "tenant_column": "none"})
     );
 
     // Readable on a narrow window: the page itself does not scroll sideways.

@@ -1029,15 +1029,24 @@ pub fn console_python() -> anyhow::Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// The tokens [`console_ui`] signs in with.
+pub struct ConsoleTokens<'a> {
+    /// The all-tenant admin, who does every workflow.
+    pub admin: &'a str,
+    /// A token without accounts scopes, tried first: refused.
+    pub viewer: &'a str,
+    /// A tenant's admin, last: sees its tenant only.
+    pub tenant_admin: &'a str,
+}
+
 /// Runs tests/clients/console_ui.py: headless Chromium, driven by selenium, through the web
-/// console at `url` as the admin `token`, with `viewer` (a token without accounts scopes) tried
-/// first. The tokens go in the environment, never argv. Screenshots go to `screenshots` (and to
-/// `docs` when given). Returns the script's JSON report; a failed step is an error with it.
+/// console at `url` with `tokens`, which go in the environment, never argv. Screenshots go to
+/// `screenshots` (and to `docs` when given). Returns the script's JSON report; a failed step is
+/// an error with it.
 pub async fn console_ui(
     python: &Path,
     url: &str,
-    token: &str,
-    viewer: &str,
+    tokens: ConsoleTokens<'_>,
     screenshots: &Path,
     docs: Option<&Path>,
 ) -> anyhow::Result<Value> {
@@ -1049,8 +1058,9 @@ pub async fn console_ui(
         .arg(url)
         .arg("--screenshots")
         .arg(screenshots)
-        .env("TOLLGATE_TOKEN", token)
-        .env("TOLLGATE_VIEWER_TOKEN", viewer)
+        .env("TOLLGATE_TOKEN", tokens.admin)
+        .env("TOLLGATE_VIEWER_TOKEN", tokens.viewer)
+        .env("TOLLGATE_TENANT_TOKEN", tokens.tenant_admin)
         // Selenium Manager must not look for a driver or browser online.
         .env("SE_OFFLINE", "true")
         .stdin(Stdio::null());

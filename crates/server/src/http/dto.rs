@@ -518,3 +518,60 @@ pub struct PolicyValidationDto {
     pub column: Option<usize>,
     pub limits: PolicyLimitsDto,
 }
+
+impl PolicyValidationDto {
+    /// The answer for `text`, checked for a caller whose own policy is `ceiling`.
+    pub fn new(
+        validation: crate::service::PolicyValidation,
+        text: &str,
+        ceiling: &tollgate_core::Policy,
+        limits: &tollgate_core::PolicyLimits,
+    ) -> PolicyValidationDto {
+        let mut dto = PolicyValidationDto {
+            valid: false,
+            canonical: None,
+            selectors: Vec::new(),
+            within_ceiling: None,
+            ceiling: ceiling.to_string(),
+            reason: None,
+            error: None,
+            position: None,
+            column: None,
+            limits: limits.into(),
+        };
+        match validation {
+            crate::service::PolicyValidation::Valid {
+                policy,
+                within_ceiling,
+            } => {
+                dto.valid = true;
+                dto.canonical = Some(policy.to_string());
+                dto.within_ceiling = Some(within_ceiling);
+                dto.selectors = policy
+                    .selectors()
+                    .iter()
+                    .map(|selector| PolicySelectorDto {
+                        matchers: selector
+                            .matchers()
+                            .iter()
+                            .map(|m| PolicyMatcherDto {
+                                name: m.name().as_str().to_owned(),
+                                op: m.op().as_str().to_owned(),
+                                value: m.value().to_owned(),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+            }
+            crate::service::PolicyValidation::Invalid { error, position } => {
+                dto.reason = Some(error.code().to_owned());
+                // The text is the client's own, but may hold something token-shaped.
+                dto.error = Some(tollgate_core::token::redact(&error.to_string()).into_owned());
+                dto.position = position;
+                dto.column = position
+                    .map(|at| text.get(..at).map_or(at, |before| before.chars().count()) + 1);
+            }
+        }
+        dto
+    }
+}

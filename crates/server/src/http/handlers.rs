@@ -5,16 +5,13 @@ use super::AppState;
 use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
-    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, PolicyLimitsDto,
-    PolicyMatcherDto, PolicySelectorDto, PolicyValidationDto, RenameTokenBody, TenantDto, TokenDto,
-    TokenListParams, ValidatePolicyBody, WhoAmIDto,
+    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, PolicyValidationDto,
+    RenameTokenBody, TenantDto, TokenDto, TokenListParams, ValidatePolicyBody, WhoAmIDto,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::service::{
-    AccountChanges, AccountSpec, Caller, ExpirySpec, PolicyValidation, ReviewSubject,
-};
+use crate::service::{AccountChanges, AccountSpec, Caller, ExpirySpec, ReviewSubject};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -407,55 +404,11 @@ pub(super) async fn validate_policy(
     caller: Caller,
     ApiJson(body): ApiJson<ValidatePolicyBody>,
 ) -> Json<PolicyValidationDto> {
-    let limits = PolicyLimitsDto::from(state.admin.policy_limits());
-    let ceiling = caller.policy.to_string();
-    Json(match state.admin.validate_policy(&caller, &body.policy) {
-        PolicyValidation::Valid {
-            policy,
-            within_ceiling,
-        } => PolicyValidationDto {
-            valid: true,
-            canonical: Some(policy.to_string()),
-            selectors: policy
-                .selectors()
-                .iter()
-                .map(|selector| PolicySelectorDto {
-                    matchers: selector
-                        .matchers()
-                        .iter()
-                        .map(|m| PolicyMatcherDto {
-                            name: m.name().as_str().to_owned(),
-                            op: m.op().as_str().to_owned(),
-                            value: m.value().to_owned(),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            within_ceiling: Some(within_ceiling),
-            ceiling,
-            reason: None,
-            error: None,
-            position: None,
-            column: None,
-            limits,
-        },
-        PolicyValidation::Invalid { error, position } => PolicyValidationDto {
-            valid: false,
-            canonical: None,
-            selectors: Vec::new(),
-            within_ceiling: None,
-            ceiling,
-            reason: Some(error.code().to_owned()),
-            // The text is the client's own, but may hold something token-shaped.
-            error: Some(tollgate_core::token::redact(&error.to_string()).into_owned()),
-            column: position.map(|at| {
-                body.policy
-                    .get(..at)
-                    .map_or(at, |before| before.chars().count())
-                    + 1
-            }),
-            position,
-            limits,
-        },
-    })
+    let validation = state.admin.validate_policy(&caller, &body.policy);
+    Json(PolicyValidationDto::new(
+        validation,
+        &body.policy,
+        &caller.policy,
+        state.admin.policy_limits(),
+    ))
 }

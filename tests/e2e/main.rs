@@ -8,6 +8,7 @@
     clippy::type_complexity
 )]
 
+mod console;
 mod ext_authz;
 mod faults;
 mod filter;

@@ -989,3 +989,98 @@ pub async fn prom_api(url: &str, token: &str, args: &[&str]) -> anyhow::Result<V
     serde_json::from_str(stdout.trim())
         .with_context(|| format!("prom_api.py printed no JSON summary:\n{stdout}\n{stderr}"))
 }
+
+/// What the web console's browser test needs: the project virtualenv's Python with selenium
+/// (`make selenium`; `CONSOLE_PYTHON` overrides) and Debian's Chromium with its chromedriver
+/// (`make chromium`; `CHROMIUM`, `CHROMEDRIVER` override). `Ok(None)` when something is missing
+/// and this is not CI (the caller skips, loudly); under `CI=true` a missing piece is an error.
+pub fn console_python() -> anyhow::Result<Option<PathBuf>> {
+    let python = match std::env::var("CONSOLE_PYTHON") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => repo_root().join(".venv/bin/python"),
+    };
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let selenium = Command::new(&python)
+        .args(["-c", "import selenium"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let missing: Vec<String> = [
+        (!selenium).then(|| format!("selenium in {} (`make selenium`)", python.display())),
+        (!Path::new(&chromium).is_file()).then(|| format!("{chromium} (`make chromium`)")),
+        (!Path::new(&driver).is_file()).then(|| format!("{driver} (`make chromium`)")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        return Ok(Some(python));
+    }
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        bail!(
+            "the console's browser test needs {}; CI=true",
+            missing.join(", ")
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPED: the web console's browser test needs {}: it did not run ***\n",
+        missing.join(", ")
+    );
+    Ok(None)
+}
+
+/// The tokens [`console_ui`] signs in with.
+pub struct ConsoleTokens<'a> {
+    /// The all-tenant admin, who does every workflow.
+    pub admin: &'a str,
+    /// A token without accounts scopes, tried first: refused.
+    pub viewer: &'a str,
+    /// A tenant's admin, last: sees its tenant only.
+    pub tenant_admin: &'a str,
+}
+
+/// Runs tests/clients/console_ui.py: headless Chromium, driven by selenium, through the web
+/// console at `url` with `tokens`, which go in the environment, never argv. Screenshots go to
+/// `screenshots` (and to `docs` when given). Returns the script's JSON report; a failed step is
+/// an error with it.
+pub async fn console_ui(
+    python: &Path,
+    url: &str,
+    tokens: ConsoleTokens<'_>,
+    screenshots: &Path,
+    docs: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let script = repo_root().join("tests/clients/console_ui.py");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg("--url")
+        .arg(url)
+        .arg("--screenshots")
+        .arg(screenshots)
+        .env("TOLLGATE_TOKEN", tokens.admin)
+        .env("TOLLGATE_VIEWER_TOKEN", tokens.viewer)
+        .env("TOLLGATE_TENANT_TOKEN", tokens.tenant_admin)
+        // Selenium Manager must not look for a driver or browser online.
+        .env("SE_OFFLINE", "true")
+        .stdin(Stdio::null());
+    if let Some(docs) = docs {
+        command.arg("--docs").arg(docs);
+    }
+    // Every wait in the script is bounded (10 s), so waiting for it ends.
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_str(stdout.trim())
+        .with_context(|| format!("console_ui.py printed no JSON report:\n{stdout}\n{stderr}"))?;
+    if !output.status.success() || report["ok"] != true {
+        bail!(
+            "console_ui.py failed ({}): {}\n{}\nscreenshot: {}/failure.png\n{stderr}",
+            output.status,
+            report["error"],
+            report["trace"].as_str().unwrap_or(""),
+            screenshots.display()
+        );
+    }
+    Ok(report)
+}

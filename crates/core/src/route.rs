@@ -358,6 +358,15 @@ const ADMIN_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             Upstream,
         ),
         (POST, "/api/v1/access-review", Scope::AccountsRead, Upstream),
+        // Who the caller is, and a label policy checked by the server's parser for the web
+        // console: read-only, so the scope of any account manager.
+        (GET, "/api/v1/whoami", Scope::AccountsRead, Upstream),
+        (
+            POST,
+            "/api/v1/labelpolicies/validate",
+            Scope::AccountsRead,
+            Upstream,
+        ),
         (GET, "/api/v1/audit", Scope::AccountsRead, Upstream),
     ]
 };

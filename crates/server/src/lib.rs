@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod grpc;
 pub mod http;

@@ -68,6 +68,20 @@ pub enum SelectorError {
     InvalidEscape { position: usize, escape: char },
 }
 
+impl SelectorError {
+    /// The byte offset into the policy text the error points at, for the errors the parser
+    /// places (syntax, strings, escapes); `None` for errors about a whole name or value.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            SelectorError::Syntax { position, .. }
+            | SelectorError::EmptySelector { position }
+            | SelectorError::UnterminatedString { position }
+            | SelectorError::InvalidEscape { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+}
+
 /// A policy that parses but exceeds the configured [`PolicyLimits`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {

@@ -499,3 +499,164 @@ pub struct CreateParams {
     /// Same as the body's withToken.
     pub with_token: Option<bool>,
 }
+
+/// The caller: its account, the token it called with, and the scopes its role holds.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoAmIDto {
+    pub account: AccountDto,
+    /// The token of this request (metadata only); null if it was revoked meanwhile.
+    pub token: Option<TokenDto>,
+    /// Such as `accounts:read`; what the caller may do, and may grant.
+    pub scopes: Vec<String>,
+}
+
+impl From<crate::service::Identity> for WhoAmIDto {
+    fn from(identity: crate::service::Identity) -> WhoAmIDto {
+        let crate::service::Identity {
+            account,
+            token,
+            scopes,
+        } = identity;
+        WhoAmIDto {
+            account: account.into(),
+            token: token.map(Into::into),
+            scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidatePolicyBody {
+    /// A label policy as an account would hold it; empty for unrestricted.
+    pub policy: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyMatcherDto {
+    pub name: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    pub value: String,
+}
+
+/// One `{...}` of a policy: matchers that must all hold.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySelectorDto {
+    pub matchers: Vec<PolicyMatcherDto>,
+}
+
+/// The bounds every stored label policy is held to.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyLimitsDto {
+    pub max_selectors: usize,
+    pub max_matchers_per_selector: usize,
+    /// Whether a selector may name a label in one matcher only.
+    pub unique_label_names: bool,
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+}
+
+impl From<&tollgate_core::PolicyLimits> for PolicyLimitsDto {
+    fn from(limits: &tollgate_core::PolicyLimits) -> PolicyLimitsDto {
+        let tollgate_core::PolicyLimits {
+            max_selectors,
+            max_matchers_per_selector,
+            unique_label_names,
+        } = limits;
+        PolicyLimitsDto {
+            max_selectors: *max_selectors,
+            max_matchers_per_selector: *max_matchers_per_selector,
+            unique_label_names: *unique_label_names,
+            max_label_name_bytes: tollgate_core::selector::MAX_LABEL_NAME_LEN,
+            max_label_value_bytes: tollgate_core::selector::MAX_LABEL_VALUE_LEN,
+        }
+    }
+}
+
+/// The server's reading of a label policy: canonical form and matchers when valid, the error
+/// an account write would get (reason code, message, position) when not.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyValidationDto {
+    pub valid: bool,
+    /// The canonical text an account would store; empty for unrestricted. Null when invalid.
+    pub canonical: Option<String>,
+    /// Selectors OR-ed together; empty when unrestricted or invalid.
+    pub selectors: Vec<PolicySelectorDto>,
+    /// Whether the caller may grant this policy (it lies inside the caller's own). Null when
+    /// invalid.
+    pub within_ceiling: Option<bool>,
+    /// The caller's own policy (canonical; empty for unrestricted).
+    pub ceiling: String,
+    /// The machine reason an account write would be refused with (`invalid_field`,
+    /// `label_policy_regex`, `label_policy_empty`, `label_policy_limit`).
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    /// Byte offset of the error in the text, when the parser knows where.
+    pub position: Option<usize>,
+    /// The same place as a 1-based character column.
+    pub column: Option<usize>,
+    pub limits: PolicyLimitsDto,
+}
+
+impl PolicyValidationDto {
+    /// The answer for `text`, checked for a caller whose own policy is `ceiling`.
+    pub fn new(
+        validation: crate::service::PolicyValidation,
+        text: &str,
+        ceiling: &tollgate_core::Policy,
+        limits: &tollgate_core::PolicyLimits,
+    ) -> PolicyValidationDto {
+        let mut dto = PolicyValidationDto {
+            valid: false,
+            canonical: None,
+            selectors: Vec::new(),
+            within_ceiling: None,
+            ceiling: ceiling.to_string(),
+            reason: None,
+            error: None,
+            position: None,
+            column: None,
+            limits: limits.into(),
+        };
+        match validation {
+            crate::service::PolicyValidation::Valid {
+                policy,
+                within_ceiling,
+            } => {
+                dto.valid = true;
+                dto.canonical = Some(policy.to_string());
+                dto.within_ceiling = Some(within_ceiling);
+                dto.selectors = policy
+                    .selectors()
+                    .iter()
+                    .map(|selector| PolicySelectorDto {
+                        matchers: selector
+                            .matchers()
+                            .iter()
+                            .map(|m| PolicyMatcherDto {
+                                name: m.name().as_str().to_owned(),
+                                op: m.op().as_str().to_owned(),
+                                value: m.value().to_owned(),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+            }
+            crate::service::PolicyValidation::Invalid { error, position } => {
+                dto.reason = Some(error.code().to_owned());
+                // The text is the client's own, but may hold something token-shaped.
+                dto.error = Some(tollgate_core::token::redact(&error.to_string()).into_owned());
+                dto.position = position;
+                dto.column = position
+                    .map(|at| text.get(..at).map_or(at, |before| before.chars().count()) + 1);
+            }
+        }
+        dto
+    }
+}

@@ -5,8 +5,8 @@ use super::AppState;
 use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
-    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody,
-    TenantDto, TokenDto, TokenListParams,
+    DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, PolicyValidationDto,
+    RenameTokenBody, TenantDto, TokenDto, TokenListParams, ValidatePolicyBody, WhoAmIDto,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -384,4 +384,35 @@ pub(super) async fn audit_log(
         page_size,
         entries: result.items.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// The caller: its account, the token of this request and its scopes.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "access",
+    responses((status = 200, body = WhoAmIDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn whoami(
+    State(state): Shared,
+    caller: Caller,
+) -> Result<Json<WhoAmIDto>, ApiError> {
+    Ok(Json(state.admin.whoami(&caller).await?.into()))
+}
+
+/// Check a label policy with the server's own parser and limits, as an account write would:
+/// canonical form and matchers, or the reason, message and position of the error. Always 200
+/// for a well-formed request; nothing is stored.
+#[utoipa::path(post, path = "/api/v1/labelpolicies/validate", tag = "access", request_body = ValidatePolicyBody,
+    responses((status = 200, body = PolicyValidationDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn validate_policy(
+    State(state): Shared,
+    caller: Caller,
+    ApiJson(body): ApiJson<ValidatePolicyBody>,
+) -> Json<PolicyValidationDto> {
+    let validation = state.admin.validate_policy(&caller, &body.policy);
+    Json(PolicyValidationDto::new(
+        validation,
+        &body.policy,
+        &caller.policy,
+        state.admin.policy_limits(),
+    ))
 }

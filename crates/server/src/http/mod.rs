@@ -1,5 +1,5 @@
 //! The HTTP layer (axum): the admin REST API (JSON, camelCase), `/openapi.json`, `/metrics` and
-//! `/healthz`.
+//! `/healthz`; the web console's files ([`crate::console`]) are merged into the same router.
 //!
 //! May use: axum, serde, utoipa, the admin service ([`crate::service`]) and the live snapshot
 //! (read-only, for health and metrics). Never the store: every operation goes through
@@ -189,12 +189,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/access-review", post(handlers::access_review))
         .route("/api/v1/audit", get(handlers::audit_log))
+        .route("/api/v1/whoami", get(handlers::whoami))
+        .route(
+            "/api/v1/labelpolicies/validate",
+            post(handlers::validate_policy),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
         )
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

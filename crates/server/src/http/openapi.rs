@@ -5,8 +5,8 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tollgate admin API", description = "Service accounts, roles, tokens, tenants, access review and audit."),
-    paths(handlers::create_account, handlers::list_accounts, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant, roles::list_roles, roles::get_role, roles::create_role, roles::update_role, roles::delete_role),
+    info(title = "Tollgate admin API", description = "Service accounts, roles, tokens, tenants, access review, label policy checks and audit."),
+    paths(handlers::create_account, handlers::list_accounts, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant, handlers::whoami, handlers::validate_policy, roles::list_roles, roles::get_role, roles::create_role, roles::update_role, roles::delete_role),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -2,6 +2,8 @@
 //! route table, and the ceilings every action of that caller is held to.
 
 use super::{Admin, ServiceError};
+use crate::model::{Account, TokenRecord};
+use crate::store::Store;
 use tollgate_core::{
     Authorization, Deny, Grant, GrantLookup, Policy, RequestView, ScopeSet, authorize,
 };
@@ -71,7 +73,34 @@ impl Caller {
     }
 }
 
+/// Who a caller is, for `whoami`: its account, the token it called with and the scopes of its
+/// role.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account: Account,
+    /// `None` when the token was revoked between authentication and this read.
+    pub token: Option<TokenRecord>,
+    pub scopes: ScopeSet,
+}
+
 impl Admin {
+    /// The caller's own account and token. Reading oneself needs no tenant or ceiling check,
+    /// and is not audited (a read).
+    pub async fn whoami(&self, caller: &Caller) -> Result<Identity, ServiceError> {
+        let account = self.store().get_account(caller.account_id).await?;
+        let token = self
+            .store()
+            .list_tokens(caller.account_id)
+            .await?
+            .into_iter()
+            .find(|token| token.id == caller.token_id);
+        Ok(Identity {
+            account,
+            token,
+            scopes: caller.scopes,
+        })
+    }
+
     /// Authenticates a bearer credential against the live snapshot and checks that it may call
     /// `method path` of the admin API, with the same route rules and decision as the proxy
     /// ([`tollgate_core::authorize`], with the admin route table).

@@ -1,10 +1,10 @@
 //! Input validation: names, free text, e-mail addresses and label policies, each refused with
 //! the field it came from.
 
-use super::{Admin, ServiceError};
+use super::{Admin, Caller, ServiceError};
 use crate::model::Name;
-use tollgate_core::Policy;
 use tollgate_core::selector::{LimitError, SelectorError};
+use tollgate_core::{Policy, PolicyLimits};
 
 pub const MAX_DESCRIPTION_CHARS: usize = 400;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
@@ -57,16 +57,43 @@ pub(super) fn check_email(value: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// What the server makes of a label policy text, for the console's live check.
+#[derive(Debug)]
+pub enum PolicyValidation {
+    /// Accepted as the policy of a new account; `within_ceiling`: the caller may also grant
+    /// it (it is inside the caller's own policy).
+    Valid {
+        policy: Policy,
+        within_ceiling: bool,
+    },
+    /// Refused with the error an account write would get; `position` is a byte offset into
+    /// the text when the parser knows where.
+    Invalid {
+        error: ServiceError,
+        position: Option<usize>,
+    },
+}
+
 impl Admin {
-    /// Parses a label policy and holds it to the configured limits.
-    pub(super) fn parse_policy(&self, text: &str) -> Result<Policy, ServiceError> {
-        let policy = Policy::parse(text).map_err(|err| match err {
-            // Well-formed, but a regex the upstream would read differently: refused as a
-            // policy we will not enforce, not as malformed input.
-            SelectorError::UnsupportedRegex { .. } => {
-                ServiceError::LabelPolicyRegex(format!("labelPolicy: {err}"))
-            }
-            err => field_error("labelPolicy", err),
+    /// The limits every stored policy is held to.
+    pub fn policy_limits(&self) -> &PolicyLimits {
+        &self.config.policy_limits
+    }
+
+    /// Parses a label policy and holds it to the configured limits; on failure, also where in
+    /// the text (when the parser knows).
+    fn check_policy(&self, text: &str) -> Result<Policy, (ServiceError, Option<usize>)> {
+        let policy = Policy::parse(text).map_err(|err| {
+            let position = err.position();
+            let error = match err {
+                // Well-formed, but a regex the upstream would read differently: refused as a
+                // policy we will not enforce, not as malformed input.
+                SelectorError::UnsupportedRegex { .. } => {
+                    ServiceError::LabelPolicyRegex(format!("labelPolicy: {err}"))
+                }
+                err => field_error("labelPolicy", err),
+            };
+            (error, position)
         })?;
         policy
             .validate(&self.config.policy_limits)
@@ -75,7 +102,25 @@ impl Admin {
                     ServiceError::LabelPolicyEmpty(format!("labelPolicy: {err}"))
                 }
                 err => ServiceError::LabelPolicyLimit(format!("labelPolicy: {err}")),
-            })?;
+            })
+            .map_err(|error| (error, None))?;
         Ok(policy)
+    }
+
+    /// Parses a label policy and holds it to the configured limits.
+    pub(super) fn parse_policy(&self, text: &str) -> Result<Policy, ServiceError> {
+        self.check_policy(text).map_err(|(error, _)| error)
+    }
+
+    /// The same check an account write makes, answered rather than refused: nothing is
+    /// stored or audited.
+    pub fn validate_policy(&self, caller: &Caller, text: &str) -> PolicyValidation {
+        match self.check_policy(text) {
+            Ok(policy) => PolicyValidation::Valid {
+                within_ceiling: caller.policy.contains(&policy),
+                policy,
+            },
+            Err((error, position)) => PolicyValidation::Invalid { error, position },
+        }
     }
 }

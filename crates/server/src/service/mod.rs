@@ -23,9 +23,11 @@ pub mod tokens;
 
 pub use crate::model::now_secs;
 pub use accounts::{AccountChanges, AccountSpec};
-pub use callers::Caller;
+pub use callers::{Caller, Identity};
 pub use error::ServiceError;
-pub use fields::{MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_CHARS};
+pub use fields::{
+    MAX_DESCRIPTION_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_CHARS, PolicyValidation,
+};
 pub use review::{ReviewAnswer, ReviewSubject};
 pub use roles::RoleView;
 pub use tokens::{ExpirySpec, IssuedToken};

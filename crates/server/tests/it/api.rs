@@ -32,6 +32,8 @@ async fn health_openapi_metrics_and_bootstrap_file() {
         "/api/v1/serviceaccounts/{id}/tokens/{tokenId}/regenerate",
         "/api/v1/access-review",
         "/api/v1/audit",
+        "/api/v1/whoami",
+        "/api/v1/labelpolicies/validate",
     ] {
         assert!(
             openapi.json["paths"][path].is_object(),
@@ -946,5 +948,281 @@ async fn list_by_exact_name() {
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect::<Vec<_>>();
     assert!(params.contains(&"name".to_owned()), "{params:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn whoami_answers_the_callers_own_identity() {
+    let server = TestServer::start().await;
+    let (id, token) = server
+        .account_with_token(json!({"tenant": "acme", "name": "acme-admin", "displayName": "Acme admin", "role": "admin", "labelPolicy": POLICY}))
+        .await;
+    let me = server
+        .call(Some(&token), Method::GET, "/api/v1/whoami", None)
+        .await
+        .expect(200, "");
+    assert_eq!(me.json["account"]["id"], id);
+    assert_eq!(me.json["account"]["tenant"], "acme");
+    assert_eq!(me.json["account"]["displayName"], "Acme admin");
+    assert_eq!(me.json["account"]["labelPolicy"], POLICY);
+    assert_eq!(me.json["account"]["allTenants"], false);
+    assert_eq!(
+        me.json["token"]["name"], "default",
+        "the token of this request"
+    );
+    assert!(
+        !me.text.contains(&token),
+        "metadata only, never the value: {}",
+        me.text
+    );
+    let scopes = me.json["scopes"].as_array().unwrap();
+    assert!(scopes.contains(&json!("accounts:write")), "{}", me.text);
+
+    let boot = server
+        .admin(Method::GET, "/api/v1/whoami", None)
+        .await
+        .expect(200, "");
+    assert_eq!(boot.json["account"]["allTenants"], true);
+
+    // A telemetry-only token may not read accounts, itself included: the console says so.
+    let (_, viewer) = server
+        .account_with_token(json!({"name": "grafana", "role": "viewer"}))
+        .await;
+    server
+        .call(Some(&viewer), Method::GET, "/api/v1/whoami", None)
+        .await
+        .expect(403, "missing_scope");
+    server
+        .call(None, Method::GET, "/api/v1/whoami", None)
+        .await
+        .expect(401, "missing_token");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn label_policies_are_validated_by_the_servers_parser() {
+    let server = TestServer::start().await;
+    let validate = |policy: &str| {
+        server.admin(
+            Method::POST,
+            "/api/v1/labelpolicies/validate",
+            Some(json!({ "policy": policy })),
+        )
+    };
+    let ok = validate(r#"{ env =~ "prod|staging", team="a" } or {team="b"}"#)
+        .await
+        .expect_status(200);
+    assert_eq!(ok.json["valid"], true, "{}", ok.text);
+    assert_eq!(
+        ok.json["canonical"],
+        r#"{env=~"prod|staging", team="a"} or {team="b"}"#
+    );
+    assert_eq!(
+        ok.json["selectors"][0]["matchers"][0],
+        json!({"name": "env", "op": "=~", "value": "prod|staging"})
+    );
+    assert_eq!(ok.json["withinCeiling"], true);
+    assert_eq!(ok.json["limits"]["maxSelectors"], 8);
+    assert_eq!(ok.json["limits"]["maxMatchersPerSelector"], 10);
+
+    let unrestricted = validate("  ").await.expect_status(200);
+    assert_eq!(
+        (
+            &unrestricted.json["valid"],
+            &unrestricted.json["canonical"],
+            &unrestricted.json["selectors"]
+        ),
+        (&json!(true), &json!(""), &json!([]))
+    );
+
+    // (policy, reason, byte position, column, why): the same refusals an account write gets.
+    type Case<'a> = (&'a str, &'a str, Option<u64>, Option<u64>, &'a str);
+    let cases: &[Case] = &[
+        (
+            r#"{kube_namespace="prometheus" env"#,
+            "invalid_field",
+            Some(29),
+            Some(30),
+            "syntax, placed",
+        ),
+        (
+            r#"{é="x", a"#,
+            "invalid_field",
+            None,
+            None,
+            "bad label name",
+        ),
+        (
+            r#"{ns="€" x"#,
+            "invalid_field",
+            Some(10),
+            Some(9),
+            "the column counts characters, the position bytes",
+        ),
+        (
+            r#"{a="b"} or {}"#,
+            "invalid_field",
+            Some(11),
+            Some(12),
+            "empty selector",
+        ),
+        (
+            r#"{a="b""#,
+            "invalid_field",
+            Some(6),
+            Some(7),
+            "unterminated",
+        ),
+        (
+            r#"{a=~"(?i)x"}"#,
+            "label_policy_regex",
+            None,
+            None,
+            "a regex RE2 reads differently",
+        ),
+        (
+            r#"{a="x", a="y"}"#,
+            "label_policy_limit",
+            None,
+            None,
+            "duplicate label name",
+        ),
+        (
+            r#"{a="x", a!="x"}"#,
+            "label_policy_limit",
+            None,
+            None,
+            "duplicate names are checked before emptiness",
+        ),
+    ];
+    for (policy, reason, position, column, why) in cases {
+        let reply = validate(policy).await.expect_status(200);
+        assert_eq!(reply.json["valid"], false, "{why}: {}", reply.text);
+        assert_eq!(reply.json["reason"], *reason, "{why}: {}", reply.text);
+        assert_eq!(
+            reply.json["position"],
+            json!(position),
+            "{why}: {}",
+            reply.text
+        );
+        assert_eq!(reply.json["column"], json!(column), "{why}: {}", reply.text);
+        assert!(
+            reply.json["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("labelPolicy: "),
+            "{why}: {}",
+            reply.text
+        );
+        // The same text, written: refused with the same reason.
+        let write = server
+            .admin(
+                Method::POST,
+                "/api/v1/serviceaccounts",
+                Some(json!({"name": "probe", "role": "viewer", "labelPolicy": policy})),
+            )
+            .await;
+        assert_eq!(write.reason(), *reason, "{why}: {}", write.text);
+    }
+
+    // Within the caller's own policy or not.
+    let (_, scoped) = server
+        .account_with_token(json!({"name": "ns-admin", "role": "admin", "labelPolicy": POLICY}))
+        .await;
+    for (policy, within) in [
+        (r#"{kube_namespace="prometheus", job="x"}"#, true),
+        (r#"{kube_namespace="other"}"#, false),
+        ("", false),
+    ] {
+        let reply = server
+            .call(
+                Some(&scoped),
+                Method::POST,
+                "/api/v1/labelpolicies/validate",
+                Some(json!({ "policy": policy })),
+            )
+            .await
+            .expect_status(200);
+        assert_eq!(
+            reply.json["withinCeiling"], within,
+            "{policy}: {}",
+            reply.text
+        );
+        assert_eq!(reply.json["ceiling"], POLICY);
+    }
+
+    // A token-shaped value is not echoed back.
+    let secret = server.admin_token.clone();
+    let echoed = validate(&format!(r#"{{a="{secret}" x"#))
+        .await
+        .expect_status(200);
+    assert!(!echoed.text.contains(&secret), "{}", echoed.text);
+    validate_body_errors(&server).await;
+    server.stop().await;
+}
+
+async fn validate_body_errors(server: &TestServer) {
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/labelpolicies/validate",
+            Some(json!({"policy": 1})),
+        )
+        .await
+        .expect(400, "invalid_body");
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/labelpolicies/validate",
+            Some(json!({"policy": "", "extra": true})),
+        )
+        .await
+        .expect(400, "invalid_body");
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_policy() {
+    let server = TestServer::start().await;
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/console", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "/console/");
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/api.js", "text/javascript; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+        ("/console/favicon.svg", "image/svg+xml"),
+    ] {
+        let reply = server.call(None, Method::GET, path, None).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.headers["content-type"], content_type, "{path}");
+        assert_eq!(
+            reply.headers["content-security-policy"],
+            tollgate_server::console::CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+        assert_eq!(reply.headers["x-frame-options"], "DENY");
+        assert_eq!(reply.headers["cache-control"], "no-cache");
+        let etag = reply.headers["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.len() == 34, "{path}: {etag}");
+        let again = server
+            .http_get_with(path, &[("if-none-match", etag.as_str())])
+            .await;
+        assert_eq!(again, 304, "{path}");
+    }
+    let missing = server
+        .call(None, Method::GET, "/console/nope.js", None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.headers.contains_key("content-security-policy"));
     server.stop().await;
 }

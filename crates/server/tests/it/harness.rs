@@ -29,6 +29,13 @@ impl Reply {
         self.json["reason"].as_str().unwrap_or("")
     }
 
+    /// The status alone, for answers whose `reason` field is data (a policy check's).
+    #[track_caller]
+    pub fn expect_status(self, status: u16) -> Reply {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        self
+    }
+
     #[track_caller]
     pub fn expect(self, status: u16, reason: &str) -> Reply {
         assert_eq!(
@@ -107,6 +114,15 @@ impl TestServer {
             text,
             json,
         }
+    }
+
+    /// A GET without a token but with `headers`; the status.
+    pub async fn http_get_with(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap().status().as_u16()
     }
 
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {

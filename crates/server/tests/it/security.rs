@@ -49,6 +49,8 @@ enum Expect {
     Confined,
     /// 403 `all_tenants_only`: tenant operations belong to all-tenant admins alone.
     AllTenantsOnly,
+    /// 200 about the caller alone (who it is, a policy it sent): nothing of another tenant.
+    OwnOnly,
 }
 
 /// Every endpoint of the admin API against tenant B's resources, as tenant A's admin:
@@ -215,6 +217,13 @@ const CROSS_TENANT: &[(&str, &str, Option<&str>, Expect)] = &[
         None,
         Expect::Forbidden,
     ),
+    ("GET", "/api/v1/whoami", None, Expect::OwnOnly),
+    (
+        "POST",
+        "/api/v1/labelpolicies/validate",
+        Some(r#"{"policy": "{tenant=\"globex\"}"}"#),
+        Expect::OwnOnly,
+    ),
     ("GET", "/api/v1/tenants", None, Expect::AllTenantsOnly),
     (
         "DELETE",
@@ -335,6 +344,17 @@ async fn tenant_isolation_on_every_endpoint() {
             Expect::AllTenantsOnly => {
                 let reply = reply.expect(403, "all_tenants_only");
                 assert!(!reply.text.contains("globex"), "{what}: {}", reply.text);
+            }
+            Expect::OwnOnly => {
+                let reply = reply.expect(200, "");
+                assert!(
+                    !reply.text.contains("globex-") && !reply.text.contains(&b_token),
+                    "{what}: mentions B: {}",
+                    reply.text
+                );
+                if let Some(account) = reply.json.get("account") {
+                    assert_eq!(account["tenant"], "acme", "{what}: {}", reply.text);
+                }
             }
             Expect::Confined => {
                 let reply = reply.expect(200, "");
@@ -1124,7 +1144,7 @@ async fn openapi_documents_every_body_rejection() {
             }
         }
     }
-    assert_eq!(with_body, 7);
+    assert_eq!(with_body, 8);
     // The documented constraints are the server's own, so generated "valid" input reaches the
     // handlers' logic instead of bouncing off validation (schemathesis warned of the mismatch).
     let schemas = &openapi.json["components"]["schemas"];

@@ -92,7 +92,7 @@ async fn seed_workflow_with_the_cli() {
     let expiring = cli
         .json(&["token", "list", "ci-reader", "--expiring", "7d"])
         .await;
-    let names: Vec<&str> = expiring
+    let names: Vec<&str> = expiring["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -104,7 +104,22 @@ async fn seed_workflow_with_the_cli() {
         "only the 2-day token expires within 7 days"
     );
     let all = cli.json(&["token", "list", "ci-reader"]).await;
-    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all["tokens"].as_array().unwrap().len(), 2);
+    let paged = cli
+        .ok(&[
+            "token",
+            "list",
+            "ci-reader",
+            "--page",
+            "2",
+            "--page-size",
+            "1",
+        ])
+        .await;
+    assert!(
+        paged.contains("soon") && !paged.contains("main") && paged.contains("page 2 of 2"),
+        "{paged}"
+    );
     let bad = cli
         .fails(&["token", "list", "ci-reader", "--expiring", "soon"])
         .await;
@@ -238,8 +253,7 @@ async fn seed_workflow_with_the_cli() {
             .contains("revoked")
     );
     assert_eq!(
-        cli.json(&["token", "list", "ci-reader"])
-            .await
+        cli.json(&["token", "list", "ci-reader"]).await["tokens"]
             .as_array()
             .unwrap()
             .len(),
@@ -389,9 +403,9 @@ async fn accounts_are_looked_up_by_exact_name() {
     let issued = cli.json(&["token", "create", "x", "first"]).await;
     assert_eq!(issued["name"], "first");
     let listed = cli.json(&["token", "list", "x"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 1);
     assert_eq!(
-        cli.json(&["token", "list", "xy"]).await,
+        cli.json(&["token", "list", "xy"]).await["tokens"],
         serde_json::json!([])
     );
     let missing = cli.fails(&["sa", "get", "x-"]).await;
@@ -444,8 +458,8 @@ async fn tenant_picks_among_same_named_accounts() {
         .json(&["token", "create", "ci", "deploy", "--tenant", "globex"])
         .await;
     let token_id = issued["id"].to_string();
-    let names = |tokens: Value| -> Vec<String> {
-        tokens
+    let names = |page: Value| -> Vec<String> {
+        page["tokens"]
             .as_array()
             .unwrap()
             .iter()

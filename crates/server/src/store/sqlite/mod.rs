@@ -16,7 +16,7 @@ mod tokens;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, Name,
-    NewAccount, NewToken, Page, TenantSummary, TokenRecord,
+    NewAccount, NewToken, Page, TenantSummary, TokenQuery, TokenRecord,
 };
 use crate::store::{GrantSet, Store, StoreError, redact_url};
 use sqlx::sqlite::{
@@ -135,8 +135,8 @@ impl Store for SqliteStore {
         tokens::create_many(self, account_id, tokens, audit).await
     }
 
-    async fn list_tokens(&self, account_id: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens::list(self, account_id).await
+    async fn list_tokens(&self, query: TokenQuery) -> Result<Page<TokenRecord>, StoreError> {
+        tokens::list(self, query).await
     }
 
     async fn rename_token(

@@ -75,6 +75,15 @@ impl From<Account> for AccountDto {
     }
 }
 
+/// The caller: its account, and the token this request authenticated with.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhoamiDto {
+    #[serde(flatten)]
+    pub account: AccountDto,
+    pub token_id: i64,
+}
+
 /// A tenant with its counts.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@ use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
     DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, RenameTokenBody,
-    TenantDto, TokenDto, TokenListParams, TokenPageDto,
+    TenantDto, TokenDto, TokenListParams, TokenPageDto, WhoamiDto,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -141,6 +141,21 @@ pub(super) async fn list_accounts(
         page,
         page_size,
         service_accounts: result.items.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// The caller's own service account ("who am I").
+#[utoipa::path(get, path = "/api/v1/serviceaccounts/me", tag = "serviceaccounts",
+    responses((status = 200, body = WhoamiDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn whoami(
+    State(state): Shared,
+    caller: Caller,
+) -> Result<Json<WhoamiDto>, ApiError> {
+    let account = state.admin.whoami(&caller).await?;
+    Ok(Json(WhoamiDto {
+        account: account.into(),
+        token_id: caller.token_id,
     }))
 }
 

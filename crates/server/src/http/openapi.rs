@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate admin API", description = "Service accounts, tokens, tenants, access review and audit."),
-    paths(handlers::create_account, handlers::list_accounts, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant),
+    paths(handlers::create_account, handlers::list_accounts, handlers::whoami, handlers::get_account, handlers::update_account, handlers::delete_account, handlers::create_token, handlers::list_tokens, handlers::rename_token, handlers::delete_token, handlers::regenerate_token, handlers::access_review, handlers::audit_log, handlers::list_tenants, handlers::delete_tenant),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

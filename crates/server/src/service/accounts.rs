@@ -199,6 +199,11 @@ impl Admin {
         Ok(Page { items, total })
     }
 
+    /// The caller's own account: what `tollgate apply --prune` must never delete.
+    pub async fn whoami(&self, caller: &Caller) -> Result<Account, ServiceError> {
+        Ok(self.store().get_account(caller.account_id).await?)
+    }
+
     pub async fn get_account(&self, caller: &Caller, id: i64) -> Result<Account, ServiceError> {
         self.visible_account(caller, id).await
     }

@@ -896,6 +896,47 @@ async fn token_list_pages_with_the_expiring_filter() {
 }
 
 #[tokio::test]
+async fn whoami_names_the_callers_account_and_token() {
+    let server = TestServer::start().await;
+    let me = server
+        .admin(Method::GET, "/api/v1/serviceaccounts/me", None)
+        .await
+        .expect(200, "");
+    assert_eq!(
+        (&me.json["name"], &me.json["allTenants"]),
+        (&json!("bootstrap-admin"), &json!(true))
+    );
+    let id = me.json["id"].as_i64().unwrap();
+    let tokens = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/serviceaccounts/{id}/tokens"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(me.json["tokenId"], tokens.json["tokens"][0]["id"]);
+    // Like every account read, it needs accounts:read.
+    let (_, viewer) = server
+        .account_with_token(json!({"name": "v", "role": "viewer"}))
+        .await;
+    server
+        .call(
+            Some(&viewer),
+            Method::GET,
+            "/api/v1/serviceaccounts/me",
+            None,
+        )
+        .await
+        .expect(403, "missing_scope");
+    server
+        .call(None, Method::GET, "/api/v1/serviceaccounts/me", None)
+        .await
+        .expect(401, "missing_token");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn writes_survive_a_restart() {
     let server = TestServer::start().await;
     let (_, token) = server

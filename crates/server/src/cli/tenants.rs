@@ -2,7 +2,7 @@
 //! (all-tenant admins only).
 
 use super::Output;
-use super::client::{Client, NONE};
+use super::client::{Client, NONE, segment};
 use super::output::{Column, print, render_table, text};
 use crate::api::{DeletedTenantDto, TenantDto};
 use clap::Subcommand;
@@ -53,17 +53,4 @@ pub async fn run(client: &Client, output: Output, command: TenantCommand) -> any
             })
         }
     }
-}
-
-/// `name` as one URL path segment: every byte outside the unreserved set percent-encoded.
-fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -225,7 +225,7 @@ pub struct CreateAccountBody<R = Role> {
 }
 
 // `R` as in `CreateAccountBody`.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(bound = "")]
 pub struct PatchAccountBody<R = Role> {

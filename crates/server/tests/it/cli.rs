@@ -835,3 +835,260 @@ async fn serve_fails_clearly_on_a_locked_store() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+const APPLY_FILE: &str = r#"
+apiVersion: tollgate.dev/v1
+kind: ServiceAccount
+metadata: {name: ci-reader, tenant: acme}
+spec:
+  description: CI dashboards
+  role: viewer
+  labelPolicy: '{b="2", a="1"}'
+  tokens:
+    - name: main
+      expiresIn: 30d
+---
+apiVersion: tollgate.dev/v1
+kind: ServiceAccount
+metadata: {name: pusher, tenant: acme}
+spec:
+  role: writer
+"#;
+
+/// Lines of a plan that change something.
+fn diff_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("+ ") || l.starts_with("~ ") || l.starts_with("- "))
+        .collect()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `tollgate apply`: a plan, --dry-run, an idempotent second run, updates, token values only in
+/// a 0600 file, prune within the file's tenants, and `get -o yaml` read back as a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plans_creates_updates_and_round_trips() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let accounts = write("accounts.yaml", APPLY_FILE);
+    let tokens = dir.path().join("tokens.txt");
+    let tokens_arg = tokens.to_str().unwrap().to_owned();
+    let acme_names = |listed: Value| -> Vec<String> {
+        listed["serviceAccounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["tenant"] == "acme")
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let dry = cli.ok(&["apply", "-f", &accounts, "--dry-run"]).await;
+    assert_eq!(
+        diff_lines(&dry),
+        [
+            r#"+ serviceaccount acme/ci-reader (role viewer, labelPolicy {a="1", b="2"})"#,
+            "+ serviceaccount acme/pusher (role writer)",
+            "+ token acme/ci-reader/main (expires in 30d)",
+        ],
+        "{dry}"
+    );
+    assert!(dry.contains("dry run: nothing was changed"), "{dry}");
+    assert!(
+        acme_names(cli.json(&["sa", "list"]).await).is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let applied = cli
+        .ok(&["apply", "-f", &accounts, "--token-output", &tokens_arg])
+        .await;
+    assert_eq!(diff_lines(&applied), diff_lines(&dry), "the same plan");
+    assert!(applied.contains("applied 3 changes"), "{applied}");
+    assert_eq!(mode(&tokens), 0o600, "the token file is private");
+    let written = std::fs::read_to_string(&tokens).unwrap();
+    let (object, value) = written.trim().split_once(' ').unwrap();
+    assert_eq!(object, "acme/ci-reader/main");
+    assert!(value.starts_with("tgsa_"), "{written}");
+    assert!(!applied.contains(value), "the value is only in the file");
+    assert_eq!(
+        acme_names(cli.json(&["sa", "list"]).await),
+        ["ci-reader", "pusher"]
+    );
+
+    let again = cli.ok(&["apply", "-f", &accounts]).await;
+    assert!(
+        diff_lines(&again).is_empty() && again.contains("no changes"),
+        "idempotent: {again}"
+    );
+
+    // A change shows as `~`; a new token with an existing --token-output file is refused
+    // before anything changes.
+    let changed = write(
+        "changed.yaml",
+        &APPLY_FILE
+            .replace("CI dashboards", "CI")
+            .replace("expiresIn: 30d", "expiresIn: 30d\n    - name: second"),
+    );
+    let refused = cli
+        .fails(&["apply", "-f", &changed, "--token-output", &tokens_arg])
+        .await;
+    assert!(refused.contains("--overwrite-token-output"), "{refused}");
+    let ci = cli
+        .json(&["sa", "get", "ci-reader", "--tenant", "acme"])
+        .await;
+    assert_eq!(ci["description"], "CI dashboards", "nothing was applied");
+    let updated = cli
+        .ok(&[
+            "apply",
+            "-f",
+            &changed,
+            "--token-output",
+            &tokens_arg,
+            "--overwrite-token-output",
+        ])
+        .await;
+    assert_eq!(
+        diff_lines(&updated),
+        [
+            r#"~ serviceaccount acme/ci-reader description: "CI dashboards" -> "CI""#,
+            "+ token acme/ci-reader/second (server default expiry)",
+        ],
+        "{updated}"
+    );
+    assert_eq!(mode(&tokens), 0o600);
+    let second = std::fs::read_to_string(&tokens).unwrap();
+    assert!(
+        second.starts_with("acme/ci-reader/second tgsa_"),
+        "{second}"
+    );
+
+    // get -o yaml | apply: nothing to do, and no token value in the export.
+    let exported = cli.ok(&["get", "serviceaccounts", "-o", "yaml"]).await;
+    assert!(exported.contains("kind: ServiceAccount"), "{exported}");
+    for secret in [
+        value,
+        second.trim().split(' ').nth(1).unwrap(),
+        &server.admin_token,
+    ] {
+        assert!(!exported.contains(&secret[5..37]), "no token value in get");
+    }
+    let export = write("export.yaml", &exported);
+    let round = cli.ok(&["apply", "-f", &export, "--prune"]).await;
+    assert!(
+        diff_lines(&round).is_empty() && round.contains("no changes"),
+        "get then apply is a no-op: {round}"
+    );
+
+    // Prune: only the file's tenants lose what the file no longer lists.
+    cli.ok(&[
+        "sa", "create", "other", "--role", "viewer", "--tenant", "globex",
+    ])
+    .await;
+    let only_ci = write(
+        "only-ci.yaml",
+        APPLY_FILE
+            .replace("CI dashboards", "CI")
+            .split("---")
+            .next()
+            .unwrap(),
+    );
+    let kept = cli.ok(&["apply", "-f", &only_ci]).await;
+    assert!(kept.contains("no changes"), "without --prune: {kept}");
+    let pruned = cli.ok(&["apply", "-f", &only_ci, "--prune"]).await;
+    assert_eq!(
+        diff_lines(&pruned),
+        [
+            "- token acme/ci-reader/second (id 3)",
+            "- serviceaccount acme/pusher (revokes its tokens)",
+        ],
+        "{pruned}"
+    );
+    let listed = cli.json(&["sa", "list"]).await;
+    assert_eq!(acme_names(listed.clone()), ["ci-reader"]);
+    assert!(
+        listed["serviceAccounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["tenant"] == "globex"),
+        "another tenant is untouched"
+    );
+
+    // The caller's own tenant: the all-tenant admin is never pruned, and the plan says so.
+    let mine = write(
+        "mine.yaml",
+        "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: local}\nspec: {role: viewer}\n",
+    );
+    let own = cli
+        .ok(&["apply", "-f", &mine, "--prune", "--dry-run"])
+        .await;
+    assert_eq!(
+        diff_lines(&own),
+        ["+ serviceaccount default/local (role viewer)"]
+    );
+    assert!(own.contains("default/bootstrap-admin: not pruned"), "{own}");
+    server.stop().await;
+}
+
+/// Files that cannot be applied: one-line errors naming the file, document and field, exit 1,
+/// and nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_bad_files_clearly() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: viewer, colour: blue}\n",
+            &["bad.yaml, document 1", "unknown field `colour`", "line 4"][..],
+        ),
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a\n",
+            &["bad.yaml, document 1", "line"][..],
+        ),
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: viewer, labelPolicy: '{a='}\n",
+            &["bad.yaml, document 1: spec.labelPolicy"][..],
+        ),
+        // The roles API is not in this server: an error only because the file has roles.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: Role\nmetadata: {name: r}\nspec: {scopes: [metrics:read]}\n",
+            &["no roles API", "bad.yaml, document 1 has Role documents"][..],
+        ),
+        // The API's own checks apply: an unknown role is refused by the server, named.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: wizard}\n",
+            &[
+                "cannot create serviceaccount default/a",
+                "nothing was applied",
+                "HTTP 4",
+            ][..],
+        ),
+    ];
+    for (text, wants) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = cli.fails(&["apply", "-f", path.to_str().unwrap()]).await;
+        for want in wants {
+            assert!(err.contains(want), "{err} lacks {want}");
+        }
+    }
+    let listed = cli.json(&["sa", "list"]).await;
+    assert_eq!(listed["totalCount"], 1, "nothing was created");
+    server.stop().await;
+}

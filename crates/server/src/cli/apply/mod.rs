@@ -3,29 +3,34 @@
 //! ceiling and audit row of the API applies).
 //!
 //! [`file`] is the YAML format, [`plan`] the pure plan for accounts and tokens, [`roles`] the
-//! role documents. Here: reading the current state, printing the diff, applying it in order
-//! and delivering new token values (once, to a 0600 file or stdout).
+//! role documents, `state` reads the current state, `steps` applies the plan, `sink` delivers
+//! new token values (once, to a 0600 file or stdout) and `get` writes the format back. Here:
+//! the command itself, from the files to the printed diff and the applied changes.
 
 pub mod file;
+mod get;
 pub mod plan;
 pub mod roles;
+mod sink;
+mod state;
+mod steps;
 
-use super::Output;
-use super::client::{ApiError, Client, NONE};
-use super::output::{ACCOUNT_COLUMNS, Column, render_table, text};
-use crate::api::{
-    AccountDto, AccountPageDto, CreateTokenBody, CreatedAccountDto, IssuedTokenDto, ListParams,
-    MAX_PAGE_SIZE, PatchAccountBody, TokenDto, TokenListParams, TokenPageDto, WhoamiDto,
-};
+pub use get::{GetCommand, get};
+
+use super::client::{Client, NONE};
+use crate::api::WhoamiDto;
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
-use file::{AccountSpec, Document, KIND_ACCOUNT, Metadata, Object, TokenSpec};
-use plan::{AccountStep, Current, DesiredAccount, Expiry, Me};
+use clap::Args;
+use file::Object;
+use plan::{AccountStep, Current, DesiredAccount, Me};
 use reqwest::Method;
-use roles::{DesiredRole, RoleStep};
+use roles::DesiredRole;
+use sink::TokenSink;
+use state::{all_accounts, all_tokens};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
+use steps::{Applier, Step};
 
 // No doc comments on these structs: clap would show them as the command's description.
 
@@ -49,65 +54,6 @@ pub struct ApplyArgs {
     overwrite_token_output: bool,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum GetCommand {
-    /// Service accounts with their tokens' metadata, in the format `apply` reads.
-    #[command(alias = "sa")]
-    Serviceaccounts(GetArgs),
-    /// Custom roles, in the format `apply` reads.
-    Roles(GetArgs),
-    /// Custom roles, then service accounts (roles skipped on a server without the roles API).
-    All(GetArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct GetArgs {
-    /// Only this tenant.
-    #[arg(long)]
-    tenant: Option<String>,
-}
-
-/// Every account the caller sees, page by page.
-async fn all_accounts(client: &Client) -> anyhow::Result<Vec<AccountDto>> {
-    let mut accounts = Vec::new();
-    for page in 1.. {
-        let params = ListParams {
-            page: Some(page),
-            page_size: Some(MAX_PAGE_SIZE),
-            ..ListParams::default()
-        };
-        let found: AccountPageDto = client
-            .call(Method::GET, "/api/v1/serviceaccounts", Some(&params), NONE)
-            .await?;
-        let last = found.service_accounts.is_empty();
-        accounts.extend(found.service_accounts);
-        if last || accounts.len() as u64 >= found.total_count {
-            break;
-        }
-    }
-    Ok(accounts)
-}
-
-/// Every token of an account, page by page.
-async fn all_tokens(client: &Client, account_id: i64) -> anyhow::Result<Vec<TokenDto>> {
-    let path = format!("/api/v1/serviceaccounts/{account_id}/tokens");
-    let mut tokens = Vec::new();
-    for page in 1.. {
-        let params = TokenListParams {
-            page: Some(page),
-            page_size: Some(MAX_PAGE_SIZE),
-            ..TokenListParams::default()
-        };
-        let found: TokenPageDto = client.call(Method::GET, &path, Some(&params), NONE).await?;
-        let last = found.tokens.is_empty();
-        tokens.extend(found.tokens);
-        if last || tokens.len() as u64 >= found.total_count {
-            break;
-        }
-    }
-    Ok(tokens)
-}
-
 fn read_file(name: &str) -> anyhow::Result<(String, String)> {
     if name == "-" {
         let mut text = String::new();
@@ -118,212 +64,6 @@ fn read_file(name: &str) -> anyhow::Result<(String, String)> {
     }
     let text = std::fs::read_to_string(name).with_context(|| format!("cannot read {name}"))?;
     Ok((name.to_owned(), text))
-}
-
-/// Where new token values go: written as each token is created, so a later failure loses none.
-enum TokenSink {
-    Stdout,
-    File { file: std::fs::File, path: PathBuf },
-}
-
-impl TokenSink {
-    /// Creates the file with mode 0600 from the start (never a moment with a wider mode), and
-    /// refuses an existing one unless told to replace it.
-    fn open(path: Option<&Path>, overwrite: bool) -> anyhow::Result<TokenSink> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let Some(path) = path else {
-            return Ok(TokenSink::Stdout);
-        };
-        if overwrite {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    return Err(err).with_context(|| format!("cannot replace {}", path.display()));
-                }
-            }
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::AlreadyExists {
-                    anyhow::anyhow!(
-                        "--token-output {} exists: give another path, or --overwrite-token-output",
-                        path.display()
-                    )
-                } else {
-                    anyhow::Error::new(err).context(format!("cannot create {}", path.display()))
-                }
-            })?;
-        Ok(TokenSink::File {
-            file,
-            path: path.to_owned(),
-        })
-    }
-
-    fn deliver(&mut self, object: &str, issued: &IssuedTokenDto) -> anyhow::Result<()> {
-        match self {
-            TokenSink::Stdout => {
-                println!("{object} (shown once, store it now): {}", issued.token);
-                Ok(())
-            }
-            TokenSink::File { file, path } => writeln!(file, "{object} {}", issued.token)
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write to {}", path.display())),
-        }
-    }
-}
-
-/// One step of the whole plan, in the order it is applied.
-enum Step {
-    Role(RoleStep),
-    Account(AccountStep),
-}
-
-impl Step {
-    fn lines(&self) -> Vec<String> {
-        match self {
-            Step::Role(step) => step.lines(),
-            Step::Account(step) => step.lines(),
-        }
-    }
-
-    fn object(&self) -> String {
-        match self {
-            Step::Role(step) => step.object(),
-            Step::Account(step) => step.object(),
-        }
-    }
-
-    fn verb(&self) -> &'static str {
-        match self {
-            Step::Role(RoleStep::Create(_))
-            | Step::Account(AccountStep::Create { .. } | AccountStep::CreateToken { .. }) => {
-                "create"
-            }
-            Step::Role(RoleStep::Update { .. }) | Step::Account(AccountStep::Update { .. }) => {
-                "update"
-            }
-            Step::Role(RoleStep::Delete { .. }) | Step::Account(AccountStep::Delete { .. }) => {
-                "delete"
-            }
-            Step::Account(AccountStep::RevokeToken { .. }) => "revoke",
-        }
-    }
-}
-
-/// What applying needs besides the step: account ids by `tenant/name` (filled as accounts are
-/// created) and where token values go.
-struct Applier<'a> {
-    client: &'a Client,
-    ids: HashMap<String, i64>,
-    sink: Option<TokenSink>,
-}
-
-impl Applier<'_> {
-    async fn apply(&mut self, step: &Step) -> anyhow::Result<()> {
-        let account = match step {
-            Step::Role(step) => return step.apply(self.client).await,
-            Step::Account(step) => step,
-        };
-        match account {
-            AccountStep::Create {
-                tenant,
-                name,
-                body,
-                disable,
-            } => {
-                let created: CreatedAccountDto = self
-                    .client
-                    .call(Method::POST, "/api/v1/serviceaccounts", NONE, Some(body))
-                    .await?;
-                let id = created.account.id;
-                self.ids.insert(format!("{tenant}/{name}"), id);
-                if *disable {
-                    self.patch(
-                        id,
-                        &PatchAccountBody {
-                            disabled: Some(true),
-                            ..PatchAccountBody::default()
-                        },
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
-            AccountStep::Update { id, body, .. } => self.patch(*id, body).await,
-            AccountStep::Delete { id, .. } => {
-                self.client
-                    .call_empty(
-                        Method::DELETE,
-                        &format!("/api/v1/serviceaccounts/{id}"),
-                        NONE,
-                    )
-                    .await
-            }
-            AccountStep::CreateToken {
-                tenant,
-                account,
-                name,
-                expiry,
-            } => {
-                let Some(id) = self.ids.get(&format!("{tenant}/{account}")).copied() else {
-                    bail!("service account {tenant}/{account} was not found");
-                };
-                let (expires_at, ttl_seconds) = match expiry {
-                    Expiry::Default => (None, None),
-                    Expiry::In { secs, .. } => (None, Some(*secs)),
-                    Expiry::At { text, .. } => (Some(text.clone()), None),
-                };
-                let body = CreateTokenBody {
-                    name: name.clone(),
-                    expires_at,
-                    ttl_seconds,
-                };
-                let issued: IssuedTokenDto = self
-                    .client
-                    .call(
-                        Method::POST,
-                        &format!("/api/v1/serviceaccounts/{id}/tokens"),
-                        NONE,
-                        Some(&body),
-                    )
-                    .await?;
-                match &mut self.sink {
-                    Some(sink) => sink.deliver(&format!("{tenant}/{account}/{name}"), &issued),
-                    None => bail!("no place for the new token's value"),
-                }
-            }
-            AccountStep::RevokeToken {
-                account_id,
-                token_id,
-                ..
-            } => {
-                self.client
-                    .call_empty(
-                        Method::DELETE,
-                        &format!("/api/v1/serviceaccounts/{account_id}/tokens/{token_id}"),
-                        NONE,
-                    )
-                    .await
-            }
-        }
-    }
-
-    async fn patch(&self, id: i64, body: &PatchAccountBody<String>) -> anyhow::Result<()> {
-        self.client
-            .call::<AccountDto>(
-                Method::PATCH,
-                &format!("/api/v1/serviceaccounts/{id}"),
-                NONE,
-                Some(body),
-            )
-            .await
-            .map(drop)
-    }
 }
 
 pub async fn apply(client: &Client, args: ApplyArgs) -> anyhow::Result<()> {
@@ -459,110 +199,4 @@ pub async fn apply(client: &Client, args: ApplyArgs) -> anyhow::Result<()> {
         n => println!("applied {n} changes"),
     }
     Ok(())
-}
-
-/// An account as a document; `tokens` its tokens' metadata (never values).
-fn account_document(account: &AccountDto, tokens: &[TokenDto]) -> Document<AccountSpec> {
-    Document::new(
-        KIND_ACCOUNT,
-        Metadata {
-            name: account.name.clone(),
-            tenant: Some(account.tenant.clone()),
-        },
-        AccountSpec {
-            display_name: Some(account.display_name.clone()),
-            description: Some(account.description.clone()),
-            owner_email: Some(account.owner_email.clone()),
-            role: account.role.clone(),
-            label_policy: Some(account.label_policy.clone()),
-            disabled: Some(account.disabled),
-            tokens: Some(
-                tokens
-                    .iter()
-                    .map(|t| TokenSpec {
-                        name: t.name.clone(),
-                        expires_in: None,
-                        expires_at: t.expires_at.clone(),
-                    })
-                    .collect(),
-            ),
-        },
-    )
-}
-
-const ROLE_COLUMNS: &[Column<roles::RoleDto>] = &[
-    ("TENANT", |r| {
-        r.tenant.as_deref().map_or_else(|| "-".into(), text)
-    }),
-    ("NAME", |r| text(&r.name)),
-    ("SCOPES", |r| r.scopes.join(",")),
-    ("BUILTIN", |r| r.builtin.to_string()),
-];
-
-/// A document of either kind, written as itself.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum AnyDocument {
-    Role(Document<file::RoleSpec>),
-    Account(Document<AccountSpec>),
-}
-
-/// Prints documents as YAML, or as a JSON array.
-fn print_documents(output: Output, documents: &[AnyDocument]) -> anyhow::Result<()> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(documents)?),
-        _ => print!("{}", file::render(documents)?),
-    }
-    Ok(())
-}
-
-pub async fn get(client: &Client, output: Output, command: GetCommand) -> anyhow::Result<()> {
-    let (args, want_roles, want_accounts) = match &command {
-        GetCommand::Serviceaccounts(args) => (args, false, true),
-        GetCommand::Roles(args) => (args, true, false),
-        GetCommand::All(args) => (args, true, true),
-    };
-    let tenants = args.tenant.as_ref().map(|t| BTreeSet::from([t.clone()]));
-    let role_list = if want_roles {
-        match roles::fetch_roles(client, tenants.as_ref()).await {
-            Ok(found) => found
-                .into_iter()
-                .filter(|r| !r.builtin || output == Output::Table)
-                .collect(),
-            // `get all` on a server without the roles API: nothing to show.
-            Err(err) if want_accounts && ApiError::has_status(&err, 404) => Vec::new(),
-            Err(err) => return Err(err),
-        }
-    } else {
-        Vec::new()
-    };
-    let accounts: Vec<AccountDto> = if want_accounts {
-        all_accounts(client)
-            .await?
-            .into_iter()
-            .filter(|a| args.tenant.as_ref().is_none_or(|t| &a.tenant == t))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    if output == Output::Table {
-        if want_roles {
-            print!("{}", render_table(ROLE_COLUMNS, &role_list));
-        }
-        if want_accounts {
-            print!("{}", render_table(ACCOUNT_COLUMNS, &accounts));
-        }
-        return Ok(());
-    }
-    let mut documents = Vec::new();
-    documents.extend(
-        roles::documents(&role_list)
-            .into_iter()
-            .map(AnyDocument::Role),
-    );
-    for account in &accounts {
-        let tokens = all_tokens(client, account.id).await?;
-        documents.push(AnyDocument::Account(account_document(account, &tokens)));
-    }
-    print_documents(output, &documents)
 }

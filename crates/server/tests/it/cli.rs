@@ -1042,8 +1042,8 @@ async fn apply_plans_creates_updates_and_round_trips() {
     server.stop().await;
 }
 
-/// Files that cannot be applied: one-line errors naming the file, document and field, exit 1,
-/// and nothing changed.
+/// Files that cannot be applied: one-line errors naming the file, document and field (or the
+/// object the API refused, and what was applied before it), exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_refuses_bad_files_clearly() {
     let server = TestServer::start().await;
@@ -1079,6 +1079,15 @@ async fn apply_refuses_bad_files_clearly() {
                 "HTTP 4",
             ][..],
         ),
+        // It stops at the first error, and says what was applied before it.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: ok}\nspec: {role: viewer}\n---\napiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: b}\nspec: {role: wizard}\n---\napiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: c}\nspec: {role: viewer}\n",
+            &[
+                "cannot create serviceaccount default/b",
+                "the change above it was applied",
+                "the rest were not",
+            ][..],
+        ),
     ];
     for (text, wants) in cases {
         let path = dir.path().join("bad.yaml");
@@ -1089,6 +1098,16 @@ async fn apply_refuses_bad_files_clearly() {
         }
     }
     let listed = cli.json(&["sa", "list"]).await;
-    assert_eq!(listed["totalCount"], 1, "nothing was created");
+    let names: Vec<&str> = listed["serviceAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bootstrap-admin", "ok"],
+        "only what came before the first error"
+    );
     server.stop().await;
 }

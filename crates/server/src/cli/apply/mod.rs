@@ -182,6 +182,7 @@ pub async fn apply(client: &Client, args: ApplyArgs) -> anyhow::Result<()> {
         if let Err(err) = applier.apply(step).await {
             let applied = match done {
                 0 => "nothing was applied".to_owned(),
+                1 => "the change above it was applied".to_owned(),
                 n => format!("the {n} changes above it were applied"),
             };
             return Err(err.context(format!(

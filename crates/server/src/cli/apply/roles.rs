@@ -194,7 +194,11 @@ pub fn plan_roles(
                 want.name
             );
         }
-        if current.iter().any(|r| r.builtin && r.name == want.name) {
+        // The server's list says which roles are built in; the core crate knows them too, in
+        // case a tenant filter leaves built-ins out of the list.
+        if want.name.parse::<tollgate_core::Role>().is_ok()
+            || current.iter().any(|r| r.builtin && r.name == want.name)
+        {
             bail!(
                 "{}: role \"{}\" is built in: it cannot be defined, changed or deleted",
                 want.origin,

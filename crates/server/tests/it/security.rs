@@ -49,12 +49,15 @@ enum Expect {
     Confined,
     /// 403 `all_tenants_only`: tenant operations belong to all-tenant admins alone.
     AllTenantsOnly,
+    /// 200 with the caller's own account (`/me` takes no id to point elsewhere).
+    Own,
 }
 
 /// Every endpoint of the admin API against tenant B's resources, as tenant A's admin:
 /// (method, path, body, expectation). `{b}`: B's account id; `{bt}`: its token id; `{a}`: A's
 /// own account id; `{b_token}`: B's token value. One line per endpoint and variant.
 const CROSS_TENANT: &[(&str, &str, Option<&str>, Expect)] = &[
+    ("GET", "/api/v1/serviceaccounts/me", None, Expect::Own),
     (
         "GET",
         "/api/v1/serviceaccounts/{b}",
@@ -293,6 +296,11 @@ async fn tenant_isolation_on_every_endpoint() {
             }
             Expect::AllTenantsOnly => {
                 let reply = reply.expect(403, "all_tenants_only");
+                assert!(!reply.text.contains("globex"), "{what}: {}", reply.text);
+            }
+            Expect::Own => {
+                let reply = reply.expect(200, "");
+                assert_eq!(reply.json["tenant"], "acme", "{what}: {}", reply.text);
                 assert!(!reply.text.contains("globex"), "{what}: {}", reply.text);
             }
             Expect::Confined => {

@@ -39,8 +39,10 @@ pub struct ListArgs {
     /// Only tokens still valid that expire within this period, such as 7d or 12h.
     #[arg(long, value_name = "PERIOD")]
     expiring: Option<String>,
+    /// Page to show, from 1 [default: 1].
     #[arg(long)]
     page: Option<u64>,
+    /// Tokens per page, 1 to 1000 [default: 50].
     #[arg(long)]
     page_size: Option<u64>,
 }

@@ -32,6 +32,37 @@ impl Cli<'_> {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs with `input` on stdin (`apply -f -`); asserts success and returns stdout.
+    async fn ok_with_stdin(&self, args: &[&str], input: String) -> String {
+        use std::io::Write;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command
+            .args(args)
+            .env("TOLLGATE_URL", &self.server.url)
+            .env("TOLLGATE_TOKEN", &self.token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = command.spawn().unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["--output", "json"]);
@@ -990,6 +1021,10 @@ async fn apply_plans_creates_updates_and_round_trips() {
         diff_lines(&round).is_empty() && round.contains("no changes"),
         "get then apply is a no-op: {round}"
     );
+    let piped = cli
+        .ok_with_stdin(&["apply", "-f", "-", "--prune"], exported.clone())
+        .await;
+    assert!(piped.contains("no changes"), "get | apply -f -: {piped}");
 
     // Prune: only the file's tenants lose what the file no longer lists.
     cli.ok(&[

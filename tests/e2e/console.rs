@@ -241,7 +241,8 @@ async fn console_workflows_in_a_real_browser() {
             &format!("/api/v1/serviceaccounts/{id}/tokens"),
             None,
         )
-        .await;
+        .await["tokens"]
+        .clone();
     let by_name = |name: &str| -> Value {
         tokens
             .as_array()

@@ -210,6 +210,29 @@ pub struct AccountQuery {
     pub limit: u64,
 }
 
+/// A page of one account's tokens, ordered by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenQuery {
+    pub account_id: i64,
+    /// Only tokens valid at `.0` that expire at or before `.1` (both Unix seconds): the
+    /// `expiringWithin` filter, in the query so that the total counts what it keeps.
+    pub expiring: Option<(i64, i64)>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl TokenQuery {
+    /// Every token of the account.
+    pub fn all(account_id: i64) -> TokenQuery {
+        TokenQuery {
+            account_id,
+            expiring: None,
+            offset: 0,
+            limit: u64::MAX,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
     pub tenant: Option<String>,

@@ -6,6 +6,24 @@ use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// An error answer of the admin API, kept typed so that a caller can tell a missing endpoint
+/// (404 `not_found`) from a refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} ({reason}, HTTP {status})")]
+pub struct ApiError {
+    pub status: u16,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ApiError {
+    /// Whether `err` is an answer of the API with this status.
+    pub fn has_status(err: &anyhow::Error, status: u16) -> bool {
+        err.downcast_ref::<ApiError>()
+            .is_some_and(|api| api.status == status)
+    }
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -87,7 +105,12 @@ impl Client {
                 Ok(ErrorBody { error, reason }) => (error, reason),
                 Err(_) => ("request failed".to_owned(), "unknown".to_owned()),
             };
-            bail!("{message} ({reason}, HTTP {})", status.as_u16());
+            return Err(ApiError {
+                status: status.as_u16(),
+                reason,
+                message,
+            }
+            .into());
         }
         Ok(text)
     }

@@ -1,11 +1,12 @@
-//! The `tollgate` command line: `serve`, and `sa`, `role`, `token`, `can-i`, `audit`, `tenant`
-//! against the admin API.
+//! The `tollgate` command line: `serve`, and `sa`, `role`, `token`, `can-i`, `audit`, `tenant`,
+//! `apply`, `get` against the admin API.
 //!
 //! Clap definitions and dispatch live here; each command group has its file, with one function
 //! per command. Requests and responses are the admin API's own types ([`crate::api`]), so the
 //! CLI and the server cannot disagree on a field name.
 
 mod accounts;
+mod apply;
 mod audit;
 mod client;
 mod output;
@@ -15,6 +16,7 @@ mod tenants;
 mod tokens;
 
 pub use accounts::SaCommand;
+pub use apply::{ApplyArgs, GetCommand};
 pub use audit::AuditArgs;
 pub use review::{CanIArgs, NotAllowed};
 pub use roles::RoleCommand;
@@ -57,6 +59,7 @@ pub struct Cli {
 pub enum Output {
     Table,
     Json,
+    Yaml,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +77,11 @@ pub enum Command {
     Token(TokenCommand),
     /// Ask whether an account may do METHOD PATH, and why.
     CanI(CanIArgs),
+    /// Create or update accounts, roles and tokens from YAML files; print the diff.
+    Apply(ApplyArgs),
+    /// Write accounts or roles in the format `apply` reads (with --output yaml).
+    #[command(subcommand)]
+    Get(GetCommand),
     /// Show the audit log, newest first.
     Audit(AuditArgs),
     /// List tenants, or delete one with all of its accounts (all-tenant admins only).
@@ -178,6 +186,8 @@ pub async fn run_client(
         Command::Token(command) => tokens::run(&client, output, command).await,
         Command::CanI(args) => review::can_i(&client, output, args).await,
         Command::Audit(args) => audit::show(&client, output, args).await,
+        Command::Apply(args) => apply::apply(&client, args).await,
+        Command::Get(command) => apply::get(&client, output, command).await,
         Command::Tenant(command) => tenants::run(&client, output, command).await,
     }
 }

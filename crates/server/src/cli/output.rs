@@ -1,4 +1,5 @@
-//! Output: the API's JSON as the server sent it (`--output json`), or aligned tables.
+//! Output: the API's JSON as the server sent it (`--output json`), the same as YAML
+//! (`--output yaml`), or aligned tables.
 
 use super::Output;
 use crate::api::{AccountDto, IssuedTokenDto, TokenDto};
@@ -12,6 +13,7 @@ pub fn print<T: Serialize>(
 ) -> anyhow::Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
         Output::Table => print!("{}", table(value)),
     }
     Ok(())

@@ -3,7 +3,9 @@
 use super::client::{Client, NONE};
 use super::output::{TOKEN_COLUMNS, issued_token_table, print, render_table, token_table};
 use super::{AccountArg, ExpiryArgs, Output};
-use crate::api::{CreateTokenBody, IssuedTokenDto, RenameTokenBody, TokenDto, TokenListParams};
+use crate::api::{
+    CreateTokenBody, IssuedTokenDto, RenameTokenBody, TokenDto, TokenListParams, TokenPageDto,
+};
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde::Serialize;
@@ -37,6 +39,12 @@ pub struct ListArgs {
     /// Only tokens still valid that expire within this period, such as 7d or 12h.
     #[arg(long, value_name = "PERIOD")]
     expiring: Option<String>,
+    /// Page to show, from 1 [default: 1].
+    #[arg(long)]
+    page: Option<u64>,
+    /// Tokens per page, 1 to 1000 [default: 50].
+    #[arg(long)]
+    page_size: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -93,10 +101,19 @@ async fn list(client: &Client, output: Output, args: ListArgs) -> anyhow::Result
     let path = tokens_path(client, &args.account).await?;
     let query = TokenListParams {
         expiring_within: args.expiring,
+        page: args.page,
+        page_size: args.page_size,
     };
-    let tokens: Vec<TokenDto> = client.call(Method::GET, &path, Some(&query), NONE).await?;
-    print(output, &tokens, |tokens| {
-        render_table(TOKEN_COLUMNS, tokens)
+    let page: TokenPageDto = client.call(Method::GET, &path, Some(&query), NONE).await?;
+    print(output, &page, |page| {
+        format!(
+            "{}({} of {} total, page {} of {})\n",
+            render_table(TOKEN_COLUMNS, &page.tokens),
+            page.tokens.len(),
+            page.total_count,
+            page.page,
+            page.total_count.div_ceil(page.page_size.max(1)).max(1)
+        )
     })
 }
 

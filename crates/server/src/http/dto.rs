@@ -226,7 +226,7 @@ pub struct CreateAccountBody {
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchAccountBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
@@ -433,6 +433,16 @@ pub struct AccountPageDto {
     pub service_accounts: Vec<AccountDto>,
 }
 
+/// A page of one account's tokens, shaped as the account list is.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPageDto {
+    pub total_count: u64,
+    pub page: u64,
+    pub page_size: u64,
+    pub tokens: Vec<TokenDto>,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPageDto {
@@ -490,6 +500,14 @@ pub struct TokenListParams {
     /// `3600` (seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiring_within: Option<String>,
+    /// 1-based.
+    #[param(minimum = 1)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    /// 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<u64>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -6,7 +6,8 @@ use super::dto::{
     AccessReviewBody, AccessReviewDto, AccountDto, AccountPageDto, AccountRef, AuditPageDto,
     AuditParams, CreateAccountBody, CreateParams, CreateTokenBody, CreatedAccountDto,
     DeletedTenantDto, ErrorBody, IssuedTokenDto, ListParams, PatchAccountBody, PolicyValidationDto,
-    RenameTokenBody, TenantDto, TokenDto, TokenListParams, ValidatePolicyBody, WhoAmIDto,
+    RenameTokenBody, TenantDto, TokenDto, TokenListParams, TokenPageDto, ValidatePolicyBody,
+    WhoAmIDto,
 };
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -246,16 +247,17 @@ pub(super) async fn create_token(
     Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
-/// List token metadata (never values).
+/// List token metadata (never values), a page at a time.
 #[utoipa::path(get, path = "/api/v1/serviceaccounts/{id}/tokens", tag = "tokens", params(("id" = i64, Path), TokenListParams),
-    responses((status = 200, body = Vec<TokenDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TokenPageDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn list_tokens(
     State(state): Shared,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(params): ApiQuery<TokenListParams>,
-) -> Result<Json<Vec<TokenDto>>, ApiError> {
+) -> Result<Json<TokenPageDto>, ApiError> {
+    let (page, page_size, offset, limit) = paging(params.page, params.page_size)?;
     let within = params
         .expiring_within
         .as_deref()
@@ -264,13 +266,16 @@ pub(super) async fn list_tokens(
         .map_err(|err| {
             ApiError::bad_request("invalid_parameter", format!("expiringWithin: {err}"))
         })?;
-    let mut tokens = state.admin.list_tokens(&caller, id).await?;
-    if let Some(within) = within {
-        let now = crate::model::now_secs();
-        let until = now.saturating_add(i64::try_from(within.as_secs()).unwrap_or(i64::MAX));
-        tokens.retain(|t| t.expires_at.is_some_and(|at| at > now && at <= until));
-    }
-    Ok(Json(tokens.into_iter().map(Into::into).collect()))
+    let result = state
+        .admin
+        .list_tokens(&caller, id, within, offset, limit)
+        .await?;
+    Ok(Json(TokenPageDto {
+        total_count: result.total,
+        page,
+        page_size,
+        tokens: result.items.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/serviceaccounts/{id}/tokens/{tokenId}", tag = "tokens", params(("id" = i64, Path), ("tokenId" = i64, Path)), request_body = RenameTokenBody,

@@ -159,6 +159,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/serviceaccounts",
             post(handlers::create_account).get(handlers::list_accounts),
         )
+        // The router prefers the literal segment: `me` is never read as an `{id}`.
         .route(
             "/api/v1/serviceaccounts/{id}",
             get(handlers::get_account)

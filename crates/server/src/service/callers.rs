@@ -90,8 +90,9 @@ impl Admin {
         let account = self.store().get_account(caller.account_id).await?;
         let token = self
             .store()
-            .list_tokens(caller.account_id)
+            .list_tokens(crate::model::TokenQuery::all(caller.account_id))
             .await?
+            .items
             .into_iter()
             .find(|token| token.id == caller.token_id);
         Ok(Identity {

@@ -3,7 +3,7 @@
 
 use super::fields::parse_name;
 use super::{Admin, Caller, ServiceError, now_secs};
-use crate::model::{AuditRecord, Name, NewToken, TokenRecord};
+use crate::model::{AuditRecord, Name, NewToken, Page, TokenQuery, TokenRecord};
 use crate::store::Store;
 use tollgate_core::Token;
 
@@ -126,13 +126,30 @@ impl Admin {
         result
     }
 
+    /// The page `offset`, `limit` of an account's tokens; with `expiring_within`, only those
+    /// still valid that expire within that period from now.
     pub async fn list_tokens(
         &self,
         caller: &Caller,
         account_id: i64,
-    ) -> Result<Vec<TokenRecord>, ServiceError> {
+        expiring_within: Option<std::time::Duration>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<TokenRecord>, ServiceError> {
         self.visible_account(caller, account_id).await?;
-        Ok(self.store().list_tokens(account_id).await?)
+        let expiring = expiring_within.map(|within| {
+            let now = now_secs();
+            (now, plus_secs(now, within.as_secs()))
+        });
+        Ok(self
+            .store()
+            .list_tokens(TokenQuery {
+                account_id,
+                expiring,
+                offset,
+                limit,
+            })
+            .await?)
     }
 
     pub async fn rename_token(

@@ -229,6 +229,80 @@ pub async fn listing_search_and_pages<S: Store>(store: S) {
     assert_eq!(display.total, 1, "display names are searched");
 }
 
+pub async fn token_pages_and_expiring_filter<S: Store>(store: S) {
+    let a = store
+        .create_account(new_account("acme", "ci", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    let b = store
+        .create_account(new_account("acme", "other", Role::Viewer), audit("create"))
+        .await
+        .unwrap();
+    // Expiries 1_800_000_000 + i days; t2 never expires. Another account's token is never counted.
+    for i in 0..5 {
+        let (_, mut token) = new_token(&format!("t{i}"));
+        token.expires_at = (i != 2).then_some(1_800_000_000 + i * 86_400);
+        store.create_token(a.id, token, audit("t")).await.unwrap();
+    }
+    let (_, other) = new_token("x");
+    store.create_token(b.id, other, audit("t")).await.unwrap();
+    let names = |page: &Page<TokenRecord>| -> Vec<String> {
+        page.items.iter().map(|t| t.name.clone()).collect()
+    };
+    let query = |expiring, offset, limit| TokenQuery {
+        account_id: a.id,
+        expiring,
+        offset,
+        limit,
+    };
+    let all = store.list_tokens(TokenQuery::all(a.id)).await.unwrap();
+    assert_eq!(
+        (all.total, names(&all)),
+        (
+            5,
+            vec![
+                "t0".into(),
+                "t1".into(),
+                "t2".into(),
+                "t3".into(),
+                "t4".into()
+            ]
+        ),
+        "by id"
+    );
+    let second = store.list_tokens(query(None, 2, 2)).await.unwrap();
+    assert_eq!(
+        (second.total, names(&second)),
+        (5, vec!["t2".into(), "t3".into()])
+    );
+    let past = store.list_tokens(query(None, 10, 2)).await.unwrap();
+    assert_eq!(
+        (past.total, past.items.len()),
+        (5, 0),
+        "past the end: empty"
+    );
+    // Valid at t1's expiry (so t0 and t1 are not) and expiring within 2 days: t3 only
+    // (t2 never expires, t4 expires later). The total counts the filter, not the account.
+    let now = 1_800_000_000 + 86_400;
+    let expiring = store
+        .list_tokens(query(Some((now, now + 2 * 86_400)), 0, 10))
+        .await
+        .unwrap();
+    assert_eq!((expiring.total, names(&expiring)), (1, vec!["t3".into()]));
+    let wide = Some((1_700_000_000, 1_900_000_000));
+    let first = store.list_tokens(query(wide, 0, 3)).await.unwrap();
+    let rest = store.list_tokens(query(wide, 3, 3)).await.unwrap();
+    assert_eq!(
+        (first.total, names(&first), names(&rest)),
+        (
+            4,
+            vec!["t0".into(), "t1".into(), "t3".into()],
+            vec!["t4".into()]
+        ),
+        "paging applies after the filter"
+    );
+}
+
 pub async fn tokens_and_change_feed<S: Store>(store: S) {
     let a = store
         .create_account(new_account("acme", "ci", Role::Viewer), audit("create"))
@@ -351,7 +425,11 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
         .touch_tokens(vec![(rec2.id, 1_750_000_000)])
         .await
         .unwrap();
-    let listed = store.list_tokens(a.id).await.unwrap();
+    let listed = store
+        .list_tokens(TokenQuery::all(a.id))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].last_used_at, Some(1_750_000_000));
 
@@ -359,7 +437,15 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
         .delete_token(a.id, rec2.id, audit("token.delete"))
         .await
         .unwrap();
-    assert_eq!(store.list_tokens(a.id).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_tokens(TokenQuery::all(a.id))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     assert!(matches!(
         store
             .delete_token(a.id, rec2.id, audit("token.delete"))
@@ -382,7 +468,15 @@ pub async fn bulk_tokens_are_one_transaction<S: Store>(store: S) {
             .unwrap(),
         50
     );
-    assert_eq!(store.list_tokens(a.id).await.unwrap().len(), 50);
+    assert_eq!(
+        store
+            .list_tokens(TokenQuery::all(a.id))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        50
+    );
     assert!(live_hashes(&store).await.contains(&first_hash));
     // A duplicate name anywhere rolls the whole batch back.
     let clash = vec![new_token("fresh").1, new_token("t3").1];
@@ -393,7 +487,12 @@ pub async fn bulk_tokens_are_one_transaction<S: Store>(store: S) {
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
-        store.list_tokens(a.id).await.unwrap().len(),
+        store
+            .list_tokens(TokenQuery::all(a.id))
+            .await
+            .unwrap()
+            .items
+            .len(),
         50,
         "nothing of a failed batch remains"
     );
@@ -645,7 +744,12 @@ pub async fn all_tenants_admin_is_protected<S: Store>(store: S) {
         .find_account("default", "bootstrap-admin")
         .await
         .unwrap();
-    let first_id = store.list_tokens(account.id).await.unwrap()[0].id;
+    let first_id = store
+        .list_tokens(TokenQuery::all(account.id))
+        .await
+        .unwrap()
+        .items[0]
+        .id;
     fn protected<T>(result: Result<T, StoreError>, want: Protected, why: &str) {
         match result {
             Err(StoreError::Protected(got)) => assert_eq!(got, want, "{why}"),
@@ -728,7 +832,11 @@ pub async fn all_tenants_admin_is_protected<S: Store>(store: S) {
             protected(result, Protected::LastToken, "concurrent revocation");
         }
     }
-    let left = store.list_tokens(account.id).await.unwrap();
+    let left = store
+        .list_tokens(TokenQuery::all(account.id))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(left.len(), 2, "short and one of the two");
     assert!(left.iter().any(|t| t.expires_at.is_none()));
 }
@@ -848,6 +956,7 @@ macro_rules! conformance_suite {
             case!(accounts_crud_and_conflicts);
             case!(listing_search_and_pages);
             case!(tokens_and_change_feed);
+            case!(token_pages_and_expiring_filter);
             case!(account_changes_reach_grants);
             case!(bulk_tokens_are_one_transaction);
             case!(audit_rows);

@@ -23,7 +23,7 @@ pub use sqlite::SqliteStore;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, NewAccount,
-    NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenRecord,
+    NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery, TokenRecord,
 };
 use std::future::Future;
 use tollgate_core::{Grant, TokenHash};
@@ -335,10 +335,12 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditRecord,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// A page of one account's tokens, ordered by id, with the total the query matches. An
+    /// unknown account has no tokens (the service checks the account first).
     fn list_tokens(
         &self,
-        account_id: i64,
-    ) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+        query: TokenQuery,
+    ) -> impl Future<Output = Result<Page<TokenRecord>, StoreError>> + Send;
 
     fn rename_token(
         &self,
@@ -477,7 +479,7 @@ delegate! {
     delete_tenant(tenant: &str, audit: AuditRecord) -> u64;
     create_token(account_id: i64, token: NewToken, audit: AuditRecord) -> TokenRecord;
     create_tokens(account_id: i64, tokens: Vec<NewToken>, audit: AuditRecord) -> u64;
-    list_tokens(account_id: i64) -> Vec<TokenRecord>;
+    list_tokens(query: TokenQuery) -> Page<TokenRecord>;
     rename_token(account_id: i64, token_id: i64, name: crate::model::Name, audit: AuditRecord)
         -> TokenRecord;
     regenerate_token(

@@ -119,8 +119,8 @@ async fn seed_workflow_and_token_secrecy() {
         )
         .await
         .expect(200, "");
-    assert_eq!(listed.json.as_array().unwrap().len(), 1);
-    assert!(listed.json[0].get("token").is_none());
+    assert_eq!(listed.json["tokens"].as_array().unwrap().len(), 1);
+    assert!(listed.json["tokens"][0].get("token").is_none());
     assert!(
         !listed.text.contains(&token[5..37]),
         "a listing never shows the value"
@@ -815,6 +815,85 @@ async fn pagination_and_search() {
         ),
         (Some(14), Some(50))
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn token_list_pages_with_the_expiring_filter() {
+    let server = TestServer::start().await;
+    let (id, _) = server
+        .account_with_token(json!({"name": "ci", "role": "viewer", "tokenName": "t00"}))
+        .await;
+    let tokens = format!("/api/v1/serviceaccounts/{id}/tokens");
+    // t00 never expires; t01..t06 expire in 1..6 days.
+    for i in 1..7 {
+        server
+            .admin(
+                Method::POST,
+                &tokens,
+                Some(json!({"name": format!("t{i:02}"), "ttlSeconds": i * 86_400})),
+            )
+            .await
+            .expect(201, "");
+    }
+    let names = |reply: &crate::harness::Reply| -> Vec<String> {
+        reply.json["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = server
+        .admin(Method::GET, &format!("{tokens}?page=2&pageSize=3"), None)
+        .await
+        .expect(200, "");
+    assert_eq!(
+        (
+            &page.json["totalCount"],
+            &page.json["page"],
+            &page.json["pageSize"]
+        ),
+        (&json!(7), &json!(2), &json!(3))
+    );
+    assert_eq!(names(&page), ["t03", "t04", "t05"]);
+    let defaults = server
+        .admin(Method::GET, &tokens, None)
+        .await
+        .expect(200, "");
+    assert_eq!(
+        (&defaults.json["page"], &defaults.json["pageSize"]),
+        (&json!(1), &json!(50)),
+        "the account list's defaults"
+    );
+    // The filter is applied before paging: the total counts what it keeps.
+    let expiring = server
+        .admin(
+            Method::GET,
+            &format!("{tokens}?expiringWithin=4d&pageSize=3&page=2"),
+            None,
+        )
+        .await
+        .expect(200, "");
+    assert_eq!(expiring.json["totalCount"], 4);
+    assert_eq!(names(&expiring), ["t04"]);
+    for bad in ["page=0", "pageSize=0", "pageSize=1001", "pageSize=x"] {
+        let reply = server
+            .admin(Method::GET, &format!("{tokens}?{bad}"), None)
+            .await;
+        assert_eq!(reply.status.as_u16(), 400, "{bad}: {}", reply.text);
+    }
+    let openapi = server.call(None, Method::GET, "/openapi.json", None).await;
+    let params: Vec<&str> =
+        openapi.json["paths"]["/api/v1/serviceaccounts/{id}/tokens"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+    for name in ["expiringWithin", "page", "pageSize"] {
+        assert!(params.contains(&name), "{name} in {params:?}");
+    }
     server.stop().await;
 }
 

@@ -686,7 +686,11 @@ async fn metrics_health_and_last_used() {
     let store = SqliteStore::open(&store_url).await.unwrap();
     use tollgate_server::store::Store;
     let account = store.find_account("default", "dash").await.unwrap();
-    let tokens = store.list_tokens(account.id).await.unwrap();
+    let tokens = store
+        .list_tokens(tollgate_server::model::TokenQuery::all(account.id))
+        .await
+        .unwrap()
+        .items;
     assert!(tokens[0].last_used_at.is_some(), "flushed at shutdown");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -32,6 +32,37 @@ impl Cli<'_> {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs with `input` on stdin (`apply -f -`); asserts success and returns stdout.
+    async fn ok_with_stdin(&self, args: &[&str], input: String) -> String {
+        use std::io::Write;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        command
+            .args(args)
+            .env("TOLLGATE_URL", &self.server.url)
+            .env("TOLLGATE_TOKEN", &self.token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = command.spawn().unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     async fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["--output", "json"]);
@@ -92,7 +123,7 @@ async fn seed_workflow_with_the_cli() {
     let expiring = cli
         .json(&["token", "list", "ci-reader", "--expiring", "7d"])
         .await;
-    let names: Vec<&str> = expiring
+    let names: Vec<&str> = expiring["tokens"]
         .as_array()
         .unwrap()
         .iter()
@@ -104,7 +135,22 @@ async fn seed_workflow_with_the_cli() {
         "only the 2-day token expires within 7 days"
     );
     let all = cli.json(&["token", "list", "ci-reader"]).await;
-    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all["tokens"].as_array().unwrap().len(), 2);
+    let paged = cli
+        .ok(&[
+            "token",
+            "list",
+            "ci-reader",
+            "--page",
+            "2",
+            "--page-size",
+            "1",
+        ])
+        .await;
+    assert!(
+        paged.contains("soon") && !paged.contains("main") && paged.contains("page 2 of 2"),
+        "{paged}"
+    );
     let bad = cli
         .fails(&["token", "list", "ci-reader", "--expiring", "soon"])
         .await;
@@ -238,8 +284,7 @@ async fn seed_workflow_with_the_cli() {
             .contains("revoked")
     );
     assert_eq!(
-        cli.json(&["token", "list", "ci-reader"])
-            .await
+        cli.json(&["token", "list", "ci-reader"]).await["tokens"]
             .as_array()
             .unwrap()
             .len(),
@@ -389,9 +434,9 @@ async fn accounts_are_looked_up_by_exact_name() {
     let issued = cli.json(&["token", "create", "x", "first"]).await;
     assert_eq!(issued["name"], "first");
     let listed = cli.json(&["token", "list", "x"]).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 1);
     assert_eq!(
-        cli.json(&["token", "list", "xy"]).await,
+        cli.json(&["token", "list", "xy"]).await["tokens"],
         serde_json::json!([])
     );
     let missing = cli.fails(&["sa", "get", "x-"]).await;
@@ -444,8 +489,8 @@ async fn tenant_picks_among_same_named_accounts() {
         .json(&["token", "create", "ci", "deploy", "--tenant", "globex"])
         .await;
     let token_id = issued["id"].to_string();
-    let names = |tokens: Value| -> Vec<String> {
-        tokens
+    let names = |page: Value| -> Vec<String> {
+        page["tokens"]
             .as_array()
             .unwrap()
             .iter()
@@ -822,6 +867,286 @@ async fn serve_fails_clearly_on_a_locked_store() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+const APPLY_FILE: &str = r#"
+apiVersion: tollgate.dev/v1
+kind: ServiceAccount
+metadata: {name: ci-reader, tenant: acme}
+spec:
+  description: CI dashboards
+  role: viewer
+  labelPolicy: '{b="2", a="1"}'
+  tokens:
+    - name: main
+      expiresIn: 30d
+---
+apiVersion: tollgate.dev/v1
+kind: ServiceAccount
+metadata: {name: pusher, tenant: acme}
+spec:
+  role: writer
+"#;
+
+/// Lines of a plan that change something.
+fn diff_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("+ ") || l.starts_with("~ ") || l.starts_with("- "))
+        .collect()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `tollgate apply`: a plan, --dry-run, an idempotent second run, updates, token values only in
+/// a 0600 file, prune within the file's tenants, and `get -o yaml` read back as a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plans_creates_updates_and_round_trips() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let accounts = write("accounts.yaml", APPLY_FILE);
+    let tokens = dir.path().join("tokens.txt");
+    let tokens_arg = tokens.to_str().unwrap().to_owned();
+    let acme_names = |listed: Value| -> Vec<String> {
+        listed["serviceAccounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["tenant"] == "acme")
+            .map(|a| a["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let dry = cli.ok(&["apply", "-f", &accounts, "--dry-run"]).await;
+    assert_eq!(
+        diff_lines(&dry),
+        [
+            r#"+ serviceaccount acme/ci-reader (role viewer, labelPolicy {a="1", b="2"})"#,
+            "+ serviceaccount acme/pusher (role writer)",
+            "+ token acme/ci-reader/main (expires in 30d)",
+        ],
+        "{dry}"
+    );
+    assert!(dry.contains("dry run: nothing was changed"), "{dry}");
+    assert!(
+        acme_names(cli.json(&["sa", "list"]).await).is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let applied = cli
+        .ok(&["apply", "-f", &accounts, "--token-output", &tokens_arg])
+        .await;
+    assert_eq!(diff_lines(&applied), diff_lines(&dry), "the same plan");
+    assert!(applied.contains("applied 3 changes"), "{applied}");
+    assert_eq!(mode(&tokens), 0o600, "the token file is private");
+    let written = std::fs::read_to_string(&tokens).unwrap();
+    let (object, value) = written.trim().split_once(' ').unwrap();
+    assert_eq!(object, "acme/ci-reader/main");
+    assert!(value.starts_with("tgsa_"), "{written}");
+    assert!(!applied.contains(value), "the value is only in the file");
+    assert_eq!(
+        acme_names(cli.json(&["sa", "list"]).await),
+        ["ci-reader", "pusher"]
+    );
+
+    let again = cli.ok(&["apply", "-f", &accounts]).await;
+    assert!(
+        diff_lines(&again).is_empty() && again.contains("no changes"),
+        "idempotent: {again}"
+    );
+
+    // A change shows as `~`; a new token with an existing --token-output file is refused
+    // before anything changes.
+    let changed = write(
+        "changed.yaml",
+        &APPLY_FILE
+            .replace("CI dashboards", "CI")
+            .replace("expiresIn: 30d", "expiresIn: 30d\n    - name: second"),
+    );
+    let refused = cli
+        .fails(&["apply", "-f", &changed, "--token-output", &tokens_arg])
+        .await;
+    assert!(refused.contains("--overwrite-token-output"), "{refused}");
+    let ci = cli
+        .json(&["sa", "get", "ci-reader", "--tenant", "acme"])
+        .await;
+    assert_eq!(ci["description"], "CI dashboards", "nothing was applied");
+    let updated = cli
+        .ok(&[
+            "apply",
+            "-f",
+            &changed,
+            "--token-output",
+            &tokens_arg,
+            "--overwrite-token-output",
+        ])
+        .await;
+    assert_eq!(
+        diff_lines(&updated),
+        [
+            r#"~ serviceaccount acme/ci-reader description: "CI dashboards" -> "CI""#,
+            "+ token acme/ci-reader/second (server default expiry)",
+        ],
+        "{updated}"
+    );
+    assert_eq!(mode(&tokens), 0o600);
+    let second = std::fs::read_to_string(&tokens).unwrap();
+    assert!(
+        second.starts_with("acme/ci-reader/second tgsa_"),
+        "{second}"
+    );
+
+    // get -o yaml | apply: nothing to do, and no token value in the export.
+    let exported = cli.ok(&["get", "serviceaccounts", "-o", "yaml"]).await;
+    assert!(exported.contains("kind: ServiceAccount"), "{exported}");
+    for secret in [
+        value,
+        second.trim().split(' ').nth(1).unwrap(),
+        &server.admin_token,
+    ] {
+        assert!(!exported.contains(&secret[5..37]), "no token value in get");
+    }
+    let export = write("export.yaml", &exported);
+    let round = cli.ok(&["apply", "-f", &export, "--prune"]).await;
+    assert!(
+        diff_lines(&round).is_empty() && round.contains("no changes"),
+        "get then apply is a no-op: {round}"
+    );
+    let piped = cli
+        .ok_with_stdin(&["apply", "-f", "-", "--prune"], exported.clone())
+        .await;
+    assert!(piped.contains("no changes"), "get | apply -f -: {piped}");
+
+    // Prune: only the file's tenants lose what the file no longer lists.
+    cli.ok(&[
+        "sa", "create", "other", "--role", "viewer", "--tenant", "globex",
+    ])
+    .await;
+    let only_ci = write(
+        "only-ci.yaml",
+        APPLY_FILE
+            .replace("CI dashboards", "CI")
+            .split("---")
+            .next()
+            .unwrap(),
+    );
+    let kept = cli.ok(&["apply", "-f", &only_ci]).await;
+    assert!(kept.contains("no changes"), "without --prune: {kept}");
+    let pruned = cli.ok(&["apply", "-f", &only_ci, "--prune"]).await;
+    assert_eq!(
+        diff_lines(&pruned),
+        [
+            "- token acme/ci-reader/second (id 3)",
+            "- serviceaccount acme/pusher (revokes its tokens)",
+        ],
+        "{pruned}"
+    );
+    let listed = cli.json(&["sa", "list"]).await;
+    assert_eq!(acme_names(listed.clone()), ["ci-reader"]);
+    assert!(
+        listed["serviceAccounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["tenant"] == "globex"),
+        "another tenant is untouched"
+    );
+
+    // The caller's own tenant: the all-tenant admin is never pruned, and the plan says so.
+    let mine = write(
+        "mine.yaml",
+        "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: local}\nspec: {role: viewer}\n",
+    );
+    let own = cli
+        .ok(&["apply", "-f", &mine, "--prune", "--dry-run"])
+        .await;
+    assert_eq!(
+        diff_lines(&own),
+        ["+ serviceaccount default/local (role viewer)"]
+    );
+    assert!(own.contains("default/bootstrap-admin: not pruned"), "{own}");
+    server.stop().await;
+}
+
+/// Files that cannot be applied: one-line errors naming the file, document and field (or the
+/// object the API refused, and what was applied before it), exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_bad_files_clearly() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: viewer, colour: blue}\n",
+            &["bad.yaml, document 1", "unknown field `colour`", "line 4"][..],
+        ),
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a\n",
+            &["bad.yaml, document 1", "line"][..],
+        ),
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: viewer, labelPolicy: '{a='}\n",
+            &["bad.yaml, document 1: spec.labelPolicy"][..],
+        ),
+        // The roles API's own checks: a scope it does not know.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: Role\nmetadata: {name: r}\nspec: {scopes: [metrics:root]}\n",
+            &["role default/r", "metrics:root", "HTTP 400"][..],
+        ),
+        // The API's own checks apply: an unknown role is refused by the server, named.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: a}\nspec: {role: wizard}\n",
+            &[
+                "cannot create serviceaccount default/a",
+                "nothing was applied",
+                "HTTP 4",
+            ][..],
+        ),
+        // It stops at the first error, and says what was applied before it.
+        (
+            "apiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: ok}\nspec: {role: viewer}\n---\napiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: b}\nspec: {role: wizard}\n---\napiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {name: c}\nspec: {role: viewer}\n",
+            &[
+                "cannot create serviceaccount default/b",
+                "the change above it was applied",
+                "the rest were not",
+            ][..],
+        ),
+    ];
+    for (text, wants) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = cli.fails(&["apply", "-f", path.to_str().unwrap()]).await;
+        for want in wants {
+            assert!(err.contains(want), "{err} lacks {want}");
+        }
+    }
+    let listed = cli.json(&["sa", "list"]).await;
+    let names: Vec<&str> = listed["serviceAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bootstrap-admin", "ok"],
+        "only what came before the first error"
+    );
+    server.stop().await;
+}
+
 /// `tollgate role`: define a role, give it to an account, change it, and delete it once no
 /// account holds it; `--read-tenants` on `sa create` and `sa update`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -901,5 +1226,58 @@ async fn roles_and_read_tenants_with_the_cli() {
         .json(&["sa", "update", "monitoring", "--read-tenants", ""])
         .await;
     assert_eq!(cleared["readTenants"], serde_json::json!([]));
+    server.stop().await;
+}
+
+/// `tollgate apply` with roles against the real roles API: a role and an account holding it are
+/// created in order, a second run changes nothing, a scope change is one `~` line, and `get all`
+/// writes both back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_manages_roles_with_their_accounts() {
+    let server = TestServer::start().await;
+    let cli = Cli {
+        server: &server,
+        token: server.admin_token.clone(),
+    };
+    let file = |scopes: &str| {
+        format!(
+            "apiVersion: tollgate.dev/v1\nkind: Role\nmetadata: {{name: collector-manager, tenant: acme}}\nspec: {{description: collectors, scopes: [{scopes}]}}\n---\napiVersion: tollgate.dev/v1\nkind: ServiceAccount\nmetadata: {{name: otel, tenant: acme}}\nspec: {{role: collector-manager, readTenants: [dev], hidePolicyLabels: true, labelPolicy: '{{team=\"a\"}}'}}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roles.yaml");
+    std::fs::write(&path, file("accounts:read, metrics:write")).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    let applied = cli.ok(&["apply", "-f", &path]).await;
+    let role_line = applied
+        .find("role acme/collector-manager")
+        .unwrap_or(usize::MAX);
+    let account_line = applied.find("serviceaccount acme/otel").unwrap_or(0);
+    assert!(role_line < account_line, "roles first: {applied}");
+    let otel = cli.json(&["sa", "get", "otel", "--tenant", "acme"]).await;
+    assert_eq!(otel["role"], "collector-manager");
+    assert_eq!(otel["readTenants"], serde_json::json!(["dev"]));
+    assert_eq!(otel["hidePolicyLabels"], true);
+    let again = cli.ok(&["apply", "-f", &path]).await;
+    assert!(again.contains("no changes"), "{again}");
+    std::fs::write(&path, file("accounts:read, accounts:write, metrics:write")).unwrap();
+    let changed = cli.ok(&["apply", "-f", &path]).await;
+    let changes: Vec<&str> = changed.lines().filter(|l| l.starts_with("~ ")).collect();
+    assert_eq!(changes.len(), 1, "{changed}");
+    assert!(
+        changes[0].contains("role acme/collector-manager"),
+        "{changed}"
+    );
+    let exported = cli
+        .ok(&["get", "all", "--tenant", "acme", "-o", "yaml"])
+        .await;
+    assert!(
+        exported.contains("kind: Role") && exported.contains("hidePolicyLabels: true"),
+        "{exported}"
+    );
+    let export = dir.path().join("export.yaml");
+    std::fs::write(&export, &exported).unwrap();
+    let round = cli.ok(&["apply", "-f", export.to_str().unwrap()]).await;
+    assert!(round.contains("no changes"), "{round}");
     server.stop().await;
 }

@@ -88,7 +88,7 @@ async fn resolve_and_feed() {
         )
         .await
         .json;
-    let token_id = tokens[0]["id"].as_i64().unwrap();
+    let token_id = tokens["tokens"][0]["id"].as_i64().unwrap();
     server
         .admin(
             Method::DELETE,

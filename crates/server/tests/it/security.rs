@@ -274,7 +274,7 @@ async fn tenant_isolation_on_every_endpoint() {
         )
         .await
         .expect(200, "");
-    let bt = b_tokens.json[0]["id"].as_i64().unwrap();
+    let bt = b_tokens.json["tokens"][0]["id"].as_i64().unwrap();
     server
         .admin(
             Method::POST,
@@ -482,7 +482,7 @@ async fn no_escalation_past_the_callers_label_policy() {
             .call(caller, Method::GET, &format!("{account}/tokens"), None)
             .await
             .expect(200, "");
-        let token_id = tokens.json[0]["id"].as_i64().unwrap();
+        let token_id = tokens.json["tokens"][0]["id"].as_i64().unwrap();
         let token = format!("{account}/tokens/{token_id}");
         for (method, path, body) in [
             (
@@ -1249,7 +1249,7 @@ async fn the_all_tenant_admin_is_out_of_reach_and_cannot_be_lost() {
         )
         .await
         .expect(200, "");
-    let token_id = tokens.json[0]["id"].as_i64().unwrap();
+    let token_id = tokens.json["tokens"][0]["id"].as_i64().unwrap();
 
     // A full admin of the same tenant ("default") sees it but cannot act on it: minting one of
     // its tokens would have given that admin every tenant.

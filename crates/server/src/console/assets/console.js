@@ -399,7 +399,9 @@ async function loadAccount(id) {
 }
 
 async function loadTokens(id) {
-  const tokens = await api.call("GET", `/api/v1/serviceaccounts/${id}/tokens`);
+  // One page of the most an API page holds; an account with more says so below the table.
+  const page = await api.call("GET", `/api/v1/serviceaccounts/${id}/tokens?pageSize=1000`);
+  const tokens = page.tokens;
   const soon = Date.now() + SOON_DAYS * DAY;
   const rows = tokens.map((token) => {
     const expires = token.expiresAt ? new Date(token.expiresAt).getTime() : null;
@@ -428,6 +430,11 @@ async function loadTokens(id) {
     const empty = el("tr");
     empty.append(el("td", "No tokens.", { colspan: "6", class: "muted" }));
     rows.push(empty);
+  }
+  if (page.totalCount > tokens.length) {
+    const more = el("tr");
+    more.append(el("td", `Showing ${tokens.length} of ${page.totalCount} tokens (use the CLI's token list --page for the rest).`, { colspan: "6", class: "muted" }));
+    rows.push(more);
   }
   $("tokens-table").tBodies[0].replaceChildren(...rows);
 }

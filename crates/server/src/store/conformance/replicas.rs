@@ -76,9 +76,10 @@ pub async fn replicas_keep_invariants<S: Store>(a: S, b: S) {
         .await
         .unwrap();
     let ids: Vec<i64> = a
-        .list_tokens(account.id)
+        .list_tokens(TokenQuery::all(account.id))
         .await
         .unwrap()
+        .items
         .iter()
         .map(|t| t.id)
         .collect();
@@ -99,7 +100,13 @@ pub async fn replicas_keep_invariants<S: Store>(a: S, b: S) {
             );
         }
     }
-    assert_eq!(a.list_tokens(account.id).await.unwrap().len(), 1);
+    assert_eq!(
+        a.list_tokens(TokenQuery::all(account.id))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
 }
 
 /// Instantiates every replica case for one backend: `$open` yields `Option<(S, S, guard)>`,

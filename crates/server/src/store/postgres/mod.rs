@@ -27,7 +27,8 @@ pub use listen::ChangeListener;
 
 use crate::model::{
     Account, AccountPatch, AccountQuery, AuditEntry, AuditQuery, AuditRecord, Change, Name,
-    NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenRecord,
+    NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery,
+    TokenRecord,
 };
 use crate::store::{GrantSet, Store, StoreError, redact_url};
 use error::PgResult;
@@ -212,8 +213,8 @@ impl Store for PostgresStore {
         tokens::create_many(self, account_id, tokens, audit).await
     }
 
-    async fn list_tokens(&self, account_id: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens::list(self, account_id).await
+    async fn list_tokens(&self, query: TokenQuery) -> Result<Page<TokenRecord>, StoreError> {
+        tokens::list(self, query).await
     }
 
     async fn rename_token(

@@ -6,8 +6,8 @@ use super::accounts::account_in;
 use super::audit::insert_audit;
 use super::changes::record_change;
 use super::error::{PgResult, conflict};
-use super::rows::{TOKEN_COLUMNS, hash_from_row, token_from_row};
-use crate::model::{AuditRecord, ChangeKind, Name, NewToken, TokenRecord};
+use super::rows::{TOKEN_COLUMNS, hash_from_row, to_i64, token_from_row};
+use crate::model::{AuditRecord, ChangeKind, Name, NewToken, Page, TokenQuery, TokenRecord};
 use crate::store::{Protected, StoreError};
 use sqlx::{Postgres, Row, Transaction};
 use tollgate_core::TokenHash;
@@ -86,16 +86,33 @@ pub(super) async fn create_many(
 
 pub(super) async fn list(
     store: &PostgresStore,
-    account_id: i64,
-) -> Result<Vec<TokenRecord>, StoreError> {
+    query: TokenQuery,
+) -> Result<Page<TokenRecord>, StoreError> {
+    let filter = "WHERE account_id = $1 \
+         AND ($2::bigint IS NULL OR (expires_at > $2 AND expires_at <= $3))";
+    let (valid_at, until) = query.expiring.unzip();
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM tokens {filter}"))
+        .bind(query.account_id)
+        .bind(valid_at)
+        .bind(until)
+        .fetch_one(&store.pool)
+        .await
+        .pg()?;
     let rows = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 ORDER BY id"
+        "SELECT {TOKEN_COLUMNS} FROM tokens {filter} ORDER BY id LIMIT $4 OFFSET $5"
     ))
-    .bind(account_id)
+    .bind(query.account_id)
+    .bind(valid_at)
+    .bind(until)
+    .bind(to_i64(query.limit))
+    .bind(to_i64(query.offset))
     .fetch_all(&store.pool)
     .await
     .pg()?;
-    rows.iter().map(token_from_row).collect()
+    Ok(Page {
+        items: rows.iter().map(token_from_row).collect::<Result<_, _>>()?,
+        total: total.max(0) as u64,
+    })
 }
 
 pub(super) async fn rename(

@@ -102,7 +102,7 @@ apifuzz:
 	./scripts/apifuzz.sh
 
 ## fuzz: every fuzz target (fuzz/: token, selector, promql, filter_config, admin_api,
-## check_request, regex, write_bodies) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
+## check_request, regex, write_bodies, answers) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
 ## cargo-fuzz is installed into .tools on first use; it builds on stable Rust (no sanitizer).
 FUZZ_SECONDS ?= 300
 CARGO_FUZZ := .tools/bin/cargo-fuzz

@@ -440,6 +440,27 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_back_as_sent() {
+        // Found by the `answers` fuzz target: without serde_json's float_roundtrip a number
+        // could change in its last digit on the way through.
+        let policy = r#"{ns="a"}"#;
+        let answer = Answer::QueryResult;
+        for body in [
+            "4444444444444444444444444444444444",
+            "1435781451.781",
+            "0.1",
+            "1e300",
+        ] {
+            let once = hide(&answer, 400, &hidden(policy), body.as_bytes()).unwrap();
+            let twice = hide(&answer, 400, &hidden(policy), &once).unwrap();
+            assert_eq!(once, twice, "{body}");
+            let sent: f64 = body.parse().unwrap();
+            let read: f64 = std::str::from_utf8(&once).unwrap().parse().unwrap();
+            assert_eq!(sent, read, "{body}");
+        }
+    }
+
+    #[test]
     fn federate_text() {
         let body = "# TYPE up untyped\nup{instance=\"a:9100\",kube_namespace=\"prometheus\",job=\"x\"} 1 1700000000000\nup{kube_namespace=\"prometheus\"} 0\nodd{a=\"}\\\"{\",kube_namespace=\"prometheus\"} 2\nplain 3\n";
         let out = hide(

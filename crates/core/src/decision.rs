@@ -124,9 +124,7 @@ pub enum Decision {
 pub struct Allow {
     /// The scope the matched route needed.
     pub scope: Scope,
-    /// Headers to set upstream, overwriting any client value. A name may repeat
-    /// (`x-prom-label-policy`, one value per selector): the first value replaces, the later
-    /// ones are added.
+    /// Headers to set upstream, overwriting any client value.
     pub set_headers: Vec<(&'static str, String)>,
     /// Headers to remove before the request goes upstream.
     pub remove_headers: Vec<String>,
@@ -427,7 +425,10 @@ fn identity_headers(
     if !effective_policy.is_unrestricted() {
         set_headers.push((headers::LABELS, effective_policy.to_string()));
         if label_policy_header {
-            set_headers.extend(label_policy_values(&grant.tenant, effective_policy));
+            set_headers.push((
+                headers::LABEL_POLICY,
+                label_policy_value(&grant.tenant, effective_policy),
+            ));
         }
     }
     let mut remove_headers = vec![headers::AUTHORIZATION.to_owned()];
@@ -440,18 +441,22 @@ fn identity_headers(
     (set_headers, remove_headers)
 }
 
-/// `X-Prom-Label-Policy` values: one per selector of the policy, `<tenant>:<selector>` with
-/// the selector percent-encoded (Mimir and Loki AND the matchers of one value, OR the values).
-pub fn label_policy_values(
-    tenant: &str,
-    policy: &Policy,
-) -> impl Iterator<Item = (&'static str, String)> {
-    policy.selectors().iter().map(move |selector| {
-        (
-            headers::LABEL_POLICY,
-            format!("{tenant}:{}", form::encode(&selector.to_string())),
-        )
-    })
+/// The `X-Prom-Label-Policy` field: one list element per selector of the policy,
+/// `<tenant>:<selector>` with the selector percent-encoded (so no `,` is left in it), joined
+/// by `,`. Mimir and Loki AND the matchers of one element and OR the elements. One field line
+/// rather than several: RFC 9110 makes them equivalent, Mimir documents both, and Envoy 1.40's
+/// ext_authz keeps only the last of several values a server sets for one name (measured).
+pub fn label_policy_value(tenant: &str, policy: &Policy) -> String {
+    let mut value = String::new();
+    for (i, selector) in policy.selectors().iter().enumerate() {
+        if i > 0 {
+            value.push(',');
+        }
+        value.push_str(tenant);
+        value.push(':');
+        value.push_str(&form::encode(&selector.to_string()));
+    }
+    value
 }
 
 /// The parameters a route's query language uses: PromQL or LogQL.
@@ -1490,11 +1495,8 @@ mod tests {
         let decision = run(&two, "GET", "/prometheus/api/v1/query", &[]);
         assert_eq!(
             policy_values(&decision),
-            [
-                "acme:%7Bnamespace%3D%22a%22%7D",
-                "acme:%7Bteam%3D%22b%22%7D"
-            ],
-            "one value per selector of an OR (Mimir and Loki OR the values)"
+            ["acme:%7Bnamespace%3D%22a%22%7D,acme:%7Bteam%3D%22b%22%7D"],
+            "one list element per selector of an OR (Mimir and Loki OR them), one field line"
         );
         let narrowed = run(
             &one,

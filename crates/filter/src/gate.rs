@@ -380,17 +380,8 @@ impl<H: Host> RequestGate<H> {
     /// body when the route confines one.
     fn proceed(&mut self, authorized: Authorized<Rc<Grant>>, resumed: bool) -> Flow {
         let allow = &authorized.allow;
-        for (i, (name, value)) in allow.set_headers.iter().enumerate() {
-            // A repeated name (one X-Prom-Label-Policy value per selector): the first value
-            // replaces any the client sent, the others are added.
-            if allow.set_headers[..i]
-                .iter()
-                .any(|(earlier, _)| earlier == name)
-            {
-                self.host.add_request_header(name, value);
-            } else {
-                self.host.set_request_header(name, Some(value));
-            }
+        for (name, value) in &allow.set_headers {
+            self.host.set_request_header(name, Some(value));
         }
         for name in &allow.remove_headers {
             self.host.set_request_header(name, None);

@@ -19,8 +19,6 @@ pub trait Host {
     fn request_headers(&self) -> Vec<(String, String)>;
     /// Sets (or with `None` removes) a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
-    /// Adds a value to a request header, keeping those it has.
-    fn add_request_header(&self, name: &str, value: &str);
     /// The first `size` bytes of the request body buffered so far (`usize::MAX`: all of it);
     /// empty when there is none. An error is a host failure: the caller fails closed.
     fn request_body(&self, size: usize) -> Result<Vec<u8>, String>;
@@ -69,19 +67,6 @@ impl Host for HostCalls {
             self.log(
                 Level::Error,
                 &format!("cannot set request header {name}: {status:?}"),
-            );
-        }
-    }
-
-    fn add_request_header(&self, name: &str, value: &str) {
-        if let Err(status) = proxy_wasm::hostcalls::add_map_value(
-            proxy_wasm::types::MapType::HttpRequestHeaders,
-            name,
-            value,
-        ) {
-            self.log(
-                Level::Error,
-                &format!("cannot add request header {name}: {status:?}"),
             );
         }
     }

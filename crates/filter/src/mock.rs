@@ -9,7 +9,6 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     SetHeader(String, Option<String>),
-    AddHeader(String, String),
     ReplaceBody(String),
     Respond {
         status: u16,
@@ -69,11 +68,6 @@ impl Host for MockHost {
         self.events
             .borrow_mut()
             .push(Event::SetHeader(name.to_owned(), value.map(str::to_owned)));
-    }
-    fn add_request_header(&self, name: &str, value: &str) {
-        self.events
-            .borrow_mut()
-            .push(Event::AddHeader(name.to_owned(), value.to_owned()));
     }
     fn request_body(&self, size: usize) -> Result<Vec<u8>, String> {
         if *self.body_fails.borrow() {

@@ -181,23 +181,10 @@ fn allow_response(allowed: Allowed, view: &RequestView<'_>) -> CheckResponse {
         role,
     } = allowed;
     let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
-    // A repeated name (one X-Prom-Label-Policy value per selector): the first value replaces any
-    // the client sent, the others are appended.
     let mut headers: Vec<HeaderValueOption> = allow
         .set_headers
         .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            let repeated = allow.set_headers[..i]
-                .iter()
-                .any(|(earlier, _)| earlier == k);
-            let action = if repeated {
-                HeaderAppendAction::AppendIfExistsOrAdd
-            } else {
-                overwrite
-            };
-            header(k, v, action)
-        })
+        .map(|(k, v)| header(k, v, overwrite))
         .collect();
     if rewrite.has_repeated_key() {
         // Envoy keeps one value per key in query_parameters_to_set (measured on 1.40):

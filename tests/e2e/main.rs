@@ -13,6 +13,7 @@ mod faults;
 mod filter;
 mod grafana;
 mod http2;
+mod logql;
 mod make_run;
 mod postgres;
 mod prometheus;

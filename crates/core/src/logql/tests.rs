@@ -297,3 +297,39 @@ fn params_by_endpoint() {
         403
     );
 }
+
+/// A Go string literal for `value` (escapes for `\`, `"` and newlines).
+fn go_quote(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+proptest::proptest! {
+    /// Whatever the strings hold (braces, quotes, `#`, pipes), a query built of `n` selectors
+    /// gets exactly `n` insertions and nothing else changes; rewriting again changes nothing.
+    #[test]
+    fn strings_never_hide_or_invent_selectors(
+        values in proptest::collection::vec("[a-z{}\"#|=`\\\\ \n]{0,12}", 1..4),
+        filter in "[a-z{}\"#|=`\\\\ ]{0,12}",
+    ) {
+        let parts: Vec<String> = values
+            .iter()
+            .map(|v| format!("count_over_time({{app={}}} |= {} [5m])", go_quote(v), go_quote(&filter)))
+            .collect();
+        let query = parts.join(" or ");
+        let rewritten = rewrite(NS, &query).unwrap();
+        let insertion = r#", namespace="team-a""#;
+        proptest::prop_assert_eq!(rewritten.matches(insertion).count(), values.len());
+        proptest::prop_assert_eq!(rewritten.replace(insertion, ""), query);
+        proptest::prop_assert_eq!(rewrite(NS, &rewritten).unwrap(), rewritten);
+    }
+}

@@ -147,7 +147,7 @@ pub(super) fn lex(param: &'static str, text: &str) -> Result<Vec<Token>, LogqlEr
                     .unwrap_or(bytes.len() - i),
             ),
             _ => {
-                let c = text[i..].chars().next().unwrap_or('?');
+                let c = text.get(i..).and_then(|t| t.chars().next()).unwrap_or('?');
                 return Err(unparsable(
                     i,
                     &format!("unexpected character {:?}", c.escape_debug().to_string()),

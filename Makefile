@@ -86,8 +86,9 @@ filter: toolchain
 ## core 0, wrk on core 1) no auth, api_key_auth, an empty wasm filter, the filter on a hit and a
 ## miss, ext_authz to Tollgate and to a trivial server, at 16 and 1 connections; the server's
 ## Check alone at 1k, 100k and 1M tokens with RSS and cold start; revocation over 100
-## revocations; PromQL enforcement; criterion micro-benchmarks. Builds everything first, so
-## nothing compiles while it measures. Compare ratios within a run, never figures across runs.
+## revocations; PromQL and LogQL enforcement; criterion micro-benchmarks. Builds everything
+## first, so nothing compiles while it measures. Compare ratios within a run, never figures
+## across runs.
 bench: setup filter
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; $(APT_INSTALL) wrk || { apt-get update -q && $(APT_INSTALL) wrk; }; }
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
@@ -101,7 +102,7 @@ bench: setup filter
 apifuzz:
 	./scripts/apifuzz.sh
 
-## fuzz: every fuzz target (fuzz/: token, selector, promql, filter_config, admin_api,
+## fuzz: every fuzz target (fuzz/: token, selector, promql, logql, filter_config, admin_api,
 ## check_request, regex, write_bodies, answers) for FUZZ_SECONDS each (default 300) after replaying the kept regressions.
 ## cargo-fuzz is installed into .tools on first use; it builds on stable Rust (no sanitizer).
 FUZZ_SECONDS ?= 300

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-300}"
-targets=(token selector promql filter_config admin_api check_request regex write_bodies answers)
+targets=(token selector promql logql filter_config admin_api check_request regex write_bodies answers)
 cargo_fuzz="${CARGO_FUZZ:-../.tools/bin/cargo-fuzz}"
 bin=target/x86_64-unknown-linux-gnu/release
 

@@ -227,7 +227,8 @@ async fn decisions_headers_and_rewrites_through_the_filter() {
             "invalid_query",
         ),
         (
-            s.get("/loki/api/v1/query?query=x", &viewer, &[]).await,
+            s.get("/loki/api/v1/format_query?query=x", &viewer, &[])
+                .await,
             403,
             "labels_not_enforceable",
         ),

@@ -15,6 +15,7 @@ mod filter;
 mod grafana;
 mod hidden_labels;
 mod http2;
+mod logql;
 mod make_run;
 mod postgres;
 mod prometheus;

@@ -809,6 +809,8 @@ pub fn tollgate_binary() -> anyhow::Result<PathBuf> {
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The raw query string ("" when none).
+    pub query: String,
     pub headers: http::HeaderMap,
     pub body: bytes::Bytes,
 }
@@ -847,6 +849,7 @@ impl RecordingUpstream {
                     log.push(Recorded {
                         method: parts.method.as_str().to_owned(),
                         path: parts.uri.path().to_owned(),
+                        query: parts.uri.query().unwrap_or("").to_owned(),
                         headers: parts.headers,
                         body,
                     });

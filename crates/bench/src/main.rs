@@ -5,6 +5,7 @@
 //!   and drives both with a gRPC load client over interleaved rounds, reporting Check/s and
 //!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
 //! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
+//! * `logql`: the same for LogQL on typical Loki queries (issue 15).
 //! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
@@ -99,6 +100,11 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         iterations: usize,
     },
+    /// Microseconds per LogQL enforcement of typical Loki queries.
+    Logql {
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
     /// Admin write latency p50/p99 on SQLite and PostgreSQL (a throwaway local cluster), and
     /// replica-to-replica propagation on PostgreSQL.
     Store {
@@ -140,6 +146,7 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
+            Cmd::Logql { iterations } => logql_bench(iterations),
             Cmd::Writes { iterations } => writes::run(iterations),
             Cmd::Soak {
                 minutes,
@@ -700,6 +707,43 @@ async fn check_bench(
             envoy::verdict(last.cold_start.as_secs_f64() <= 3.0)
         );
     }
+    Ok(())
+}
+
+/// Loki queries of the kind dashboards and alerts send (log, metric, unwrap, pattern, binary).
+const LOKI_QUERIES: &str = include_str!("../../core/benches/dashboard_queries.logql");
+
+fn logql_bench(iterations: usize) -> anyhow::Result<()> {
+    use tollgate_core::Policy;
+    use tollgate_core::logql::LogqlEnforcer;
+    // A label the queries do not name, so every one is rewritten rather than refused.
+    let policy = Policy::parse(r#"{team="a"}"#)?;
+    let enforcer = LogqlEnforcer::new(&policy)?.context("restricted policy")?;
+    println!(
+        "LogQL enforcement (lex, parse, insert by span, re-parse and verify), {iterations} iterations per query"
+    );
+    println!("{:>8}  query", "us/query");
+    let mut all = Vec::new();
+    for query in LOKI_QUERIES.lines() {
+        let mut times = Vec::with_capacity(5);
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(enforcer.rewrite_query("query", std::hint::black_box(query))?);
+            }
+            times.push(started.elapsed().as_secs_f64() * 1e6 / iterations as f64);
+        }
+        let (median, _, _) = median_spread(&times);
+        all.push(median);
+        let short: String = query.chars().take(70).collect();
+        println!("{median:>8.1}  {short}");
+    }
+    let (median, lo, hi) = median_spread(&all);
+    println!("median over queries {median:.1} us (min {lo:.1}, max {hi:.1})");
+    println!(
+        "target: LogQL enforcement <= 30 us for a typical query (the median), as for PromQL: {median:.1} us {}",
+        envoy::verdict(median <= 30.0)
+    );
     Ok(())
 }
 

@@ -1,12 +1,13 @@
 //! The decision: given a grant (what a token may do) and a view of the request, allow with the
 //! headers to set and remove, or deny with a status, a machine reason and a message.
 //!
-//! Pure and shared by the filter and the ext_authz server. PromQL label enforcement is the step
-//! after an allow: [`rewrite_query_params`] for the URL, [`check_form_body`] for a body that
-//! cannot be rewritten.
+//! Pure and shared by the filter and the ext_authz server. PromQL and LogQL label enforcement is
+//! the step after an allow: [`rewrite_query_params`] for the URL, [`rewrite_form_body`] for a
+//! body that can be rewritten, [`check_form_body`] for one that cannot.
 
 use crate::form::{self, FormPair};
 use crate::headers;
+use crate::logql::{self, LogqlEnforcer, LogqlError, LogqlParams};
 use crate::promql::{self, ParamRewrite, PromParams, QueryError};
 use crate::route::{LabelEnforcement, RouteTable, check_path};
 use crate::scope::{Scope, ScopeSet};
@@ -60,8 +61,9 @@ pub struct RequestView<'a> {
     pub tenant_ids: Vec<&'a str>,
     /// Values of client-sent `x-tollgate-labels` (normally zero or one).
     pub labels: Vec<&'a str>,
-    /// Names of client-sent `x-tollgate-*` headers, and underscore spellings of any header
-    /// Tollgate sets or reads, lower case: all removed before the request goes upstream.
+    /// Names of client-sent `x-tollgate-*` and `x-prom-label-policy` headers, and underscore
+    /// spellings of any header Tollgate sets or reads, lower case: all removed before the
+    /// request goes upstream.
     pub tollgate_headers: Vec<String>,
 }
 
@@ -100,6 +102,11 @@ impl<'a> RequestView<'a> {
             || name.eq_ignore_ascii_case(headers::SCOPE_ORG_ID)
         {
             self.tenant_ids.push(value);
+        }
+        if name.eq_ignore_ascii_case(headers::LABEL_POLICY) {
+            // Only Tollgate speaks for the policy: a client's copy could widen an LBAC upstream.
+            self.tollgate_headers.push(headers::LABEL_POLICY.to_owned());
+            return;
         }
         if name.len() >= headers::TOLLGATE_PREFIX.len()
             && name.as_bytes()[..headers::TOLLGATE_PREFIX.len()]
@@ -390,7 +397,13 @@ fn check(
     }
 
     let answer = hidden_answer(grant, rule, request)?;
-    let (set_headers, remove_headers) = identity_headers(grant, &effective_policy, request, org_id);
+    let (set_headers, remove_headers) = identity_headers(
+        grant,
+        &effective_policy,
+        request,
+        org_id,
+        rule.label_policy_header,
+    );
     Ok(Allow {
         scope: rule.scope,
         set_headers,
@@ -427,22 +440,28 @@ fn hidden_answer(
     })
 }
 
-/// The headers an allowed request carries upstream (identity, tenant, effective policy), and
-/// those removed: the credential and every client-sent copy of ours.
+/// The headers an allowed request carries upstream (identity, tenant, effective policy, and
+/// on routes that ask for it the policy for Mimir's and Loki's LBAC), and those removed: the
+/// credential and every client-sent copy of ours.
 fn identity_headers(
     grant: &Grant,
     effective_policy: &Policy,
     request: &RequestView<'_>,
     org_id: String,
+    label_policy_header: bool,
 ) -> (Vec<(&'static str, String)>, Vec<String>) {
     let mut set_headers = vec![
         (headers::ACCOUNT, grant.account.to_string()),
         (headers::TENANT, grant.tenant.to_string()),
-        (headers::SCOPE_ORG_ID, org_id),
     ];
     if !effective_policy.is_unrestricted() {
         set_headers.push((headers::LABELS, effective_policy.to_string()));
+        if label_policy_header {
+            let value = label_policy_value(&org_id, effective_policy);
+            set_headers.push((headers::LABEL_POLICY, value));
+        }
     }
+    set_headers.insert(2, (headers::SCOPE_ORG_ID, org_id));
     let mut remove_headers = vec![headers::AUTHORIZATION.to_owned()];
     for name in &request.tollgate_headers {
         let overwritten = set_headers.iter().any(|(set, _)| set == name);
@@ -451,6 +470,47 @@ fn identity_headers(
         }
     }
     (set_headers, remove_headers)
+}
+
+/// The `X-Prom-Label-Policy` field: one list element per tenant of the request's
+/// `X-Scope-OrgID` (`a|b` when a cross-tenant reader federates) and selector of the policy,
+/// `<tenant>:<selector>` with the selector percent-encoded (so no `,` is left in it), joined
+/// by `,`. Mimir and Loki AND the matchers of one element and OR the elements of a tenant; a
+/// tenant without an element would be read unrestricted, so every tenant read gets them all.
+/// One field line rather than several: RFC 9110 makes them equivalent, Mimir documents both,
+/// and Envoy 1.40's ext_authz keeps only the last of several values a server sets for one name
+/// (measured).
+pub fn label_policy_value(org_id: &str, policy: &Policy) -> String {
+    let mut value = String::new();
+    for tenant in org_id.split('|') {
+        for selector in policy.selectors() {
+            if !value.is_empty() {
+                value.push(',');
+            }
+            value.push_str(tenant);
+            value.push(':');
+            value.push_str(&form::encode(&selector.to_string()));
+        }
+    }
+    value
+}
+
+/// The parameters a route's query language uses: PromQL or LogQL.
+#[derive(Clone, Copy)]
+enum QueryParams {
+    Prom(PromParams),
+    Logql(LogqlParams),
+}
+
+fn query_params(labels: LabelEnforcement) -> Option<QueryParams> {
+    match labels {
+        LabelEnforcement::LogqlQuery => Some(QueryParams::Logql(LogqlParams::Query)),
+        LabelEnforcement::LogqlOptionalQuery => {
+            Some(QueryParams::Logql(LogqlParams::OptionalQuery))
+        }
+        LabelEnforcement::LogqlSeries => Some(QueryParams::Logql(LogqlParams::Series)),
+        other => prom_params(other).map(QueryParams::Prom),
+    }
 }
 
 fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {
@@ -462,26 +522,58 @@ fn prom_params(labels: LabelEnforcement) -> Option<PromParams> {
 }
 
 fn query_deny(err: QueryError) -> Deny {
-    let reason = match err.status() {
+    status_deny(err.status(), err.to_string())
+}
+
+fn logql_deny(err: LogqlError) -> Deny {
+    status_deny(err.status(), err.to_string())
+}
+
+fn status_deny(status: u16, message: String) -> Deny {
+    let reason = match status {
         400 => DenyReason::InvalidQuery,
         500 => DenyReason::RewriteFailed,
         _ => DenyReason::QueryNotAllowed,
     };
-    Deny::new(reason, err.to_string())
+    Deny::new(reason, message)
+}
+
+/// Rewrites the query parameters among `pairs` (a query string or a form body) in the route's
+/// query language; `None` when the policy is unrestricted.
+fn rewrite_pairs(
+    policy: &Policy,
+    params: QueryParams,
+    pairs: &[FormPair<'_>],
+) -> Result<Option<ParamRewrite>, Deny> {
+    match params {
+        QueryParams::Prom(params) => match policy.enforcer().map_err(query_deny)? {
+            None => Ok(None),
+            Some(enforcer) => promql::rewrite_params(enforcer, params, pairs)
+                .map(Some)
+                .map_err(query_deny),
+        },
+        QueryParams::Logql(params) => match LogqlEnforcer::new(policy).map_err(logql_deny)? {
+            None => Ok(None),
+            Some(enforcer) => logql::rewrite_params(&enforcer, params, pairs)
+                .map(Some)
+                .map_err(logql_deny),
+        },
+    }
 }
 
 /// The URL parameter changes that confine an allowed request to its policy: PromQL in `query`
-/// or `match[]` gains the policy's matchers. Empty when there is nothing to enforce.
+/// or `match[]`, or LogQL in `query` or `match[]`, gains the policy's matchers. Empty when
+/// there is nothing to enforce.
 pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRewrite, Deny> {
-    let Some(params) = prom_params(allow.labels) else {
+    let Some(params) = query_params(allow.labels) else {
         return Ok(ParamRewrite::default());
     };
-    let Some(enforcer) = allow.effective_policy.enforcer().map_err(query_deny)? else {
+    if allow.effective_policy.is_unrestricted() {
         return Ok(ParamRewrite::default());
-    };
+    }
     let pairs = form::parse(query_string)
         .map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    promql::rewrite_params(enforcer, params, &pairs).map_err(query_deny)
+    Ok(rewrite_pairs(&allow.effective_policy, params, &pairs)?.unwrap_or_default())
 }
 
 /// What the authorizer could see of a request body.
@@ -496,29 +588,30 @@ pub struct BodyView<'a> {
 }
 
 /// For a body that can be rewritten (the filter): the new form body with the policy's matchers
-/// in every PromQL parameter, or `None` when nothing needs to change.
+/// in every PromQL or LogQL parameter, or `None` when nothing needs to change.
 pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<String>, Deny> {
-    let Some(params) = prom_params(allow.labels) else {
+    let Some(params) = query_params(allow.labels) else {
         return Ok(None);
     };
-    let Some(enforcer) = allow.effective_policy.enforcer().map_err(query_deny)? else {
+    if allow.effective_policy.is_unrestricted() {
         return Ok(None);
-    };
+    }
     let Some(text) = form_text(body)? else {
         return Ok(None);
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    // A missing match[] is added to the URL, not the body: only rewrite what the body carries.
-    let key = match params {
-        PromParams::Query => "query",
-        PromParams::Match => "match[]",
+    // A missing parameter is added to the URL, not the body: only rewrite what the body carries.
+    let keys: &[&str] = match params {
+        QueryParams::Prom(PromParams::Query) => &["query"],
+        QueryParams::Prom(PromParams::Match) => &["match[]"],
+        QueryParams::Logql(params) => params.keys().0,
     };
-    if !pairs.iter().any(|p| p.key == key) {
+    if !pairs.iter().any(|p| keys.contains(&p.key.as_str())) {
         return Ok(None);
     }
-    let rewrite = promql::rewrite_params(enforcer, params, &pairs).map_err(query_deny)?;
-    Ok(Some(rewrite.apply(text)))
+    let rewrite = rewrite_pairs(&allow.effective_policy, params, &pairs)?;
+    Ok(rewrite.map(|rewrite| rewrite.apply(text)))
 }
 
 /// The body as form text: `None` for no body; an error for an incomplete, non-form or non-UTF-8
@@ -553,11 +646,12 @@ fn form_text<'a>(body: &BodyView<'a>) -> Result<Option<&'a str>, Deny> {
     })
 }
 
-/// For a body that cannot be rewritten (ext_authz): allow only when every PromQL selector it
-/// carries already lies within the policy. Prometheus reads `application/x-www-form-urlencoded`
-/// bodies (and multipart ones, which we refuse rather than parse).
+/// For a body that cannot be rewritten (ext_authz): allow only when every PromQL or LogQL
+/// selector it carries already lies within the policy. Prometheus and Loki read
+/// `application/x-www-form-urlencoded` bodies (and multipart ones, which we refuse rather
+/// than parse).
 pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
-    let Some(params) = prom_params(allow.labels) else {
+    let Some(params) = query_params(allow.labels) else {
         return Ok(());
     };
     if allow.effective_policy.is_unrestricted() {
@@ -568,7 +662,15 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    promql::check_params_within(&allow.effective_policy, params, &pairs).map_err(query_deny)
+    let policy = &allow.effective_policy;
+    match params {
+        QueryParams::Prom(params) => {
+            promql::check_params_within(policy, params, &pairs).map_err(query_deny)
+        }
+        QueryParams::Logql(params) => {
+            logql::check_params_within(policy, params, &pairs).map_err(logql_deny)
+        }
+    }
 }
 
 /// A client may narrow its scope with `x-tollgate-labels`, never widen it.
@@ -1022,6 +1124,19 @@ mod tests {
     }
 
     #[test]
+    fn label_policy_header_covers_every_tenant_read() {
+        let policy = Policy::parse(r#"{ns="x"} or {team="y"}"#).unwrap();
+        let one = label_policy_value("ops", &policy);
+        assert_eq!(one.split(',').count(), 2, "{one}");
+        let both = label_policy_value("ops|dev", &policy);
+        let tenants: Vec<&str> = both
+            .split(',')
+            .map(|e| e.split_once(':').unwrap().0)
+            .collect();
+        assert_eq!(tenants, ["ops", "ops", "dev", "dev"], "{both}");
+    }
+
+    #[test]
     fn hiding_accounts_read_only_what_can_be_rewritten() {
         use crate::answer::Answer;
         let hiding = Grant {
@@ -1071,11 +1186,11 @@ mod tests {
     #[test]
     fn label_enforcement_by_route() {
         let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
-        let decision = run(&viewer, "GET", "/loki/api/v1/query_range", &[]);
+        let decision = run(&viewer, "GET", "/loki/api/v1/format_query", &[]);
         assert_eq!(
             outcome(&decision),
             Err(DenyReason::LabelsNotEnforceable),
-            "LogQL is not rewritten"
+            "Loki paths without LogQL enforcement stay denied"
         );
         let unrestricted = grant(Role::Viewer, "");
         assert_eq!(
@@ -1271,6 +1386,244 @@ mod tests {
                 .unwrap(),
             ParamRewrite::default()
         );
+    }
+
+    /// Loki's reads for a label-restricted account: which routes allow it, what each rewrites.
+    #[test]
+    fn loki_reads_by_route() {
+        let viewer = grant(Role::Viewer, r#"{namespace="a"}"#);
+        let q = form::encode(r#"{app="x"} |= "{b=\"c\"}""#);
+        let confined = r#"{app="x", namespace="a"} |= "{b=\"c\"}""#;
+        let cases: &[(&str, &str, Result<&[(&str, &str)], DenyReason>)] = &[
+            ("GET", "/loki/api/v1/query", Ok(&[])),
+            ("GET", "/loki/api/v1/query_range", Ok(&[])),
+            ("GET", "/loki/api/v1/tail", Ok(&[])),
+            (
+                "GET",
+                "/loki/api/v1/labels",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/label/app/values",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/series",
+                Ok(&[("match[]", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/index/stats",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/index/volume",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/index/volume_range",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/patterns",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/detected_fields",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/detected_field/level/values",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/detected_labels",
+                Ok(&[("query", r#"{namespace="a"}"#)]),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/format_query",
+                Err(DenyReason::LabelsNotEnforceable),
+            ),
+            (
+                "POST",
+                "/loki/api/v1/tail",
+                Err(DenyReason::RouteNotAllowed),
+            ),
+            (
+                "POST",
+                "/loki/api/v1/delete",
+                Err(DenyReason::RouteNotAllowed),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/rules",
+                Err(DenyReason::RouteNotAllowed),
+            ),
+            (
+                "GET",
+                "/loki/api/v1/status/buildinfo",
+                Err(DenyReason::RouteNotAllowed),
+            ),
+        ];
+        for (method, path, want) in cases {
+            let decision = run(&viewer, method, path, &[]);
+            let Ok(default_params) = want else {
+                assert_eq!(
+                    outcome(&decision),
+                    Err(*want.as_ref().unwrap_err()),
+                    "{path}"
+                );
+                continue;
+            };
+            let Decision::Allow(allow) = decision else {
+                panic!("{method} {path}: {decision:?}")
+            };
+            let rewrite = rewrite_query_params(&allow, "limit=10").unwrap();
+            let want: Vec<(String, String)> = default_params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(rewrite.set, want, "{path}: absent parameter");
+            let key = if path.ends_with("/series") {
+                "match[]"
+            } else {
+                "query"
+            };
+            let selector = form::encode(r#"{app="x"}"#);
+            let sent = if key == "query" { q.clone() } else { selector };
+            let rewrite = rewrite_query_params(&allow, &format!("{key}={sent}")).unwrap();
+            let want = if key == "query" {
+                confined
+            } else {
+                r#"{app="x", namespace="a"}"#
+            };
+            assert_eq!(rewrite.set, [(key.to_owned(), want.to_owned())], "{path}");
+            let conflict = form::encode(r#"{namespace="b"}"#);
+            let err = rewrite_query_params(&allow, &format!("{key}={conflict}")).unwrap_err();
+            assert_eq!(
+                (err.reason, err.status()),
+                (DenyReason::QueryNotAllowed, 403)
+            );
+            let err = rewrite_query_params(&allow, &format!("{key}=%7B")).unwrap_err();
+            assert_eq!((err.reason, err.status()), (DenyReason::InvalidQuery, 400));
+        }
+
+        // Bodies: rewritten by the filter, checked by ext_authz.
+        let post = allow(&viewer, "POST", "/loki/api/v1/query_range");
+        let form_type = Some("application/x-www-form-urlencoded");
+        let body = format!("query={q}&limit=5");
+        let view = BodyView {
+            content_type: form_type,
+            content_encoding: None,
+            bytes: body.as_bytes(),
+            complete: true,
+        };
+        let rewritten = rewrite_form_body(&post, &view).unwrap().unwrap();
+        let pairs = form::parse(&rewritten).unwrap();
+        let value = |key: &str| {
+            pairs
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.as_str())
+        };
+        assert_eq!(
+            (value("query"), value("limit")),
+            (Some(confined), Some("5"))
+        );
+        assert_eq!(
+            check_form_body(&post, &view).unwrap_err().reason,
+            DenyReason::QueryNotAllowed
+        );
+        let within = format!("query={}", form::encode(confined));
+        let view = BodyView {
+            bytes: within.as_bytes(),
+            ..view
+        };
+        assert!(check_form_body(&post, &view).is_ok());
+        let labels = allow(&viewer, "POST", "/loki/api/v1/labels");
+        let view = BodyView {
+            bytes: b"start=1",
+            ..view
+        };
+        assert_eq!(
+            rewrite_form_body(&labels, &view).unwrap(),
+            None,
+            "a query absent from the body is added to the URL"
+        );
+    }
+
+    #[test]
+    fn label_policy_header() {
+        let policy_values = |decision: &Decision| match decision {
+            Decision::Allow(allow) => allow
+                .set_headers
+                .iter()
+                .filter(|(name, _)| *name == headers::LABEL_POLICY)
+                .map(|(_, value)| value.clone())
+                .collect::<Vec<_>>(),
+            Decision::Deny(deny) => panic!("{deny:?}"),
+        };
+        let removed = |decision: &Decision| match decision {
+            Decision::Allow(allow) => allow.remove_headers.clone(),
+            Decision::Deny(deny) => panic!("{deny:?}"),
+        };
+        let one = grant(Role::Viewer, r#"{namespace="a", env=~"prod|dev"}"#);
+        let decision = run(&one, "GET", "/loki/api/v1/query_range", &[]);
+        assert_eq!(
+            policy_values(&decision),
+            ["acme:%7Benv%3D~%22prod%7Cdev%22%2C%20namespace%3D%22a%22%7D"],
+            "<tenant>:<URL-encoded selector>"
+        );
+        let two = grant(Role::Viewer, r#"{namespace="a"} or {team="b"}"#);
+        let decision = run(&two, "GET", "/prometheus/api/v1/query", &[]);
+        assert_eq!(
+            policy_values(&decision),
+            ["acme:%7Bnamespace%3D%22a%22%7D,acme:%7Bteam%3D%22b%22%7D"],
+            "one list element per selector of an OR (Mimir and Loki OR them), one field line"
+        );
+        let narrowed = run(
+            &one,
+            "GET",
+            "/loki/api/v1/labels",
+            &[("x-tollgate-labels", r#"{namespace="a", env="prod"}"#)],
+        );
+        assert_eq!(
+            policy_values(&narrowed),
+            ["acme:%7Benv%3D%22prod%22%2C%20env%3D~%22prod%7Cdev%22%2C%20namespace%3D%22a%22%7D"],
+            "the effective (narrowed) policy"
+        );
+
+        let spoofed = [
+            ("X-Prom-Label-Policy", "acme:%7B%7D"),
+            ("x_prom_label_policy", "acme:%7B%7D"),
+        ];
+        for (path, grant, sent) in [
+            ("/loki/api/v1/query", &one, true),
+            ("/api/v1/query", &one, false),
+            ("/loki/api/v1/query", &grant(Role::Viewer, ""), false),
+        ] {
+            let decision = run(grant, "GET", path, &spoofed);
+            assert_eq!(!policy_values(&decision).is_empty(), sent, "{path}");
+            let removed = removed(&decision);
+            assert!(
+                removed.contains(&"x_prom_label_policy".to_owned()),
+                "{path}"
+            );
+            assert_eq!(
+                removed.contains(&"x-prom-label-policy".to_owned()),
+                !sent,
+                "{path}: a client's copy is removed, or overwritten by ours"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@ pub const LABELS: &str = "x-tollgate-labels";
 /// Mimir / Loki / Tempo tenant header; always set to the token's tenant.
 pub const SCOPE_ORG_ID: &str = "x-scope-orgid";
 pub const FORWARDED_TENANT_ID: &str = "x-forwarded-tenant-id";
+/// Mimir's and Loki's label-based access control: `<tenant>:<URL-encoded selector>`, one value
+/// per selector (ORed). Set from the effective policy on routes that ask for it; a client-sent
+/// copy is always removed.
+pub const LABEL_POLICY: &str = "x-prom-label-policy";
 
 /// Whether `name` is an underscore spelling of a header Tollgate sets or reads
 /// (`x_tollgate_account`, `X_Scope_OrgID`): upstreams that fold `_` into `-` (CGI, many
@@ -30,5 +34,11 @@ pub fn is_underscore_alias(name: &str) -> bool {
         })
         .collect();
     folded.starts_with(TOLLGATE_PREFIX)
-        || [AUTHORIZATION, SCOPE_ORG_ID, FORWARDED_TENANT_ID].contains(&folded.as_str())
+        || [
+            AUTHORIZATION,
+            SCOPE_ORG_ID,
+            FORWARDED_TENANT_ID,
+            LABEL_POLICY,
+        ]
+        .contains(&folded.as_str())
 }

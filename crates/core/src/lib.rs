@@ -6,6 +6,7 @@ pub mod decision;
 pub mod denial;
 pub mod form;
 pub mod headers;
+pub mod logql;
 pub mod pipeline;
 pub mod promql;
 pub mod regex_dialect;

@@ -7,7 +7,7 @@
 //!    snapshot answers found or unknown; the filter's cache may also answer "not here", and the
 //!    filter then resolves the hash with the server and finishes with [`authorize_grant`].
 //! 3. Decide: expiry, route, scope, tenant, label narrowing ([`decide`]).
-//! 4. Rewrite: PromQL in the URL gains the policy's matchers ([`rewrite_query_params`]).
+//! 4. Rewrite: PromQL or LogQL in the URL gains the policy's matchers ([`rewrite_query_params`]).
 //! 5. Answer: an [`Authorized`] (identity headers, effective policy, query rewrite; the body,
 //!    which may arrive later, through [`Authorized::rewrite_body`] or [`Authorized::check_body`])
 //!    or a [`Deny`], which [`crate::denial`] turns into every interface's answer.
@@ -106,15 +106,19 @@ pub fn unavailable() -> Deny {
 }
 
 impl<G> Authorized<G> {
-    /// Whether the filter must hold the request for its body: a POST whose PromQL form body or
-    /// write body must be confined, not yet complete. (ext_authz receives the body with the
+    /// Whether the filter must hold the request for its body: a POST whose PromQL or LogQL form
+    /// body or write body must be confined, not yet complete. (ext_authz receives the body with the
     /// request.) Unrestricted accounts' bodies are never read.
     pub fn needs_body(&self, method: &str, end_of_stream: bool) -> bool {
         method == "POST"
             && !end_of_stream
             && (matches!(
                 self.allow.labels,
-                LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+                LabelEnforcement::PromqlQuery
+                    | LabelEnforcement::PromqlMatch
+                    | LabelEnforcement::LogqlQuery
+                    | LabelEnforcement::LogqlOptionalQuery
+                    | LabelEnforcement::LogqlSeries
             ) || WriteRoute::of(self.allow.labels).is_some())
             && !self.allow.effective_policy.is_unrestricted()
     }

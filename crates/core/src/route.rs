@@ -133,6 +133,15 @@ pub enum LabelEnforcement {
     OtlpTraces,
     /// A Loki push body (protobuf or JSON), the policy applied to stream labels; likewise.
     LokiPush,
+    /// LogQL in the `query` parameter is rewritten: every stream selector gains the policy's
+    /// matchers (Loki query, query_range, tail).
+    LogqlQuery,
+    /// Likewise, and when `query` is absent the policy's selector is added, since Loki then
+    /// answers for every stream (labels, label values, index, patterns, detected fields).
+    LogqlOptionalQuery,
+    /// Stream selectors in `match[]` (and `match`) are rewritten, one added when absent
+    /// (Loki series).
+    LogqlSeries,
     /// The upstream applies the policy it receives in `x-tollgate-labels` (Tollgate's admin API;
     /// only for an upstream that really enforces that header).
     Upstream,
@@ -146,7 +155,8 @@ pub enum LabelEnforcement {
 
 /// One rule of the table; serialised in the filter configuration as
 /// `{"methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery"}`
-/// (`labels` defaults to `deny`).
+/// (`labels` defaults to `deny`; `"labelPolicyHeader": true` also sends the effective policy
+/// in `X-Prom-Label-Policy`, for upstreams that enforce it themselves).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteRule {
@@ -155,6 +165,10 @@ pub struct RouteRule {
     pub scope: Scope,
     #[serde(default)]
     pub labels: LabelEnforcement,
+    /// Send a restricted account's effective policy in `X-Prom-Label-Policy` too (Mimir and
+    /// Loki label-based access control): defence in depth, never instead of rewriting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub label_policy_header: bool,
 }
 
 impl RouteRule {
@@ -169,12 +183,19 @@ impl RouteRule {
             path: PathPattern::parse(path)?,
             scope,
             labels,
+            label_policy_header: false,
         };
         rule.validate()?;
         Ok(rule)
     }
 
     /// Checks what serde cannot: at least one method, each an upper-case token.
+    /// This rule, also sending `X-Prom-Label-Policy`.
+    pub fn with_label_policy_header(mut self) -> RouteRule {
+        self.label_policy_header = true;
+        self
+    }
+
     pub fn validate(&self) -> Result<(), RouteError> {
         if self.methods.is_empty() {
             return Err(RouteError::NoMethods);
@@ -203,12 +224,6 @@ const READ: &[&str] = &["GET", "POST"];
 const GET: &[&str] = &["GET"];
 const POST: &[&str] = &["POST"];
 
-/// The rest of the default upstream table: federation, writes, Loki, Tempo and OTLP. Routes
-/// not listed (TSDB status, admin APIs, deletes) are denied to everyone. Loki and Tempo reads cannot be confined to labels here (LogQL and
-/// TraceQL are not rewritten), so label-restricted accounts are denied them; of Loki only the
-/// read endpoints and push are listed, so its deletes and ruler are denied. Writes carry their
-/// labels in their bodies, which are confined to the policy (remote write, OTLP, Loki push: see
-/// [`crate::write`]).
 /// The Prometheus HTTP API's reads, served at the root by Prometheus and under `/prometheus` by
 /// Mimir (see [`RouteTable::default`]). Grafana and other clients also call the metadata
 /// endpoints: those without series data are allowed to label-restricted accounts, those that
@@ -257,6 +272,84 @@ const PROMETHEUS_READ_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
     ]
 };
 
+/// Loki's read API. LogQL is rewritten for label-restricted accounts (see [`crate::logql`]), and
+/// the policy also goes in `X-Prom-Label-Policy` for a Loki with label-based access control.
+/// Every other Loki path (format_query, deletes, the ruler) is denied to restricted accounts or
+/// not listed at all.
+const LOKI_READ_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
+    use LabelEnforcement::{LogqlOptionalQuery, LogqlQuery, LogqlSeries};
+    &[
+        (READ, "/loki/api/v1/query", Scope::LogsRead, LogqlQuery),
+        (
+            READ,
+            "/loki/api/v1/query_range",
+            Scope::LogsRead,
+            LogqlQuery,
+        ),
+        (GET, "/loki/api/v1/tail", Scope::LogsRead, LogqlQuery),
+        (READ, "/loki/api/v1/series", Scope::LogsRead, LogqlSeries),
+        (
+            READ,
+            "/loki/api/v1/labels",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/label/*/values",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/index/stats",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/index/volume",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/index/volume_range",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/patterns",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/detected_fields",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/detected_field/*/values",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+        (
+            READ,
+            "/loki/api/v1/detected_labels",
+            Scope::LogsRead,
+            LogqlOptionalQuery,
+        ),
+    ]
+};
+
+/// The rest of the default upstream table: federation, writes, Loki's format_query, Tempo and
+/// OTLP. Routes not listed (TSDB status, admin APIs, Loki deletes and ruler) are denied to
+/// everyone. Tempo reads cannot be confined to labels here (TraceQL is not rewritten), so
+/// label-restricted accounts are denied them. Writes carry their labels in their bodies, which
+/// are confined to the policy (remote write, OTLP, Loki push: see [`crate::write`]).
 const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
     use LabelEnforcement::{
         Deny, LokiPush, OtlpLogs, OtlpMetrics, OtlpTraces, PromqlMatch, RemoteWrite,
@@ -273,33 +366,10 @@ const DEFAULT_RULES: &[(&[&str], &str, Scope, LabelEnforcement)] = {
             OtlpMetrics,
         ),
         (POST, "/otlp/v1/metrics", Scope::MetricsWrite, OtlpMetrics),
-        // Loki: push (its own and OTLP), and the read API by name.
+        // Loki: push (its own and OTLP); its reads are LOKI_READ_RULES.
         (POST, "/loki/api/v1/push", Scope::LogsWrite, LokiPush),
         (POST, "/otlp/v1/logs", Scope::LogsWrite, OtlpLogs),
-        (READ, "/loki/api/v1/query", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/query_range", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/labels", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/label/*/values", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/series", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/index/stats", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/index/volume", Scope::LogsRead, Deny),
-        (
-            READ,
-            "/loki/api/v1/index/volume_range",
-            Scope::LogsRead,
-            Deny,
-        ),
-        (READ, "/loki/api/v1/patterns", Scope::LogsRead, Deny),
-        (READ, "/loki/api/v1/detected_fields", Scope::LogsRead, Deny),
-        (
-            READ,
-            "/loki/api/v1/detected_field/*/values",
-            Scope::LogsRead,
-            Deny,
-        ),
-        (READ, "/loki/api/v1/detected_labels", Scope::LogsRead, Deny),
         (READ, "/loki/api/v1/format_query", Scope::LogsRead, Deny),
-        (GET, "/loki/api/v1/tail", Scope::LogsRead, Deny),
         // Tempo.
         (GET, "/api/traces/**", Scope::TracesRead, Deny),
         (GET, "/api/v2/traces/**", Scope::TracesRead, Deny),
@@ -415,13 +485,34 @@ fn static_rules(
 }
 
 /// The upstream table: the Prometheus API (also under Mimir's `/prometheus` prefix), Loki,
-/// Tempo and OTLP.
+/// Tempo and OTLP. Mimir's and Loki's query routes also send `X-Prom-Label-Policy`.
 impl Default for RouteTable {
     fn default() -> RouteTable {
         let mut rules = static_rules(PROMETHEUS_READ_RULES, "");
-        rules.extend(static_rules(PROMETHEUS_READ_RULES, "/prometheus"));
+        rules.extend(
+            static_rules(PROMETHEUS_READ_RULES, "/prometheus")
+                .into_iter()
+                .map(with_policy_header_if_confined),
+        );
+        rules.extend(
+            static_rules(LOKI_READ_RULES, "")
+                .into_iter()
+                .map(RouteRule::with_label_policy_header),
+        );
         rules.extend(static_rules(DEFAULT_RULES, ""));
         RouteTable { rules }
+    }
+}
+
+/// Mimir's reads that carry series data (the query rewrite confines them) send the header.
+fn with_policy_header_if_confined(rule: RouteRule) -> RouteRule {
+    if matches!(
+        rule.labels,
+        LabelEnforcement::PromqlQuery | LabelEnforcement::PromqlMatch
+    ) {
+        rule.with_label_policy_header()
+    } else {
+        rule
     }
 }
 
@@ -455,7 +546,7 @@ mod tests {
     fn default_table_is_complete() {
         assert_eq!(
             RouteTable::default().rules().len(),
-            2 * PROMETHEUS_READ_RULES.len() + DEFAULT_RULES.len(),
+            2 * PROMETHEUS_READ_RULES.len() + LOKI_READ_RULES.len() + DEFAULT_RULES.len(),
             "the Prometheus reads twice (root and Mimir's /prometheus), the rest once"
         );
         assert_eq!(RouteTable::admin().rules().len(), ADMIN_RULES.len());
@@ -624,6 +715,38 @@ mod tests {
                 .or_else(|| admin.find(method, path));
             assert_eq!(rule.map(|r| r.scope), want, "{why}");
         }
+    }
+
+    #[test]
+    fn label_policy_header_by_route() {
+        let table = RouteTable::default();
+        for (method, path, want) in [
+            ("GET", "/loki/api/v1/query_range", true),
+            ("GET", "/loki/api/v1/tail", true),
+            ("GET", "/loki/api/v1/series", true),
+            ("GET", "/loki/api/v1/format_query", false),
+            ("POST", "/loki/api/v1/push", false),
+            ("GET", "/prometheus/api/v1/query", true),
+            ("GET", "/prometheus/api/v1/label/a/values", true),
+            ("GET", "/prometheus/api/v1/status/buildinfo", false),
+            ("GET", "/api/v1/query", false),
+        ] {
+            let rule = table.find(method, path).unwrap();
+            assert_eq!(rule.label_policy_header, want, "{method} {path}");
+        }
+        let json = r#"{"methods":["GET"],"path":"/q","scope":"logs:read","labels":"logqlQuery","labelPolicyHeader":true}"#;
+        let rule: RouteRule = serde_json::from_str(json).unwrap();
+        assert!(rule.label_policy_header);
+        assert_eq!(rule.labels, LabelEnforcement::LogqlQuery);
+        assert_eq!(serde_json::to_string(&rule).unwrap(), json, "round trip");
+        let plain =
+            RouteRule::new(&["GET"], "/q", Scope::LogsRead, LabelEnforcement::Deny).unwrap();
+        assert!(
+            !serde_json::to_string(&plain)
+                .unwrap()
+                .contains("labelPolicyHeader"),
+            "absent when false"
+        );
     }
 
     #[test]

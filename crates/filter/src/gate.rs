@@ -523,7 +523,7 @@ impl<H: Host> RequestGate<H> {
         self.reply(&unavailable())
     }
 
-    /// Rewrites a complete PromQL form or write body, fixing `content-length` (Envoy does not),
+    /// Rewrites a complete PromQL or LogQL form body or a write body, fixing `content-length` (Envoy does not),
     /// then lets the request go on.
     fn finish_body(
         &mut self,

@@ -950,3 +950,138 @@ fn hidden_policy_labels_leave_the_answer() {
         Some("502".into())
     )));
 }
+
+/// The `:path` the filter set, if any.
+fn set_path(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        Event::SetHeader(k, Some(v)) if k == ":path" => Some(v.clone()),
+        _ => None,
+    })
+}
+
+fn query_param(path: &str, key: &str) -> Option<String> {
+    let query = path.split_once('?')?.1;
+    tollgate_core::form::parse(query)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value)
+}
+
+#[test]
+fn loki_reads_are_confined_and_carry_the_label_policy() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, r#"{ns="a"} or {ns="b"}"#);
+    let query = tollgate_core::form::encode(r#"sum(rate({app="x"} |= "{ns=\"c\"}" [5m]))"#);
+    let mut gate = world.request(
+        "GET",
+        &format!("/loki/api/v1/query_range?query={query}&limit=5"),
+        &[
+            ("authorization", &bearer(&token)),
+            ("x-prom-label-policy", "acme:%7B%7D"),
+            ("x_prom_label_policy", "acme:%7B%7D"),
+        ],
+    );
+    assert_eq!(gate.on_request_headers(true), Flow::Continue, "a hit");
+    let events = world.host.take_events();
+    let path = set_path(&events).unwrap();
+    assert_eq!(
+        query_param(&path, "query").unwrap(),
+        r#"sum(rate({app="x", ns=~"a|b"} |= "{ns=\"c\"}" [5m]))"#,
+        "the selector, not the string"
+    );
+    assert_eq!(query_param(&path, "limit").as_deref(), Some("5"));
+    assert!(
+        events.contains(&Event::SetHeader(
+            "x-prom-label-policy".into(),
+            Some("acme:%7Bns%3D%22a%22%7D,acme:%7Bns%3D%22b%22%7D".into())
+        )),
+        "one element per selector, one field line: {events:?}"
+    );
+    assert!(events.contains(&Event::SetHeader("x_prom_label_policy".into(), None)));
+    assert!(
+        !events.contains(&Event::SetHeader("x-prom-label-policy".into(), None)),
+        "overwritten, not removed after being set"
+    );
+
+    // Tail: a WebSocket upgrade, the query in the URL.
+    let mut gate = world.request(
+        "GET",
+        "/loki/api/v1/tail?query=%7Bapp%3D%22x%22%7D",
+        &[
+            ("authorization", &bearer(&token)),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+        ],
+    );
+    assert_eq!(gate.on_request_headers(true), Flow::Continue);
+    let path = set_path(&world.host.take_events()).unwrap();
+    assert_eq!(
+        query_param(&path, "query").as_deref(),
+        Some(r#"{app="x", ns=~"a|b"}"#)
+    );
+
+    // Labels without a query get the policy's selector.
+    let mut gate = world.request(
+        "GET",
+        "/loki/api/v1/labels",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(gate.on_request_headers(true), Flow::Continue);
+    let path = set_path(&world.host.take_events()).unwrap();
+    assert_eq!(
+        query_param(&path, "query").as_deref(),
+        Some(r#"{ns=~"a|b"}"#)
+    );
+
+    // A conflict is 403 and an unparsable query 400, answered here.
+    for (query, status) in [("%7Bns%3D%22c%22%7D", 403), ("%7Bapp", 400)] {
+        let mut gate = world.request(
+            "GET",
+            &format!("/loki/api/v1/query?query={query}"),
+            &[("authorization", &bearer(&token))],
+        );
+        assert_eq!(gate.on_request_headers(true), Flow::Pause);
+        let events = world.host.take_events();
+        assert_eq!(responded(&events).unwrap().0, status, "{query}");
+        assert!(!events.contains(&Event::Resume));
+    }
+}
+
+#[test]
+fn loki_post_bodies_are_rewritten() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    let body = format!(
+        "query={}&limit=5",
+        tollgate_core::form::encode(r#"{app="x"} | label_format kube_namespace=app"#)
+    );
+    *world.host.body.borrow_mut() = body.as_bytes().to_vec();
+    let mut gate = world.request(
+        "POST",
+        "/loki/api/v1/query_range",
+        &[
+            ("authorization", &bearer(&token)),
+            ("content-type", FORM),
+            ("content-length", &body.len().to_string()),
+        ],
+    );
+    assert_eq!(
+        gate.on_request_headers(false),
+        Flow::Pause,
+        "holds for the body"
+    );
+    assert_eq!(gate.on_request_body(body.len(), true), Flow::Continue);
+    let events = world.host.take_events();
+    let new_body = replaced_body(&events).unwrap();
+    assert_eq!(
+        form_query(&new_body),
+        r#"{app="x", kube_namespace="prometheus"} | label_format kube_namespace=app"#
+    );
+    assert!(events.contains(&Event::SetHeader(
+        "content-length".into(),
+        Some(new_body.len().to_string())
+    )));
+}

@@ -139,6 +139,17 @@ impl Enforcer {
         }))
     }
 
+    /// The policy's matchers as one selector (an OR merged into a regex union): what LogQL
+    /// enforcement adds to each stream selector too.
+    pub fn matchers(&self) -> &[Matcher] {
+        &self.matchers
+    }
+
+    /// The policy's canonical text, for messages.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
     /// The policy as one selector, for a `match[]` the client did not send.
     pub fn default_match(&self) -> String {
         self.default_match.clone()

@@ -341,13 +341,70 @@ fn table(f: &Fixture) -> Vec<Case> {
             "allowed",
         ),
         (
-            "loki read restricted",
+            "loki path without LogQL enforcement, restricted",
             "GET",
-            "/loki/api/v1/query_range?query=x".into(),
+            "/loki/api/v1/format_query?query=x".into(),
             vec![("authorization", v.clone())],
             String::new(),
             403,
             "labels_not_enforceable",
+        ),
+        (
+            "loki read confined",
+            "GET",
+            format!(
+                "/loki/api/v1/query_range?query={}",
+                tollgate_core::form::encode(r#"sum(rate({app="x"} |= "{a=\"b\"}" [5m]))"#)
+            ),
+            vec![("authorization", v.clone())],
+            String::new(),
+            200,
+            "allowed",
+        ),
+        (
+            "loki query contradicting the policy",
+            "GET",
+            format!(
+                "/loki/api/v1/query?query={}",
+                tollgate_core::form::encode(r#"{kube_namespace="other"}"#)
+            ),
+            vec![("authorization", v.clone())],
+            String::new(),
+            403,
+            "query_not_allowed",
+        ),
+        (
+            "loki query unparsable",
+            "GET",
+            "/loki/api/v1/query_range?query=x".into(),
+            vec![("authorization", v.clone())],
+            String::new(),
+            400,
+            "invalid_query",
+        ),
+        (
+            "loki post body within",
+            "POST",
+            "/loki/api/v1/query_range".into(),
+            vec![("authorization", v.clone()), ("content-type", form.clone())],
+            format!(
+                "query={}",
+                tollgate_core::form::encode(r#"{kube_namespace="prometheus"} |= "x""#)
+            ),
+            200,
+            "allowed",
+        ),
+        (
+            "loki post body outside",
+            "POST",
+            "/loki/api/v1/query_range".into(),
+            vec![("authorization", v.clone()), ("content-type", form.clone())],
+            format!(
+                "query={}",
+                tollgate_core::form::encode(r#"{app="x"} |= "{kube_namespace=\"prometheus\"}""#)
+            ),
+            403,
+            "query_not_allowed",
         ),
         (
             "unparsable query",
@@ -621,6 +678,85 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
         direct.check(&empty).unwrap_err().code(),
         tonic::Code::InvalidArgument
     );
+    f.server.stop().await;
+}
+
+#[tokio::test]
+async fn loki_reads_are_rewritten_and_carry_the_label_policy() {
+    let f = fixture().await;
+    let (_, two_namespaces) = f
+        .server
+        .account_with_token(
+            json!({"name": "two-ns", "role": "viewer", "labelPolicy": "{ns=\"a\"} or {ns=\"b\"}"}),
+        )
+        .await;
+    let direct = direct_service(&f.server).await;
+    let query = r#"count_over_time({app="x"} | label_format ns=app [5m]) or vector(0)"#;
+    let path = format!(
+        "/loki/api/v1/query_range?query={}&limit=5",
+        tollgate_core::form::encode(query)
+    );
+    let request = check_request(
+        "GET",
+        &path,
+        &[
+            ("authorization", &bearer(&two_namespaces)),
+            ("x-prom-label-policy", "default:%7B%7D"),
+            ("x_prom_label_policy", "default:%7B%7D"),
+        ],
+        "",
+    );
+    let response = direct.check(&request).unwrap();
+    let got = seen(&response);
+    assert_eq!(got.status, 200, "{}", got.body);
+    let policies: Vec<&str> = got
+        .set
+        .iter()
+        .filter(|(k, _)| k == "x-prom-label-policy")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        policies,
+        ["default:%7Bns%3D%22a%22%7D,default:%7Bns%3D%22b%22%7D"],
+        "one element per selector of the OR, in one field line that replaces the client's"
+    );
+    assert!(got.removed.contains(&"x_prom_label_policy".to_owned()));
+    assert!(!got.removed.contains(&"x-prom-label-policy".to_owned()));
+    let [(key, value)] = got.params.as_slice() else {
+        panic!("one parameter: {:?}", got.params)
+    };
+    assert_eq!(key, "query");
+    assert_eq!(
+        tollgate_core::form::decode(value).unwrap(),
+        r#"count_over_time({app="x", ns=~"a|b"} | label_format ns=app [5m]) or vector(0)"#,
+        "the OR in one label becomes a regex union in the selector; the rest as sent"
+    );
+
+    // Series: match[] added when absent; the unrestricted editor sends no policy header.
+    let request = check_request(
+        "GET",
+        "/loki/api/v1/series",
+        &[("authorization", &bearer(&f.viewer))],
+        "",
+    );
+    let got = seen(&direct.check(&request).unwrap());
+    assert_eq!(
+        got.params,
+        [("match[]".to_owned(), tollgate_core::form::encode(NS))]
+    );
+    let request = check_request(
+        "GET",
+        "/loki/api/v1/query?query=%7Ba%3D%22b%22%7D",
+        &[
+            ("authorization", &bearer(&f.editor)),
+            ("x-prom-label-policy", "default:%7B%7D"),
+        ],
+        "",
+    );
+    let got = seen(&direct.check(&request).unwrap());
+    assert!(got.params.is_empty(), "unrestricted: as sent");
+    assert!(got.set.iter().all(|(k, _)| k != "x-prom-label-policy"));
+    assert!(got.removed.contains(&"x-prom-label-policy".to_owned()));
     f.server.stop().await;
 }
 

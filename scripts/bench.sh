@@ -18,6 +18,7 @@ step() { # name, command...
 
 step promql taskset -c 1 "$bench" promql
 step logql taskset -c 1 "$bench" logql
+step answers taskset -c 1 "$bench" answers
 step writes taskset -c 1 "$bench" writes
 step store taskset -c 1 "$bench" store --writes 200
 step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 3 --seconds 2
@@ -49,7 +50,7 @@ envoy_bin=$(command -v envoy || ls .venv/lib/python3*/site-packages/envoy/_bin/e
   cat "$work"/* | grep '^target' || true
   echo "$module_line"
   echo '```'
-  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "promql:PromQL enforcement" "logql:LogQL enforcement" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
+  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
     echo
     echo "## ${section#*:}"
     echo

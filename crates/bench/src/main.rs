@@ -6,6 +6,8 @@
 //!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
 //! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
 //! * `logql`: the same for LogQL on typical Loki queries (issue 15).
+//! * `answers`: removing an account's policy labels from a 1 MB answer, against parsing and
+//!   printing the same JSON (issue 15).
 //! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
@@ -105,6 +107,12 @@ enum Cmd {
         #[arg(long, default_value_t = 2000)]
         iterations: usize,
     },
+    /// Milliseconds to remove an account's policy labels from a 1 MB answer (Prometheus JSON and
+    /// /federate text), against parsing and printing the same JSON in the same run.
+    Answers {
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
     /// Admin write latency p50/p99 on SQLite and PostgreSQL (a throwaway local cluster), and
     /// replica-to-replica propagation on PostgreSQL.
     Store {
@@ -147,6 +155,7 @@ fn main() -> ExitCode {
             }
             Cmd::Promql { iterations } => promql_bench(iterations),
             Cmd::Logql { iterations } => logql_bench(iterations),
+            Cmd::Answers { iterations } => answers_bench(iterations),
             Cmd::Writes { iterations } => writes::run(iterations),
             Cmd::Soak {
                 minutes,
@@ -743,6 +752,95 @@ fn logql_bench(iterations: usize) -> anyhow::Result<()> {
     println!(
         "target: LogQL enforcement <= 30 us for a typical query (the median), as for PromQL: {median:.1} us {}",
         envoy::verdict(median <= 30.0)
+    );
+    Ok(())
+}
+
+/// Median milliseconds of `run` over 5 rounds of `iterations`.
+fn time_ms(iterations: usize, mut run: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    let mut times = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            run()?;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1e3 / iterations as f64);
+    }
+    Ok(median_spread(&times).0)
+}
+
+fn answers_bench(iterations: usize) -> anyhow::Result<()> {
+    use std::fmt::Write;
+    use tollgate_core::Policy;
+    use tollgate_core::answer::{Answer, HiddenLabels, hide};
+    let hidden = HiddenLabels::of(&Policy::parse(r#"{kube_namespace="prometheus"}"#)?);
+    // A query_range answer of about 1 MB: series of 30 points, as a dashboard panel gets.
+    let mut json = String::from(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    let mut federate = String::from("# TYPE http_requests_total counter\n");
+    let mut series = 0;
+    while json.len() < 1_000_000 {
+        if series > 0 {
+            json.push(',');
+        }
+        write!(
+            json,
+            r#"{{"metric":{{"__name__":"http_requests_total","kube_namespace":"prometheus","pod":"web-{series}","code":"200"}},"values":["#
+        )?;
+        for point in 0..30 {
+            if point > 0 {
+                json.push(',');
+            }
+            write!(
+                json,
+                r#"[{}.5,"{}"]"#,
+                1_700_000_000 + point * 15,
+                series * 7 + point
+            )?;
+        }
+        json.push_str("]}");
+        while federate.len() < json.len() {
+            writeln!(
+                federate,
+                r#"http_requests_total{{code="200",kube_namespace="prometheus",pod="web-{}"}} {} 1700000000000"#,
+                federate.len(),
+                series
+            )?;
+        }
+        series += 1;
+    }
+    json.push_str("]}}");
+    let mb = json.len() as f64 / 1e6;
+    let query = Answer::QueryResult;
+    let hide_json = time_ms(iterations, || {
+        std::hint::black_box(hide(&query, 200, &hidden, json.as_bytes())?);
+        Ok(())
+    })?;
+    let reference = time_ms(iterations, || {
+        let value: serde_json::Value = serde_json::from_str(&json)?;
+        std::hint::black_box(serde_json::to_vec(&value)?);
+        Ok(())
+    })?;
+    let hide_text = time_ms(iterations, || {
+        std::hint::black_box(hide(&Answer::Federate, 200, &hidden, federate.as_bytes())?);
+        Ok(())
+    })?;
+    println!(
+        "Hiding policy labels from answers (filter mode), {iterations} iterations, median of 5"
+    );
+    println!(
+        "query_range JSON, {:.2} MB ({series} series): {hide_json:.2} ms ({:.2} ms/MB); parse + print alone {reference:.2} ms",
+        mb,
+        hide_json / mb
+    );
+    println!(
+        "/federate text, {:.2} MB: {hide_text:.2} ms ({:.2} ms/MB)",
+        federate.len() as f64 / 1e6,
+        hide_text / (federate.len() as f64 / 1e6)
+    );
+    let ratio = hide_json / reference;
+    println!(
+        "target: hiding labels in a JSON answer <= 1.2x parsing and printing it: {ratio:.2}x {}",
+        envoy::verdict(ratio <= 1.2)
     );
     Ok(())
 }

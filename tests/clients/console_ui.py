@@ -450,6 +450,25 @@ def run(console, out):
         c.click("sign-out")
         c.visible("view-signin")
         step("tenant admin")
+
+    # An auditor (a custom role with accounts:read only): the console is read-only.
+    reader_token = os.environ.get("TOLLGATE_READER_TOKEN")
+    if reader_token:
+        c.by_id("signin-token").send_keys(reader_token + Keys.ENTER)
+        c.visible("view-accounts")
+        c.idle()
+        c.until("the accounts", lambda: len(c.account_rows()) > 0)
+        out["reader"] = {
+            "role": c.by_id("who-role").text,
+            "note": c.by_id("readonly-note").is_displayed(),
+            "new_account": c.by_id("account-new").is_displayed(),
+            "write_controls": c.js(
+                "return [...document.querySelectorAll('.write-only')].filter(e => e.offsetParent !== null).length"
+            ),
+        }
+        c.click("sign-out")
+        c.visible("view-signin")
+        step("read-only auditor")
     out["seconds"] = round(time.monotonic() - started, 2)
 
 

@@ -127,6 +127,16 @@ async fn console_workflows_in_a_real_browser() {
     let (_, _, tenant_admin) = tollgate
         .account_with_token(json!({"tenant": "acme", "name": "acme-admin", "role": "admin"}))
         .await;
+    tollgate
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"name": "auditor", "scopes": ["accounts:read"]})),
+        )
+        .await;
+    let (_, _, reader) = tollgate
+        .account_with_token(json!({"name": "auditor-1", "role": "auditor"}))
+        .await;
 
     let screenshots = repo_root().join("target/console-screenshots");
     let docs = std::env::var("CONSOLE_SCREENSHOTS")
@@ -143,6 +153,7 @@ async fn console_workflows_in_a_real_browser() {
             admin: &tollgate.admin_token,
             viewer: &viewer,
             tenant_admin: &tenant_admin,
+            reader: &reader,
         },
         &screenshots,
         docs.as_deref(),
@@ -179,7 +190,7 @@ async fn console_workflows_in_a_real_browser() {
     assert!(strings(&report["signed_out_storage"]["session"]).is_empty());
 
     // Paging and search.
-    assert_eq!(report["accounts_pager"], "Page 1 of 7 · 123 accounts");
+    assert_eq!(report["accounts_pager"], "Page 1 of 7 · 124 accounts");
     assert_eq!(report["tenant_column"], "table-cell", "all-tenant admin");
     let page2 = strings(&report["accounts_page2"]);
     assert_eq!(page2.len(), 20);
@@ -189,8 +200,8 @@ async fn console_workflows_in_a_real_browser() {
     assert_eq!(found, want);
     assert_eq!(
         strings(&report["roles"]),
-        ["viewer", "editor", "admin", "writer"],
-        "built-in roles while the server has no /api/v1/roles"
+        ["viewer", "editor", "admin", "writer", "auditor"],
+        "the role choices are the server's (GET /api/v1/roles): built-ins, then the tenant's own"
     );
 
     // The policy was checked by the server as it was typed, errors placed.
@@ -389,6 +400,13 @@ async fn console_workflows_in_a_real_browser() {
     assert_eq!(
         report["tenant_admin"],
         json!({"tenant": "acme", "all_tenants": false, "rows": ["acme-admin"], "tenant_column": "none"})
+    );
+
+    // An auditor (custom role, accounts:read alone) gets the console read-only: a note, and no
+    // control that would write.
+    assert_eq!(
+        report["reader"],
+        json!({"role": "auditor", "note": true, "new_account": false, "write_controls": 0})
     );
 
     // Readable on a narrow window: the page itself does not scroll sideways.

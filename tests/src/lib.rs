@@ -1038,8 +1038,10 @@ pub struct ConsoleTokens<'a> {
     pub admin: &'a str,
     /// A token without accounts scopes, tried first: refused.
     pub viewer: &'a str,
-    /// A tenant's admin, last: sees its tenant only.
+    /// A tenant's admin: sees its tenant only.
     pub tenant_admin: &'a str,
+    /// An account of a custom role with `accounts:read` alone, last: a read-only console.
+    pub reader: &'a str,
 }
 
 /// Runs tests/clients/console_ui.py: headless Chromium, driven by selenium, through the web
@@ -1064,6 +1066,7 @@ pub async fn console_ui(
         .env("TOLLGATE_TOKEN", tokens.admin)
         .env("TOLLGATE_VIEWER_TOKEN", tokens.viewer)
         .env("TOLLGATE_TENANT_TOKEN", tokens.tenant_admin)
+        .env("TOLLGATE_READER_TOKEN", tokens.reader)
         // Selenium Manager must not look for a driver or browser online.
         .env("SE_OFFLINE", "true")
         .stdin(Stdio::null());

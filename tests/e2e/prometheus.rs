@@ -643,6 +643,7 @@ async fn design_workflows_with_the_cli() {
     .await;
     let first_token = first["token"].as_str().unwrap().to_owned();
     let listed = cli(&["token", "list", "ci-reader"]).await;
+    let listed = &listed["tokens"];
     assert!(
         listed[0].get("token").is_none()
             && listed[0]["hint"].as_str().unwrap().starts_with("tgsa_")

@@ -13,6 +13,18 @@
 use crate::selector::{MatchOp, Policy};
 use serde_json::Value;
 
+/// What the filter needs to rewrite one answer: its shape and the labels to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenAnswer {
+    pub shape: Answer,
+    pub hidden: HiddenLabels,
+}
+
+/// Query functions and LogQL stages that copy a label's value into another label or the line:
+/// a hiding account may not apply them to a hidden label, whose value would survive the rewrite
+/// under another name.
+const COPYING: [&str; 4] = ["label_replace", "label_join", "label_format", "line_format"];
+
 /// Label names to remove from answers, with the one value each has under the policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HiddenLabels {
@@ -50,9 +62,20 @@ impl HiddenLabels {
         self.labels.iter().any(|(n, _)| n == name)
     }
 
+    /// Whether query text may copy a hidden label's value elsewhere: it uses a copying function
+    /// or stage and names a hidden label. Conservative (the text, not the syntax tree): it may
+    /// refuse a query that copies another label while it also names a hidden one.
+    pub fn may_be_copied_by(&self, query: &str) -> bool {
+        COPYING.iter().any(|f| query.contains(f))
+            && self
+                .labels
+                .iter()
+                .any(|(name, _)| query.contains(name.as_str()))
+    }
+
     /// Replaces each hidden name and value in free text (an upstream error that echoes the
-    /// rewritten query) with `<hidden>`.
-    fn scrub(&self, text: &str) -> String {
+    /// rewritten query, or our own denial that names the policy) with `<hidden>`.
+    pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for (name, value) in &self.labels {
             for secret in [value, name] {
@@ -103,7 +126,13 @@ impl Answer {
             "query_exemplars" if !loki => Answer::Exemplars,
             _ => {
                 let name = rest.strip_prefix("label/")?.strip_suffix("/values")?;
-                if name.is_empty() || name.contains('/') {
+                // Only a plain label name: Prometheus and Mimir also read `U__`-escaped names
+                // (and a percent-encoded one is another spelling), which would not compare equal
+                // to the hidden name here but would to the upstream.
+                let plain = name.bytes().enumerate().all(|(i, b)| {
+                    b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+                });
+                if name.is_empty() || !plain || name.starts_with("U__") {
                     return None;
                 }
                 Answer::LabelValues(name.to_owned())
@@ -126,6 +155,8 @@ pub enum AnswerError {
     TooLarge { max: usize },
     #[error("the upstream's answer has content-encoding \"{0}\", which the filter cannot read")]
     Encoding(String),
+    #[error("the upstream's answer has content-type \"{0}\", not the format the filter rewrites")]
+    ContentType(String),
 }
 
 /// A gzip answer's body, decoded to at most `max` bytes.
@@ -357,6 +388,9 @@ mod tests {
             ("/loki/api/v1/detected_labels", None),
             ("/loki/api/v1/patterns", None),
             ("/api/v1/label//values", None),
+            ("/api/v1/label/U__kube__namespace/values", None),
+            ("/api/v1/label/kube%5Fnamespace/values", None),
+            ("/api/v1/label/0abc/values", None),
             ("/api/v1/metadata", None),
         ] {
             assert_eq!(Answer::of(path), want, "{path}");

@@ -140,8 +140,8 @@ pub struct Allow {
     pub effective_policy: Policy,
     /// How the matched route confines the request to `effective_policy`.
     pub labels: LabelEnforcement,
-    /// The answer's shape, when the account hides its policy labels from answers.
-    pub answer: Option<crate::answer::Answer>,
+    /// The answer's shape and the labels to remove, when the account hides its policy labels.
+    pub answer: Option<crate::answer::HiddenAnswer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,15 +421,18 @@ fn hidden_answer(
     grant: &Grant,
     rule: &crate::route::RouteRule,
     request: &RequestView<'_>,
-) -> Result<Option<crate::answer::Answer>, Deny> {
+) -> Result<Option<crate::answer::HiddenAnswer>, Deny> {
     if !grant.hide_policy_labels
         || !rule.scope.is_telemetry_read()
         || rule.labels == LabelEnforcement::NoSeriesData
-        || crate::answer::HiddenLabels::of(&grant.policy).is_empty()
     {
         return Ok(None);
     }
-    crate::answer::Answer::of(request.path).map(Some).ok_or_else(|| {
+    let hidden = crate::answer::HiddenLabels::of(&grant.policy);
+    if hidden.is_empty() {
+        return Ok(None);
+    }
+    let shape = crate::answer::Answer::of(request.path).ok_or_else(|| {
         Deny::new(
             DenyReason::LabelsNotEnforceable,
             format!(
@@ -437,7 +440,40 @@ fn hidden_answer(
                 request.method, request.path
             ),
         )
-    })
+    })?;
+    Ok(Some(crate::answer::HiddenAnswer { shape, hidden }))
+}
+
+/// A hiding account's query may not copy a hidden label's value into another label or the log
+/// line (`label_replace`, `label_join`, `label_format`, `line_format`): it would survive the
+/// answer's rewrite under another name.
+fn check_hidden_copies(allow: &Allow, texts: &[&str]) -> Result<(), Deny> {
+    let Some(answer) = &allow.answer else {
+        return Ok(());
+    };
+    if texts
+        .iter()
+        .any(|text| answer.hidden.may_be_copied_by(text))
+    {
+        return Err(Deny::new(
+            DenyReason::QueryNotAllowed,
+            "this account's answers hide labels of its policy, and the query may copy one of them elsewhere (label_replace, label_join, label_format, line_format)",
+        ));
+    }
+    Ok(())
+}
+
+/// A denial for a hiding account names nothing of its policy: every hidden name and value in
+/// the message becomes `<hidden>`.
+pub fn conceal(grant: &Grant, deny: Deny) -> Deny {
+    if !grant.hide_policy_labels {
+        return deny;
+    }
+    let hidden = crate::answer::HiddenLabels::of(&grant.policy);
+    Deny {
+        message: hidden.scrub(&deny.message),
+        ..deny
+    }
 }
 
 /// The headers an allowed request carries upstream (identity, tenant, effective policy, and
@@ -573,6 +609,8 @@ pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRe
     }
     let pairs = form::parse(query_string)
         .map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
+    check_hidden_copies(allow, &values)?;
     Ok(rewrite_pairs(&allow.effective_policy, params, &pairs)?.unwrap_or_default())
 }
 
@@ -601,6 +639,8 @@ pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<St
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
+    check_hidden_copies(allow, &values)?;
     // A missing parameter is added to the URL, not the body: only rewrite what the body carries.
     let keys: &[&str] = match params {
         QueryParams::Prom(PromParams::Query) => &["query"],
@@ -662,6 +702,8 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
+    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
+    check_hidden_copies(allow, &values)?;
     let policy = &allow.effective_policy;
     match params {
         QueryParams::Prom(params) => {
@@ -1162,10 +1204,41 @@ mod tests {
         for (method, path, want) in cases {
             let json = [("content-type", "application/json")];
             let got = match run(&hiding, method, path, &json) {
-                Decision::Allow(allow) => Ok(allow.answer),
+                Decision::Allow(allow) => Ok(allow.answer.map(|a| a.shape)),
                 Decision::Deny(deny) => Err(deny.reason),
             };
             assert_eq!(got, want, "{method} {path}");
+        }
+        // Its denials do not name the policy, and its queries may not copy a hidden label.
+        let conflict = crate::pipeline::authorize_grant(
+            &hiding,
+            &RequestView::new(
+                "GET",
+                "/api/v1/query?query=up%7Bkube_namespace%3D%22x%22%7D",
+            ),
+            &RouteTable::default(),
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(conflict.reason, DenyReason::QueryNotAllowed);
+        assert!(
+            !conflict.message.contains("kube_namespace")
+                && !conflict.message.contains("prometheus"),
+            "{}",
+            conflict.message
+        );
+        for query in [
+            "label_replace(up%2C%22x%22%2C%22%241%22%2C%22kube_namespace%22%2C%22(.*)%22)",
+            "label_join(up%2C%22x%22%2C%22%2C%22%2C%22kube_namespace%22)",
+        ] {
+            let copy = crate::pipeline::authorize_grant(
+                &hiding,
+                &RequestView::new("GET", &format!("/api/v1/query?query={query}")),
+                &RouteTable::default(),
+                NOW,
+            )
+            .unwrap_err();
+            assert_eq!(copy.reason, DenyReason::QueryNotAllowed, "{query}");
         }
         let open = Grant {
             hide_policy_labels: true,

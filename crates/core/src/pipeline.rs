@@ -16,7 +16,7 @@ use std::borrow::Borrow;
 
 use crate::decision::{
     Allow, BodyView, Decision, Deny, DenyReason, Grant, RequestView, authenticate, check_form_body,
-    decide, rewrite_form_body, rewrite_query_params,
+    conceal, decide, rewrite_form_body, rewrite_query_params,
 };
 use crate::promql::ParamRewrite;
 use crate::route::{LabelEnforcement, RouteTable};
@@ -85,11 +85,13 @@ pub fn authorize_grant<G: Borrow<Grant>>(
     routes: &RouteTable,
     now: u64,
 ) -> Result<Authorized<G>, Deny> {
+    // A denial for an account that hides its policy labels does not name them either.
     let allow = match decide(grant.borrow(), request, routes, now) {
         Decision::Allow(allow) => allow,
-        Decision::Deny(deny) => return Err(deny),
+        Decision::Deny(deny) => return Err(conceal(grant.borrow(), deny)),
     };
-    let query = rewrite_query_params(&allow, request.query)?;
+    let query = rewrite_query_params(&allow, request.query)
+        .map_err(|deny| conceal(grant.borrow(), deny))?;
     Ok(Authorized {
         grant,
         allow,
@@ -105,7 +107,7 @@ pub fn unavailable() -> Deny {
     )
 }
 
-impl<G> Authorized<G> {
+impl<G: Borrow<Grant>> Authorized<G> {
     /// Whether the filter must hold the request for its body: a POST whose PromQL or LogQL form
     /// body or write body must be confined, not yet complete. (ext_authz receives the body with the
     /// request.) Unrestricted accounts' bodies are never read.
@@ -130,7 +132,7 @@ impl<G> Authorized<G> {
         body: &BodyView<'_>,
         limits: &WriteLimits,
     ) -> Result<Option<Vec<u8>>, Deny> {
-        match self.write_format(body)? {
+        let rewritten = match self.write_format(body)? {
             Some(format) => {
                 let bytes = complete_body(body)?;
                 let policy = &self.allow.effective_policy;
@@ -138,13 +140,14 @@ impl<G> Authorized<G> {
                     .map_err(write_deny)
             }
             None => rewrite_form_body(&self.allow, body).map(|text| text.map(String::into_bytes)),
-        }
+        };
+        rewritten.map_err(|deny| conceal(self.grant.borrow(), deny))
     }
 
     /// For a body that cannot be rewritten (ext_authz): allowed only when every PromQL selector
     /// or written series it carries already lies within the policy.
     pub fn check_body(&self, body: &BodyView<'_>, limits: &WriteLimits) -> Result<(), Deny> {
-        match self.write_format(body)? {
+        let checked = match self.write_format(body)? {
             Some(format) => {
                 let bytes = complete_body(body)?;
                 let policy = &self.allow.effective_policy;
@@ -152,7 +155,8 @@ impl<G> Authorized<G> {
                     .map_err(write_deny)
             }
             None => check_form_body(&self.allow, body),
-        }
+        };
+        checked.map_err(|deny| conceal(self.grant.borrow(), deny))
     }
 
     /// The write format of a restricted account's body on a write route (checked against the

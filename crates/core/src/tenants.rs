@@ -118,7 +118,8 @@ pub fn scope_org_id(grant: &Grant, sent: &[&str], scope: Scope) -> Result<String
             other.escape_debug()
         )));
     }
-    if **first == *grant.tenant {
+    // The home tenant alone, however often it is named (`acme|acme`), is the home tenant.
+    if first.split('|').all(|part| *part == *grant.tenant) {
         return Ok(grant.tenant.to_string());
     }
     for part in first.split('|') {
@@ -199,6 +200,13 @@ mod tests {
         let cases: &[Case<'_>] = &[
             (&[], &[], MetricsRead, Ok("ops"), "no header: home"),
             (&[], &["ops"], MetricsWrite, Ok("ops"), "home named"),
+            (
+                &[],
+                &["ops|ops"],
+                MetricsWrite,
+                Ok("ops"),
+                "home twice is home",
+            ),
             (&[], &["dev"], MetricsRead, Err(()), "single-tenant account"),
             (&["dev"], &["dev"], MetricsRead, Ok("dev"), "granted tenant"),
             (

@@ -6,7 +6,7 @@
 
 use crate::gate::Flow;
 use crate::host::{Host, Level};
-use tollgate_core::answer::{Answer, AnswerError, HiddenLabels, gunzip, hide};
+use tollgate_core::answer::{Answer, AnswerError, HiddenAnswer, gunzip, hide};
 
 enum Phase {
     Buffering,
@@ -16,8 +16,7 @@ enum Phase {
 }
 
 pub struct AnswerRewrite {
-    answer: Answer,
-    hidden: HiddenLabels,
+    answer: HiddenAnswer,
     status: u16,
     gzip: bool,
     buffered: Vec<u8>,
@@ -25,10 +24,9 @@ pub struct AnswerRewrite {
 }
 
 impl AnswerRewrite {
-    pub fn new(answer: Answer, hidden: HiddenLabels) -> AnswerRewrite {
+    pub fn new(answer: HiddenAnswer) -> AnswerRewrite {
         AnswerRewrite {
             answer,
-            hidden,
             status: 0,
             gzip: false,
             buffered: Vec::new(),
@@ -45,6 +43,19 @@ impl AnswerRewrite {
             None | Some("identity") => {}
             Some(e) if e.eq_ignore_ascii_case("gzip") => self.gzip = true,
             Some(other) => self.fail(host, AnswerError::Encoding(other.to_owned())),
+        }
+        // A successful answer must be in the format the rewrite reads: JSON, or the text
+        // exposition format for /federate (never its protobuf one).
+        if (200..300).contains(&self.status) {
+            let content_type = host.response_header("content-type").unwrap_or_default();
+            let media = content_type.split(';').next().unwrap_or("").trim();
+            let expected = match self.answer.shape {
+                Answer::Federate => "text/plain",
+                _ => "application/json",
+            };
+            if !media.eq_ignore_ascii_case(expected) {
+                self.fail(host, AnswerError::ContentType(content_type));
+            }
         }
         // The body changes: its length and encoding are ours to state.
         host.set_response_header("content-length", None);
@@ -66,9 +77,11 @@ impl AnswerRewrite {
         if matches!(self.phase, Phase::Done) {
             return Flow::Continue;
         }
-        match host.response_body(size) {
+        let chunk = host.response_body(size);
+        // Out of Envoy's buffer whatever happens: nothing of it may go on as it came.
+        host.replace_response_body(size, &[]);
+        match chunk {
             Ok(chunk) => {
-                host.replace_response_body(size, &[]);
                 if matches!(self.phase, Phase::Buffering) {
                     self.buffered.extend_from_slice(&chunk);
                     if self.buffered.len() > max {
@@ -112,9 +125,11 @@ impl AnswerRewrite {
             } else {
                 Ok(std::mem::take(&mut self.buffered))
             };
-            match plain.and_then(|plain| hide(&self.answer, self.status, &self.hidden, &plain)) {
+            let answer = &self.answer;
+            match plain.and_then(|plain| hide(&answer.shape, self.status, &answer.hidden, &plain)) {
                 Ok(rewritten) => {
-                    host.replace_response_body(0, &rewritten);
+                    // Whatever is buffered (nothing, as each chunk was taken) is replaced whole.
+                    host.replace_response_body(usize::MAX, &rewritten);
                     self.phase = Phase::Done;
                     return Flow::Continue;
                 }
@@ -133,7 +148,7 @@ impl AnswerRewrite {
                 "reason": reason,
             });
             host.log(Level::Warn, &format!("answer refused: {err}"));
-            host.replace_response_body(0, body.to_string().as_bytes());
+            host.replace_response_body(usize::MAX, body.to_string().as_bytes());
         }
         Flow::Continue
     }

@@ -391,10 +391,14 @@ impl<H: Host> RequestGate<H> {
             self.host.set_request_header(name, None);
         }
         if let Some(answer) = &allow.answer {
-            // Ask for an answer we can read; a gzip one is still decoded.
+            // Ask for an answer we can read: no other encoding than gzip (which is decoded),
+            // and /federate in the text format (its protobuf one would not be rewritten).
             self.host.set_request_header("accept-encoding", None);
-            let hidden = tollgate_core::answer::HiddenLabels::of(&authorized.grant.policy);
-            self.answer = Some(AnswerRewrite::new(answer.clone(), hidden));
+            if answer.shape == tollgate_core::answer::Answer::Federate {
+                self.host
+                    .set_request_header("accept", Some("text/plain;version=0.0.4"));
+            }
+            self.answer = Some(AnswerRewrite::new(answer.clone()));
         }
         if !authorized.query.is_empty() {
             let target = self.header(":path").unwrap_or("");

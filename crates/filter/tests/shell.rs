@@ -871,7 +871,7 @@ fn hidden_policy_labels_leave_the_answer() {
         ..grant(NS, "viewer")
     };
     let answer = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","kube_namespace":"prometheus","job":"node"},"value":[1,"1"]}]}}"#;
-    let run = |body: Vec<u8>, encoding: Option<&str>| {
+    let run_typed = |body: Vec<u8>, encoding: Option<&str>, content_type: &str| {
         let mut gate = world.request(
             "GET",
             "/api/v1/query?query=up",
@@ -888,7 +888,10 @@ fn hidden_policy_labels_leave_the_answer() {
             events.contains(&Event::SetHeader("accept-encoding".into(), None)),
             "{events:?}"
         );
-        let mut headers = vec![(":status".to_owned(), "200".to_owned())];
+        let mut headers = vec![
+            (":status".to_owned(), "200".to_owned()),
+            ("content-type".to_owned(), content_type.to_owned()),
+        ];
         if let Some(encoding) = encoding {
             headers.push(("content-encoding".to_owned(), encoding.to_owned()));
         }
@@ -907,6 +910,7 @@ fn hidden_policy_labels_leave_the_answer() {
         (sent, world.host.take_events())
     };
 
+    let run = |body: Vec<u8>, encoding: Option<&str>| run_typed(body, encoding, "application/json");
     let (sent, events) = run(answer.as_bytes().to_vec(), None);
     assert!(
         !sent.contains("kube_namespace") && !sent.contains("prometheus"),
@@ -945,6 +949,22 @@ fn hidden_policy_labels_leave_the_answer() {
         sent.contains("answer_unreadable") && sent.contains("br"),
         "{sent}"
     );
+    assert!(events.contains(&Event::SetResponseHeader(
+        ":status".into(),
+        Some("502".into())
+    )));
+
+    // Another format than the rewrite reads (federate's protobuf, say) is a 502, not passed on.
+    let (sent, events) = run_typed(
+        answer.as_bytes().to_vec(),
+        None,
+        "application/vnd.google.protobuf",
+    );
+    assert!(
+        sent.contains("answer_unreadable") && sent.contains("content-type"),
+        "{sent}"
+    );
+    assert!(!sent.contains("prometheus"), "{sent}");
     assert!(events.contains(&Event::SetResponseHeader(
         ":status".into(),
         Some("502".into())

@@ -4,7 +4,10 @@
 
 use super::fields::{MAX_DESCRIPTION_CHARS, check_text, parse_name};
 use super::{Admin, Caller, ServiceError, now_secs};
-use crate::model::{NewRole, RolePatch};
+use crate::model::{AccountQuery, NewRole, RolePatch};
+
+/// Accounts read per round while checking who holds a role that is being widened.
+const HOLDERS_BATCH: u64 = 1000;
 use crate::store::{Store, StoreError};
 use tollgate_core::{Role, Scope, ScopeSet};
 
@@ -190,6 +193,9 @@ impl Admin {
             caller.check_scopes(name, before.scopes)?;
             if let Some(scopes) = scopes {
                 caller.check_scopes(name, scopes)?;
+                if !scopes.without(before.scopes).is_empty() {
+                    self.check_holders(caller, &tenant, name).await?;
+                }
             }
             let patch = RolePatch {
                 description,
@@ -205,6 +211,51 @@ impl Admin {
         let result = self.audited(audit, result).await;
         self.publish().await;
         result
+    }
+
+    /// Widening a role widens every account holding it: the caller must be allowed to manage
+    /// each of them (as for an edit of the account itself), or it would give an account above
+    /// its ceiling (another tenant's reader, a wider label policy, the all-tenant admin) more.
+    async fn check_holders(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        role: &str,
+    ) -> Result<(), ServiceError> {
+        let mut offset = 0;
+        loop {
+            let page = self
+                .store()
+                .list_accounts(AccountQuery {
+                    tenant: Some(tenant.to_owned()),
+                    search: None,
+                    offset,
+                    limit: HOLDERS_BATCH,
+                })
+                .await?;
+            let read = page.items.len() as u64;
+            for holder in page.items.iter().filter(|a| a.role == role) {
+                if holder.all_tenants && !caller.all_tenants {
+                    return Err(ServiceError::AllTenantsCeiling);
+                }
+                if !holder.read_tenants.is_home_only() && !caller.all_tenants {
+                    return Err(ServiceError::AllTenantsOnly(
+                        "widen a role held by an account that reads other tenants",
+                    ));
+                }
+                let policy = super::accounts::stored_policy(holder)?;
+                if !caller.policy.contains(&policy) {
+                    return Err(ServiceError::LabelPolicyCeiling {
+                        policy: policy.to_string(),
+                        ceiling: caller.policy.to_string(),
+                    });
+                }
+            }
+            offset += read;
+            if read == 0 || offset >= page.total {
+                return Ok(());
+            }
+        }
     }
 
     /// 409 `role_in_use` while an account holds the role.

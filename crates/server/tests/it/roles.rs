@@ -281,3 +281,94 @@ async fn read_tenants_only_from_an_all_tenant_admin() {
     assert_eq!(every.json["readTenants"], json!(["*"]));
     server.stop().await;
 }
+
+/// Widening a role widens its holders: a tenant admin may do it only when it could manage each
+/// of them (not an account that reads other tenants, nor one with a wider label policy).
+#[tokio::test]
+async fn widening_a_role_is_held_to_its_holders() {
+    let server = TestServer::start().await;
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"tenant": "acme", "name": "reader", "scopes": ["metrics:read"]})),
+        )
+        .await
+        .expect(201, "");
+    let (_, acme_admin) = server
+        .account_with_token(
+            json!({"tenant": "acme", "name": "acme-admin", "role": "admin",
+            "labelPolicy": "{team=\"a\"}"}),
+        )
+        .await;
+    let widen = json!({"scopes": ["metrics:read", "logs:read"]});
+    // No holder yet: the tenant admin may widen it.
+    server
+        .call(
+            Some(&acme_admin),
+            Method::PATCH,
+            "/api/v1/roles/reader",
+            Some(widen.clone()),
+        )
+        .await
+        .expect(200, "");
+    let wider = json!({"scopes": ["metrics:read", "logs:read", "traces:read"]});
+    // A holder with a wider label policy than the tenant admin's: refused.
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"tenant": "acme", "name": "wide", "role": "reader"})),
+        )
+        .await
+        .expect(201, "");
+    server
+        .call(
+            Some(&acme_admin),
+            Method::PATCH,
+            "/api/v1/roles/reader",
+            Some(wider.clone()),
+        )
+        .await
+        .expect(403, "label_policy_ceiling");
+    // A holder that reads other tenants: refused even without a label policy ceiling.
+    let (_, open_admin) = server
+        .account_with_token(json!({"tenant": "acme", "name": "open-admin", "role": "admin"}))
+        .await;
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"tenant": "acme", "name": "fed", "role": "reader", "readTenants": ["globex"]})),
+        )
+        .await
+        .expect(201, "");
+    server
+        .call(
+            Some(&open_admin),
+            Method::PATCH,
+            "/api/v1/roles/reader",
+            Some(wider.clone()),
+        )
+        .await
+        .expect(403, "all_tenants_only");
+    // Narrowing is always within reach, and the all-tenant admin may widen.
+    server
+        .call(
+            Some(&open_admin),
+            Method::PATCH,
+            "/api/v1/roles/reader",
+            Some(json!({"scopes": ["metrics:read"]})),
+        )
+        .await
+        .expect(200, "");
+    server
+        .admin(
+            Method::PATCH,
+            "/api/v1/roles/reader?tenant=acme",
+            Some(wider),
+        )
+        .await
+        .expect(200, "");
+    server.stop().await;
+}

@@ -447,13 +447,13 @@ fn hidden_answer(
 /// A hiding account's query may not copy a hidden label's value into another label or the log
 /// line (`label_replace`, `label_join`, `label_format`, `line_format`): it would survive the
 /// answer's rewrite under another name.
-fn check_hidden_copies(allow: &Allow, texts: &[&str]) -> Result<(), Deny> {
+fn check_hidden_copies(allow: &Allow, pairs: &[FormPair<'_>]) -> Result<(), Deny> {
     let Some(answer) = &allow.answer else {
         return Ok(());
     };
-    if texts
+    if pairs
         .iter()
-        .any(|text| answer.hidden.may_be_copied_by(text))
+        .any(|pair| answer.hidden.may_be_copied_by(&pair.value))
     {
         return Err(Deny::new(
             DenyReason::QueryNotAllowed,
@@ -609,8 +609,7 @@ pub fn rewrite_query_params(allow: &Allow, query_string: &str) -> Result<ParamRe
     }
     let pairs = form::parse(query_string)
         .map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
-    check_hidden_copies(allow, &values)?;
+    check_hidden_copies(allow, &pairs)?;
     Ok(rewrite_pairs(&allow.effective_policy, params, &pairs)?.unwrap_or_default())
 }
 
@@ -639,8 +638,7 @@ pub fn rewrite_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<Option<St
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
-    check_hidden_copies(allow, &values)?;
+    check_hidden_copies(allow, &pairs)?;
     // A missing parameter is added to the URL, not the body: only rewrite what the body carries.
     let keys: &[&str] = match params {
         QueryParams::Prom(PromParams::Query) => &["query"],
@@ -702,8 +700,7 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
     };
     let pairs: Vec<FormPair<'_>> =
         form::parse(text).map_err(|err| Deny::new(DenyReason::InvalidQuery, err.to_string()))?;
-    let values: Vec<&str> = pairs.iter().map(|p| p.value.as_ref()).collect();
-    check_hidden_copies(allow, &values)?;
+    check_hidden_copies(allow, &pairs)?;
     let policy = &allow.effective_policy;
     match params {
         QueryParams::Prom(params) => {

@@ -317,6 +317,14 @@ impl Tollgate {
             .unwrap()
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        match self.http.get(format!("{}/metrics", self.url)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(err) => panic!("GET /metrics: {err}"),
+        }
+    }
+
     /// Creates an account with a first token; returns (account id, token id, token).
     pub async fn account_with_token(&self, mut body: Value) -> (i64, i64, String) {
         body["withToken"] = json!(true);

@@ -398,14 +398,13 @@ pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
         if status != 200 {
             bail!("a fresh token got {status}");
         }
-        // Revoke at a random point of the feed period: a loop that always revokes right after
-        // the previous 401 would be phase-locked to the poll and measure only the worst case.
+        // Revoke at a random point of the heartbeat period: a loop that always revokes right
+        // after the previous 401 would be phase-locked to it.
         let jitter = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .subsec_nanos()
             % 1_000;
         tokio::time::sleep(Duration::from_millis(u64::from(jitter))).await;
-        let started = std::time::Instant::now();
         tollgate
             .admin(
                 reqwest::Method::DELETE,
@@ -413,6 +412,8 @@ pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
                 None,
             )
             .await;
+        // From the admin API's answer: what the caller who revoked can observe.
+        let started = std::time::Instant::now();
         loop {
             match http
                 .get(&url)
@@ -429,7 +430,7 @@ pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
             if started.elapsed() > Duration::from_secs(10) {
                 bail!("revocation {i} did not arrive within 10 s");
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
     }
@@ -437,10 +438,10 @@ pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     println!();
     println!(
-        "Revocation propagation through Envoy (filter mode, feed every 1 s): revoke via the admin API to the first 401, {count} revocations"
+        "Revocation propagation through Envoy (filter mode, changes pushed on the Watch stream, poll fallback every 1 s): the admin API's answer to the first 401, {count} revocations, probing every 1 ms"
     );
     println!(
-        "p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms, min {:.0} ms",
+        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, min {:.1} ms",
         at(0.5),
         at(0.9),
         at(0.99),
@@ -448,9 +449,9 @@ pub async fn revocation(count: usize, envoy_core: usize) -> anyhow::Result<()> {
         samples.first().copied().unwrap_or(f64::NAN)
     );
     println!(
-        "target: revocation <= 1 s at p99: {:.0} ms {}",
+        "target: revocation <= 100 ms at p99 after the admin API answers: {:.1} ms {}",
         at(0.99),
-        verdict(at(0.99) <= 1000.0)
+        verdict(at(0.99) <= 100.0)
     );
     drop(envoy);
     tollgate.stop().await;

@@ -7,6 +7,7 @@ pub mod denial;
 pub mod form;
 pub mod headers;
 pub mod logql;
+pub mod membership;
 pub mod pipeline;
 pub mod promql;
 pub mod regex_dialect;

@@ -7,7 +7,7 @@
 //!   "cluster": "tollgate",
 //!   "timeoutMs": 500,
 //!   "cache": { "capacity": 10000, "ttlSeconds": 60, "negativeTtlSeconds": 5 },
-//!   "feed": { "intervalMs": 1000 },
+//!   "feed": { "intervalMs": 1000, "push": true, "membership": true },
 //!   "failureMode": "deny",
 //!   "routes": [ { "methods": ["GET"], "path": "/api/v1/query", "scope": "metrics:read", "labels": "promqlQuery" } ],
 //!   "writeLimits": { "maxBodyBytes": 4194304, "maxDecodedBytes": 33554432, "maxItems": 20000, "maxLabelsPerItem": 128 },
@@ -18,6 +18,11 @@
 //! `routes` defaults to the built-in table; `writeLimits` to the values shown. `maxAnswerBytes`
 //! bounds an answer the filter buffers to hide an account's policy labels (decoded size; over it
 //! the answer is 502).
+//!
+//! `feed.push` opens a Watch stream on which the server pushes changes as they commit (the poll
+//! every `intervalMs` runs only while the stream is down or silent). `feed.membership` (needs
+//! `push`) refuses, inside Envoy, a token the server's membership filter of live tokens does not
+//! contain, while the stream is up; while it is down such tokens are resolved as before.
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -87,14 +92,24 @@ fn default_negative_ttl() -> u64 {
 struct RawFeed {
     #[serde(default = "default_interval_ms")]
     interval_ms: u64,
+    #[serde(default = "default_true")]
+    push: bool,
+    #[serde(default = "default_true")]
+    membership: bool,
 }
 
 impl Default for RawFeed {
     fn default() -> RawFeed {
         RawFeed {
             interval_ms: default_interval_ms(),
+            push: true,
+            membership: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_interval_ms() -> u64 {
@@ -135,6 +150,10 @@ pub enum ConfigError {
     WriteLimits(String),
     #[error("routes: {0}")]
     Route(#[from] RouteError),
+    #[error(
+        "feed.membership needs feed.push: the membership filter is trusted only while changes are pushed"
+    )]
+    MembershipWithoutPush,
 }
 
 /// The compiled configuration.
@@ -146,6 +165,10 @@ pub struct FilterSettings {
     pub cache_ttl: Duration,
     pub negative_ttl: Duration,
     pub feed_interval: Duration,
+    /// Changes pushed on a Watch stream (the poll is the fallback).
+    pub push: bool,
+    /// Unknown tokens refused by the membership filter while the stream is up.
+    pub membership: bool,
     pub failure_mode: FailureMode,
     pub routes: RouteTable,
     /// Bounds on the write bodies the filter reads (remote write, OTLP, Loki push).
@@ -159,6 +182,12 @@ impl FilterSettings {
     /// three missed polls (at least three seconds), then the filter answers 503.
     pub fn feed_grace(&self) -> Duration {
         (self.feed_interval * 3).max(Duration::from_secs(3))
+    }
+
+    /// How long the push stream may stay silent (its heartbeat is `feed_interval`) before it
+    /// counts as down: the poll resumes and the membership filter is no longer trusted.
+    pub fn push_silence(&self) -> Duration {
+        self.feed_interval * 2
     }
 
     pub fn parse(bytes: &[u8]) -> Result<FilterSettings, ConfigError> {
@@ -194,6 +223,9 @@ impl FilterSettings {
             3_600,
         )?;
         let interval = range("feed.intervalMs", raw.feed.interval_ms, 100, 60_000)?;
+        if raw.feed.membership && !raw.feed.push {
+            return Err(ConfigError::MembershipWithoutPush);
+        }
         let max_answer = range("maxAnswerBytes", raw.max_answer_bytes, 1024, 1 << 30)?;
         if let FailureMode::StaleIfError {
             max_staleness_seconds,
@@ -220,6 +252,8 @@ impl FilterSettings {
             cache_ttl: Duration::from_secs(ttl),
             negative_ttl: Duration::from_secs(negative),
             feed_interval: Duration::from_millis(interval),
+            push: raw.feed.push,
+            membership: raw.feed.membership,
             failure_mode: raw.failure_mode,
             routes,
             write_limits: raw.write_limits,
@@ -263,11 +297,17 @@ mod tests {
         );
         assert_eq!(full.routes.rules().len(), 1);
         assert_eq!(full.feed_interval, Duration::from_millis(250));
+        assert!(full.push && full.membership);
+        let polled =
+            FilterSettings::parse(br#"{"cluster":"c","feed":{"push":false,"membership":false}}"#)
+                .unwrap();
+        assert!(!polled.push && !polled.membership);
     }
 
     #[test]
     fn every_error_rejects_the_configuration() {
-        let cases: [(&[u8], &str); 11] = [
+        let cases: [(&[u8], &str); 12] = [
+            (br#"{"cluster":"c","feed":{"push":false}}"#, "membership without push"),
             (b"", "not JSON"),
             (b"{}", "cluster missing"),
             (br#"{"cluster":""}"#, "empty cluster"),

@@ -9,7 +9,7 @@
 use crate::answer::AnswerRewrite;
 use crate::cache::Entry;
 use crate::config::FailureMode;
-use crate::host::{Host, Level};
+use crate::host::{Host, Level, read_grpc};
 use crate::shared::Shared;
 use prost::Message;
 use std::rc::Rc;
@@ -51,6 +51,8 @@ enum State {
 enum Lookup {
     Fresh(Rc<Grant>),
     Unknown,
+    /// Not in the membership filter of live tokens: certainly unknown, decided here.
+    NotLive,
     Unavailable,
     Miss(Option<Entry>),
 }
@@ -133,6 +135,11 @@ impl<H: Host> RequestGate<H> {
                 self.host.increment(self.shared.metrics.cache_hits, 1);
                 GrantLookup::Unknown
             }
+            Lookup::NotLive => {
+                self.host
+                    .increment(self.shared.metrics.membership_refused, 1);
+                GrantLookup::Unknown
+            }
             Lookup::Unavailable => GrantLookup::Unavailable,
             Lookup::Miss(expired) => {
                 self.host.increment(self.shared.metrics.cache_misses, 1);
@@ -158,18 +165,19 @@ impl<H: Host> RequestGate<H> {
     }
 
     fn lookup(&self, hash: &TokenHash) -> Lookup {
-        let Some(entry) = self.shared.cache.borrow_mut().get(hash) else {
-            return Lookup::Miss(None);
-        };
         let settings = &self.shared.settings;
         let now = self.host.now_ms();
+        let cached = self.shared.cache.borrow_mut().get(hash);
+        let Some(entry) = cached else {
+            return self.not_cached(hash, now);
+        };
         let age = now.saturating_sub(entry.fetched_ms);
         let Some(grant) = entry.grant.clone() else {
             let negative_ttl = u64::try_from(settings.negative_ttl.as_millis()).unwrap_or(u64::MAX);
             return if age <= negative_ttl {
                 Lookup::Unknown
             } else {
-                Lookup::Miss(None)
+                self.not_cached(hash, now)
             };
         };
         let ttl = u64::try_from(settings.cache_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -191,6 +199,23 @@ impl<H: Host> RequestGate<H> {
             Lookup::Fresh(grant)
         } else {
             Lookup::Unavailable
+        }
+    }
+
+    /// A token this VM knows nothing (current) about: refused here when the membership filter
+    /// says no live token has its hash, else asked of the server.
+    fn not_cached(&self, hash: &TokenHash, now_ms: u64) -> Lookup {
+        let silence = self.shared.settings.push_silence();
+        if self.shared.settings.membership
+            && self
+                .shared
+                .feed
+                .borrow()
+                .certainly_unknown(hash, now_ms, silence)
+        {
+            Lookup::NotLive
+        } else {
+            Lookup::Miss(None)
         }
     }
 
@@ -313,14 +338,7 @@ impl<H: Host> RequestGate<H> {
         status: u32,
         size: usize,
     ) -> Result<v1::ResolveResponse, String> {
-        if status != 0 {
-            return Err(format!("gRPC status {status}"));
-        }
-        let bytes = self
-            .host
-            .grpc_response(size)
-            .ok_or_else(|| "empty response".to_owned())?;
-        v1::ResolveResponse::decode(bytes.as_slice()).map_err(|err| err.to_string())
+        read_grpc(self.host.as_ref(), status, size)
     }
 
     /// Whether an answer at `revision` is older than the feed's cursor: it may predate a

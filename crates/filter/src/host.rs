@@ -39,6 +39,17 @@ pub trait Host {
         message: &[u8],
         timeout: Duration,
     ) -> Result<u32, String>;
+    /// Opens the server-streaming call `tollgate.v1.Grants/<method>` and sends its one request
+    /// (closing our side); returns the stream's token.
+    fn open_grpc_stream(
+        &self,
+        upstream: &[u8],
+        method: &str,
+        message: &[u8],
+    ) -> Result<u32, String>;
+    /// Cancels a stream we no longer read.
+    fn cancel_grpc_stream(&self, stream: u32);
+    /// The last gRPC answer or stream message, `size` bytes.
     fn grpc_response(&self, size: usize) -> Option<Vec<u8>>;
     fn log(&self, level: Level, message: &str);
     fn define_counter(&self, name: &str) -> Option<u32>;
@@ -46,6 +57,22 @@ pub trait Host {
     fn increment(&self, metric: Option<u32>, by: i64);
     fn record(&self, metric: Option<u32>, value: u64);
     fn set_tick_period(&self, period: Duration);
+}
+
+/// Decodes a gRPC answer (a call's response, `status` its gRPC status; or a stream message,
+/// status 0) from the host's receive buffer.
+pub fn read_grpc<M: prost::Message + Default>(
+    host: &impl Host,
+    status: u32,
+    size: usize,
+) -> Result<M, String> {
+    if status != 0 {
+        return Err(format!("gRPC status {status}"));
+    }
+    let bytes = host
+        .grpc_response(size)
+        .ok_or_else(|| "empty response".to_owned())?;
+    M::decode(bytes.as_slice()).map_err(|err| err.to_string())
 }
 
 /// The real host.
@@ -178,6 +205,34 @@ impl Host for HostCalls {
             timeout,
         )
         .map_err(|status| format!("{status:?}"))
+    }
+
+    fn open_grpc_stream(
+        &self,
+        upstream: &[u8],
+        method: &str,
+        message: &[u8],
+    ) -> Result<u32, String> {
+        let upstream =
+            std::str::from_utf8(upstream).map_err(|_| "cluster name is not ASCII".to_owned())?;
+        let stream = proxy_wasm::hostcalls::open_grpc_stream(
+            upstream,
+            tollgate_proto::SERVICE,
+            method,
+            Vec::new(),
+        )
+        .map_err(|status| format!("{status:?}"))?;
+        if let Err(status) =
+            proxy_wasm::hostcalls::send_grpc_stream_message(stream, Some(message), true)
+        {
+            self.cancel_grpc_stream(stream);
+            return Err(format!("{status:?}"));
+        }
+        Ok(stream)
+    }
+
+    fn cancel_grpc_stream(&self, stream: u32) {
+        let _ = proxy_wasm::hostcalls::cancel_grpc_stream(stream);
     }
 
     fn grpc_response(&self, size: usize) -> Option<Vec<u8>> {

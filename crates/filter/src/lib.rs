@@ -33,6 +33,14 @@ impl Context for RootShell {
         self.0
             .on_grpc_response(token_id, status_code, response_size);
     }
+
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        self.0.on_stream_message(token_id, message_size);
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        self.0.on_stream_close(token_id, status_code);
+    }
 }
 
 impl RootContext for RootShell {

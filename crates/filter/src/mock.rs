@@ -22,6 +22,12 @@ pub enum Event {
         method: String,
         message: Vec<u8>,
     },
+    OpenStream {
+        stream: u32,
+        method: String,
+        message: Vec<u8>,
+    },
+    CancelStream(u32),
 }
 
 /// A recording host for native tests of the filter (and of anything built on it).
@@ -141,6 +147,27 @@ impl Host for MockHost {
         let mut token = self.next_token.borrow_mut();
         *token += 1;
         Ok(*token)
+    }
+    fn open_grpc_stream(
+        &self,
+        _upstream: &[u8],
+        method: &str,
+        message: &[u8],
+    ) -> Result<u32, String> {
+        if *self.dispatch_fails.borrow() {
+            return Err("BadArgument".into());
+        }
+        let mut token = self.next_token.borrow_mut();
+        *token += 1;
+        self.events.borrow_mut().push(Event::OpenStream {
+            stream: *token,
+            method: method.to_owned(),
+            message: message.to_vec(),
+        });
+        Ok(*token)
+    }
+    fn cancel_grpc_stream(&self, stream: u32) {
+        self.events.borrow_mut().push(Event::CancelStream(stream));
     }
     fn grpc_response(&self, _size: usize) -> Option<Vec<u8>> {
         Some(self.grpc_body.borrow().clone())

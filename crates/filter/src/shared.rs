@@ -6,7 +6,9 @@ use crate::config::FilterSettings;
 use crate::host::Host;
 use prost::Message;
 use std::cell::RefCell;
-use tollgate_core::DenyReason;
+use std::time::Duration;
+use tollgate_core::membership::Membership;
+use tollgate_core::{DenyReason, TokenHash};
 
 /// `envoy.config.core.v3.GrpcService` with only `envoy_grpc.cluster_name`: Envoy parses the
 /// dispatch target as this message first; a bare cluster name can abort Envoy.
@@ -33,6 +35,38 @@ pub struct Feed {
     pub last_ok_ms: Option<u64>,
     /// The poll in flight, if any.
     pub pending: Option<u32>,
+    /// The Watch stream, if open.
+    pub stream: Option<u32>,
+    /// When the stream last delivered a message, in ms (`None` until its first).
+    pub pushed_ms: Option<u64>,
+    /// When the stream was opened, in ms.
+    pub stream_opened_ms: Option<u64>,
+    /// The server does not offer Watch (an older server): poll only.
+    pub push_unsupported: bool,
+    /// Live token hashes at the cursor (see `tollgate_core::membership`).
+    pub membership: Option<Membership>,
+}
+
+impl Feed {
+    /// Whether changes are being pushed right now: the stream delivered within `silence`. Only
+    /// then is every addition known within milliseconds, so only then may the membership filter
+    /// refuse a token.
+    pub fn pushing(&self, now_ms: u64, silence: Duration) -> bool {
+        let silence = u64::try_from(silence.as_millis()).unwrap_or(u64::MAX);
+        self.stream.is_some()
+            && self
+                .pushed_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) <= silence)
+    }
+
+    /// `true`: no live token has this hash, and the filter saying so is current.
+    pub fn certainly_unknown(&self, hash: &TokenHash, now_ms: u64, silence: Duration) -> bool {
+        self.pushing(now_ms, silence)
+            && self
+                .membership
+                .as_ref()
+                .is_some_and(|membership| !membership.may_contain(hash))
+    }
 }
 
 pub struct Metrics {
@@ -42,6 +76,7 @@ pub struct Metrics {
     pub cache_misses: Option<u32>,
     pub server_errors: Option<u32>,
     pub feed_lag_ms: Option<u32>,
+    pub membership_refused: Option<u32>,
 }
 
 impl Metrics {
@@ -61,6 +96,7 @@ impl Metrics {
             cache_misses: host.define_counter("tollgate.cache.misses"),
             server_errors: host.define_counter("tollgate.server.errors"),
             feed_lag_ms: host.define_gauge("tollgate.feed.lag_ms"),
+            membership_refused: host.define_counter("tollgate.membership.refused"),
         }
     }
 

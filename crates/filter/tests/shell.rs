@@ -87,6 +87,7 @@ impl World {
             changes,
             more: false,
             resync: false,
+            membership: None,
         }
         .encode_to_vec();
         *self.host.grpc_body.borrow_mut() = body.clone();
@@ -1104,4 +1105,239 @@ fn loki_post_bodies_are_rewritten() {
         "content-length".into(),
         Some(new_body.len().to_string())
     )));
+}
+
+// ---- Pushed changes and the membership filter of live tokens.
+
+impl World {
+    /// The Watch stream the last tick opened, with the request it sent. The poll the same tick
+    /// sent (the stream has not spoken yet) times out.
+    fn opened_stream(&mut self) -> (u32, v1::WatchRequest) {
+        let events = self.host.take_events();
+        let opened = events
+            .iter()
+            .cloned()
+            .find_map(|e| match e {
+                Event::OpenStream {
+                    stream,
+                    method,
+                    message,
+                } if method == "Watch" => Some((
+                    stream,
+                    v1::WatchRequest::decode(message.as_slice()).unwrap(),
+                )),
+                _ => None,
+            })
+            .expect("a Watch stream opened");
+        if dispatched(&events, "Changes") {
+            self.root.on_grpc_response(opened.0 + 1, 4, 0);
+        }
+        opened
+    }
+
+    fn push(&mut self, stream: u32, message: v1::ChangesResponse) {
+        let body = message.encode_to_vec();
+        *self.host.grpc_body.borrow_mut() = body.clone();
+        self.root.on_stream_message(stream, body.len());
+    }
+}
+
+fn membership_of(live: &[&Token]) -> v1::Membership {
+    let hashes: Vec<_> = live.iter().map(|t| t.hash()).collect();
+    let filter = tollgate_core::membership::Membership::build(hashes.len(), &hashes);
+    v1::Membership {
+        bits: filter.bits().to_vec(),
+        hashes: filter.probes(),
+    }
+}
+
+fn change(token: &Token, kind: v1::change::Kind, revision: u64) -> v1::Change {
+    v1::Change {
+        token_hash: token.hash().as_bytes().to_vec(),
+        kind: kind as i32,
+        revision,
+    }
+}
+
+fn dispatched(events: &[Event], method: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Dispatch { method: m, .. } if m == method))
+}
+
+#[test]
+fn pushed_revocations_evict_at_once_and_the_poll_rests_while_the_stream_speaks() {
+    let mut world = World::new(CONFIG);
+    world.root.on_tick();
+    let (stream, request) = world.opened_stream();
+    assert_eq!(
+        (request.since, request.heartbeat_ms, request.membership),
+        (None, 1000, true)
+    );
+    let token = Token::generate().unwrap();
+    world.push(
+        stream,
+        v1::ChangesResponse {
+            revision: 1,
+            membership: Some(membership_of(&[&token])),
+            ..Default::default()
+        },
+    );
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    gate.on_request_headers(true);
+    world.answer_resolve(&mut gate, Some(grant("", "viewer")));
+    assert!(released(&world.host.take_events()));
+
+    // The stream delivered within its heartbeat: no poll.
+    world.advance(1_000);
+    world.root.on_tick();
+    assert!(!dispatched(&world.host.take_events(), "Changes"));
+
+    world.push(
+        stream,
+        v1::ChangesResponse {
+            revision: 2,
+            changes: vec![change(&token, v1::change::Kind::Revoked, 2)],
+            ..Default::default()
+        },
+    );
+    let mut after = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(after.on_request_headers(true), Flow::Pause);
+    assert!(
+        dispatched(&world.host.take_events(), "Resolve"),
+        "evicted by the push: asks the server again"
+    );
+
+    // Silent past twice its heartbeat: reopened from the cursor, and the poll resumes.
+    world.advance(2_500);
+    world.root.on_tick();
+    let events = world.host.take_events();
+    assert!(events.contains(&Event::CancelStream(stream)));
+    assert!(dispatched(&events, "Changes"));
+    let reopened = events.iter().find_map(|e| match e {
+        Event::OpenStream { message, .. } => {
+            Some(v1::WatchRequest::decode(message.as_slice()).unwrap())
+        }
+        _ => None,
+    });
+    assert_eq!(reopened.unwrap().since, Some(2));
+}
+
+#[test]
+fn the_membership_filter_refuses_unknown_tokens_locally_only_while_pushed() {
+    let mut world = World::new(CONFIG);
+    world.root.on_tick();
+    let (stream, _) = world.opened_stream();
+    let live = Token::generate().unwrap();
+    let forged = Token::generate().unwrap();
+    world.push(
+        stream,
+        v1::ChangesResponse {
+            revision: 5,
+            membership: Some(membership_of(&[&live])),
+            ..Default::default()
+        },
+    );
+    let ask = |world: &World, token: &Token| {
+        let mut gate = world.request(
+            "GET",
+            "/api/v1/query?query=up",
+            &[("authorization", &bearer(token))],
+        );
+        gate.on_request_headers(true);
+        world.host.take_events()
+    };
+    let events = ask(&world, &forged);
+    assert_eq!(responded(&events).map(|r| r.0), Some(401));
+    assert!(
+        !dispatched(&events, "Resolve"),
+        "decided without the server"
+    );
+    assert_eq!(world.host.metric("tollgate.membership.refused"), 1);
+    assert!(
+        dispatched(&ask(&world, &live), "Resolve"),
+        "a live token is asked"
+    );
+
+    // A token created after the filter: its addition is pushed before anyone can use it.
+    world.push(
+        stream,
+        v1::ChangesResponse {
+            revision: 6,
+            changes: vec![change(&forged, v1::change::Kind::Added, 6)],
+            ..Default::default()
+        },
+    );
+    assert!(dispatched(&ask(&world, &forged), "Resolve"));
+
+    // The stream closes: additions may be late, so unknown tokens go to the server again.
+    let stranger = Token::generate().unwrap();
+    world.root.on_stream_close(stream, 14);
+    assert!(dispatched(&ask(&world, &stranger), "Resolve"));
+    assert_eq!(world.host.metric("tollgate.membership.refused"), 1);
+    world.root.on_tick();
+    let (again, request) = world.opened_stream();
+    assert_ne!(again, stream);
+    assert_eq!(request.since, Some(6));
+}
+
+#[test]
+fn an_older_server_without_watch_is_polled_only() {
+    let mut world = World::new(CONFIG);
+    world.root.on_tick();
+    let (stream, _) = world.opened_stream();
+    world.root.on_stream_close(stream, 12);
+    world.advance(1_000);
+    world.root.on_tick();
+    let events = world.host.take_events();
+    assert!(!events.iter().any(|e| matches!(e, Event::OpenStream { .. })));
+    assert!(dispatched(&events, "Changes"));
+
+    let polled = World::new(
+        r#"{"cluster":"tollgate","feed":{"intervalMs":1000,"push":false,"membership":false}}"#,
+    );
+    let mut polled = polled;
+    polled.root.on_tick();
+    let events = polled.host.take_events();
+    assert!(!events.iter().any(|e| matches!(e, Event::OpenStream { .. })));
+    assert!(dispatched(&events, "Changes"));
+}
+
+#[test]
+fn an_unreadable_pushed_message_drops_the_stream_and_the_filter() {
+    let mut world = World::new(CONFIG);
+    world.root.on_tick();
+    let (stream, _) = world.opened_stream();
+    let forged = Token::generate().unwrap();
+    world.push(
+        stream,
+        v1::ChangesResponse {
+            revision: 1,
+            membership: Some(membership_of(&[])),
+            ..Default::default()
+        },
+    );
+    *world.host.grpc_body.borrow_mut() = vec![0xff, 0xff, 0xff];
+    world.root.on_stream_message(stream, 3);
+    assert!(
+        world
+            .host
+            .take_events()
+            .contains(&Event::CancelStream(stream))
+    );
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&forged))],
+    );
+    gate.on_request_headers(true);
+    assert!(dispatched(&world.host.take_events(), "Resolve"));
 }

@@ -12,6 +12,7 @@ pub use grant::{GrantWireError, grant_from_wire, grant_to_wire};
 pub const SERVICE: &str = "tollgate.v1.Grants";
 pub const RESOLVE: &str = "Resolve";
 pub const CHANGES: &str = "Changes";
+pub const WATCH: &str = "Watch";
 
 /// The encoded descriptor set, for gRPC reflection.
 #[cfg(feature = "server")]

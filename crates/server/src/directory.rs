@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tollgate_core::membership::Membership;
 use tollgate_core::{Grant, TokenHash};
 
 /// Changes read per round while catching up.
@@ -49,6 +50,14 @@ impl Snapshot {
         self.grants.is_empty()
     }
 
+    /// The membership filter of every live token in this snapshot.
+    pub fn membership(&self) -> Membership {
+        // Room for a quarter more tokens before the false-positive rate climbs (it is rebuilt
+        // now and then, see the Watch service).
+        let len = self.grants.len();
+        Membership::build(len.saturating_add(len / 4), self.grants.keys())
+    }
+
     /// Per tenant, the earliest expiry (Unix seconds) among its live tokens that expire after
     /// `now`: what an alert on tokens about to lapse needs. Tenants whose tokens never expire
     /// are absent.
@@ -76,6 +85,10 @@ pub struct Directory<S = AnyStore> {
     /// Set when a refresh failed: the snapshot may miss a committed revocation, so checks must
     /// fail (UNAVAILABLE) rather than trust it. Cleared by the next successful refresh.
     stale: AtomicBool,
+    /// The revision of the last published snapshot, for those who push changes as they land.
+    published: tokio::sync::watch::Sender<u64>,
+    /// What each push stream has sent, so that a write can wait until it was pushed.
+    pushes: Arc<Pushes>,
 }
 
 impl<S: Store> Directory<S> {
@@ -95,6 +108,8 @@ impl<S: Store> Directory<S> {
             }),
             publish: Mutex::new(()),
             stale: AtomicBool::new(false),
+            published: tokio::sync::watch::Sender::new(set.revision),
+            pushes: Arc::default(),
         })
     }
 
@@ -116,6 +131,16 @@ impl<S: Store> Directory<S> {
         }
     }
 
+    /// Wakes on every published revision (and on a failed refresh, see [`Self::is_stale`]).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// The push streams of this server and what each has sent.
+    pub fn pushes(&self) -> &Arc<Pushes> {
+        &self.pushes
+    }
+
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -131,6 +156,17 @@ impl<S: Store> Directory<S> {
         let _guard = self.publish.lock().await;
         let result = self.catch_up().await;
         self.stale.store(result.is_err(), Ordering::Release);
+        match &result {
+            Ok(revision) => {
+                self.published.send_if_modified(|published| {
+                    let moved = *published != *revision;
+                    *published = *revision;
+                    moved
+                });
+            }
+            // Wake the watchers: they end their streams while the snapshot may be stale.
+            Err(_) => self.published.send_modify(|_| {}),
+        }
         result
     }
 
@@ -187,6 +223,8 @@ type ChangesFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Change>, StoreEr
 trait Source: Send + Sync {
     fn snapshot(&self) -> Arc<Snapshot>;
     fn is_stale(&self) -> bool;
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+    fn pushes(&self) -> Arc<Pushes>;
     fn changes_since(&self, revision: u64, limit: u64) -> ChangesFuture<'_>;
 }
 
@@ -197,6 +235,14 @@ impl<S: Store> Source for Directory<S> {
 
     fn is_stale(&self) -> bool {
         Directory::is_stale(self)
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        Directory::subscribe(self)
+    }
+
+    fn pushes(&self) -> Arc<Pushes> {
+        self.pushes.clone()
     }
 
     fn changes_since(&self, revision: u64, limit: u64) -> ChangesFuture<'_> {
@@ -222,6 +268,16 @@ impl SnapshotHandle {
         self.source.is_stale()
     }
 
+    /// Wakes on every published revision and on a failed refresh.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.source.subscribe()
+    }
+
+    /// The push streams' register (see [`Pushes`]).
+    pub fn pushes(&self) -> Arc<Pushes> {
+        self.source.pushes()
+    }
+
     /// The store's change feed after `revision`, at most `limit` changes (see
     /// [`Store::changes_since`]).
     pub async fn changes_since(
@@ -242,5 +298,71 @@ impl LiveSnapshot for SnapshotHandle {
 impl<S: Store> From<Arc<Directory<S>>> for SnapshotHandle {
     fn from(directory: Arc<Directory<S>>) -> SnapshotHandle {
         SnapshotHandle { source: directory }
+    }
+}
+
+/// The push streams (gRPC Watch) of this server and the revision each has sent. A write waits
+/// here after publishing, so that when the admin API answers, every connected filter has been
+/// sent the change: a token is never used before its VM learned it exists (the membership
+/// filter would refuse it), and a revocation is on its way before the caller hears "done".
+#[derive(Default)]
+pub struct Pushes {
+    sent: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    next_id: std::sync::atomic::AtomicU64,
+    progress: tokio::sync::Notify,
+}
+
+impl Pushes {
+    /// Registers a stream that has sent nothing yet.
+    pub fn register(self: &Arc<Self>) -> PushSlot {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, 0);
+        PushSlot {
+            pushes: self.clone(),
+            id,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, u64>> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until every open stream has sent `revision` (or closed), at most `within`;
+    /// `false` if some had not by then.
+    pub async fn delivered(&self, revision: u64, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().values().all(|sent| *sent >= revision) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+/// One stream's entry in [`Pushes`]; removed when the stream ends.
+pub struct PushSlot {
+    pushes: Arc<Pushes>,
+    id: u64,
+}
+
+impl PushSlot {
+    pub fn sent(&self, revision: u64) {
+        self.pushes.lock().insert(self.id, revision);
+        self.pushes.progress.notify_waiters();
+    }
+}
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        self.pushes.lock().remove(&self.id);
+        self.pushes.progress.notify_waiters();
     }
 }

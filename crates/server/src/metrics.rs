@@ -103,6 +103,49 @@ impl CheckMetrics {
     }
 }
 
+/// The filter's protocol (`tollgate.v1.Grants`): what the VMs ask of this server. A flood of
+/// forged tokens the membership filter stops shows here as Resolve calls that did not happen.
+#[derive(Default)]
+pub struct GrantsMetrics {
+    pub resolves: AtomicU64,
+    pub polls: AtomicU64,
+    pub streams_opened: AtomicU64,
+    /// Watch streams open now.
+    pub streams_open: AtomicU64,
+}
+
+impl GrantsMetrics {
+    pub fn render(&self, out: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_grants_calls_total Calls of the filter's protocol by method (Watch: streams opened)."
+        );
+        let _ = writeln!(out, "# TYPE tollgate_grants_calls_total counter");
+        for (method, count) in [
+            ("resolve", &self.resolves),
+            ("changes", &self.polls),
+            ("watch", &self.streams_opened),
+        ] {
+            let _ = writeln!(
+                out,
+                "tollgate_grants_calls_total{{method=\"{method}\"}} {}",
+                load(count)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_grants_watch_streams Watch streams open now (one per filter VM: each Envoy worker and the main thread)."
+        );
+        let _ = writeln!(out, "# TYPE tollgate_grants_watch_streams gauge");
+        let _ = writeln!(
+            out,
+            "tollgate_grants_watch_streams {}",
+            load(&self.streams_open)
+        );
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -5,7 +5,7 @@ use crate::directory::Directory;
 use crate::grpc::authz::AuthzService;
 use crate::grpc::grants::GrantsService;
 use crate::http::{AppState, router};
-use crate::metrics::CheckMetrics;
+use crate::metrics::{CheckMetrics, GrantsMetrics};
 use crate::service::Admin;
 use crate::store::{self, ChangeListener};
 use crate::usage::UsageRecorder;
@@ -37,6 +37,8 @@ pub struct App {
     /// The admin API's state; [`router`] turns it into the HTTP service.
     pub state: Arc<AppState>,
     pub authz: AuthzService,
+    /// Counts the filter's calls (shared by the Grants service and `/metrics`).
+    pub grants: Arc<GrantsMetrics>,
     /// Writes last-used times; ends once every recorder is dropped.
     pub usage_task: tokio::task::JoinHandle<()>,
 }
@@ -55,6 +57,7 @@ impl App {
         );
         let (usage, usage_task) = UsageRecorder::spawn(directory.clone(), USAGE_FLUSH_INTERVAL);
         let metrics = Arc::new(CheckMetrics::default());
+        let grants = Arc::new(GrantsMetrics::default());
         let routes = Arc::new(config.routes.clone());
         let admin = Admin::new(directory.clone(), config.admin.clone(), routes.clone());
         let file = config.bootstrap_token_file.clone();
@@ -84,7 +87,8 @@ impl App {
         Ok(App {
             authz: AuthzService::new(directory.clone(), routes, metrics.clone(), usage.clone())
                 .with_write_limits(config.write_limits),
-            state: Arc::new(AppState::new(admin, metrics, usage)),
+            state: Arc::new(AppState::new(admin, metrics, grants.clone(), usage)),
+            grants,
             directory,
             usage_task,
         })
@@ -131,6 +135,7 @@ impl Server {
             directory,
             state,
             authz,
+            grants,
             usage_task,
         } = self.app;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -166,7 +171,11 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AuthorizationServer::new(authz))
-            .add_service(GrantsServer::new(GrantsService::new(directory.clone())))
+            .add_service(GrantsServer::new(
+                GrantsService::new(directory.clone())
+                    .with_metrics(grants)
+                    .with_shutdown(stop_rx.clone()),
+            ))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc_listener)
                     .with_nodelay(Some(true)),

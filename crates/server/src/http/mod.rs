@@ -19,7 +19,7 @@ pub use dto::*;
 pub use extract::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use openapi::ApiDoc;
 
-use crate::metrics::CheckMetrics;
+use crate::metrics::{CheckMetrics, GrantsMetrics};
 use crate::service::Admin;
 use crate::usage::UsageRecorder;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -38,16 +38,23 @@ pub const MAX_PAGE_SIZE: u64 = 1000;
 pub struct AppState {
     pub admin: Admin,
     checks: Arc<CheckMetrics>,
+    grants: Arc<GrantsMetrics>,
     usage: UsageRecorder,
     /// Responses by status code, for `/metrics`.
     responses: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl AppState {
-    pub fn new(admin: Admin, checks: Arc<CheckMetrics>, usage: UsageRecorder) -> AppState {
+    pub fn new(
+        admin: Admin,
+        checks: Arc<CheckMetrics>,
+        grants: Arc<GrantsMetrics>,
+        usage: UsageRecorder,
+    ) -> AppState {
         AppState {
             admin,
             checks,
+            grants,
             usage,
             responses: Mutex::new(BTreeMap::new()),
         }
@@ -113,6 +120,7 @@ async fn metrics(State(state): Shared) -> Response {
         }
     }
     state.checks.render(&mut out);
+    state.grants.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -38,6 +38,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tollgate_core::{PolicyLimits, RouteTable};
 
+/// How long a write waits for the change streams to take its change before answering anyway
+/// (a stalled Envoy must not stall the admin API).
+const PUSH_WAIT: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Clone, Default)]
 pub struct AdminConfig {
     /// Lifetime of a token created without an expiry; `None` means it never expires.
@@ -86,11 +90,22 @@ impl Admin {
         Ok(())
     }
 
-    /// Publishes a committed write to the snapshot. The write is durable already; a failure
-    /// here is logged and repaired by the next refresh.
+    /// Publishes a committed write to the snapshot, then waits (briefly) until every connected
+    /// filter was pushed the change. The write is durable already; a failure here is logged and
+    /// repaired by the next refresh.
     async fn publish(&self) {
-        if let Err(err) = self.directory.refresh().await {
-            tracing::error!(error = %err, "snapshot refresh failed after a committed write");
+        match self.directory.refresh().await {
+            Ok(revision) => {
+                if !self.directory.pushes().delivered(revision, PUSH_WAIT).await {
+                    tracing::warn!(
+                        revision,
+                        "a change stream did not take the change within {PUSH_WAIT:?}; answering anyway"
+                    );
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "snapshot refresh failed after a committed write")
+            }
         }
     }
 }

@@ -730,7 +730,7 @@ fn logql_bench(iterations: usize) -> anyhow::Result<()> {
     let enforcer = LogqlEnforcer::new(&policy)?.context("restricted policy")?;
     enforcement_bench(
         "LogQL enforcement (lex, parse, insert by span, re-parse and verify)",
-        "LogQL enforcement <= 30 us for a typical query (the median), as for PromQL",
+        "LogQL enforcement, as for PromQL,",
         LOKI_QUERIES,
         iterations,
         |query| {
@@ -769,8 +769,8 @@ fn enforcement_bench(
     let (median, lo, hi) = median_spread(&all);
     println!("median over queries {median:.1} us (min {lo:.1}, max {hi:.1})");
     println!(
-        "target: {target}: {median:.1} us {}",
-        envoy::verdict(median <= 30.0)
+        "target: {target} <= 30 us at worst, median <= 10 us: worst {hi:.1} us, median {median:.1} us {}",
+        envoy::verdict(hi <= 30.0 && median <= 10.0)
     );
     Ok(())
 }
@@ -873,8 +873,19 @@ fn promql_bench(iterations: usize) -> anyhow::Result<()> {
     let policy = Policy::parse(r#"{kube_namespace="prometheus"}"#)?;
     let enforcer = Enforcer::new(&policy)?.context("restricted policy")?;
     enforcement_bench(
-        "PromQL enforcement (parse, rewrite, print, re-parse and verify)",
-        "PromQL enforcement <= 30 us for a typical dashboard query (the median)",
+        "PromQL enforcement, a query seen for the first time (parse, rewrite, print, re-parse and verify)",
+        "PromQL enforcement of a new dashboard query",
+        DASHBOARD_QUERIES,
+        iterations,
+        |query| {
+            std::hint::black_box(enforcer.rewrite_query_afresh(query)?);
+            Ok(())
+        },
+    )?;
+    println!();
+    enforcement_bench(
+        "PromQL enforcement, a query the policy's enforcer rewrote before (dashboards repeat theirs on every refresh)",
+        "PromQL enforcement of a repeated dashboard query",
         DASHBOARD_QUERIES,
         iterations,
         |query| {

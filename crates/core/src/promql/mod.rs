@@ -103,14 +103,33 @@ impl QueryError {
     }
 }
 
+/// Rewrites remembered per policy.
+const REMEMBERED_REWRITES: usize = 256;
+/// Longer queries are rewritten every time (they are rarely repeated, and would hold memory).
+const REMEMBERED_QUERY_BYTES: usize = 4096;
+
 /// A restricted policy compiled for rewriting queries: one selector's matchers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Enforcer {
     matchers: Vec<Matcher>,
     prom: Vec<PromMatcher>,
     policy: String,
     /// The policy as one selector, printed once.
     default_match: String,
+    /// The last rewrites (and refusals) of this policy, by parameter and text. A rewrite is a
+    /// pure function of policy and text, and dashboards send the same queries on every
+    /// refresh; a rewrite costs two parses, and promql-parser compiles every regex matcher on
+    /// each (tens of microseconds for one `.`).
+    remembered: std::sync::Mutex<[Remembered; 2]>,
+}
+
+type Remembered = lru::LruCache<Box<str>, Result<String, QueryError>>;
+
+/// Which parameter a remembered rewrite was for (an index into `Enforcer::remembered`).
+#[derive(Clone, Copy)]
+enum Rewritten {
+    Query = 0,
+    Match = 1,
 }
 
 impl Enforcer {
@@ -136,7 +155,40 @@ impl Enforcer {
             prom,
             policy: policy.to_string(),
             default_match,
+            // Unbounded in type, bounded by `remember`: no allocation until first used.
+            remembered: std::sync::Mutex::new([
+                lru::LruCache::unbounded(),
+                lru::LruCache::unbounded(),
+            ]),
         }))
+    }
+
+    /// `rewrite(text)`, or what it returned for the same parameter and text before.
+    fn remember(
+        &self,
+        param: Rewritten,
+        text: &str,
+        rewrite: impl FnOnce() -> Result<String, QueryError>,
+    ) -> Result<String, QueryError> {
+        if text.len() > REMEMBERED_QUERY_BYTES {
+            return rewrite();
+        }
+        let lock = || {
+            self.remembered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let slot = param as usize;
+        if let Some(known) = lock()[slot].get(text) {
+            return known.clone();
+        }
+        let result = rewrite();
+        let remembered = &mut lock()[slot];
+        if remembered.len() >= REMEMBERED_REWRITES {
+            remembered.pop_lru();
+        }
+        remembered.put(text.into(), result.clone());
+        result
     }
 
     /// The policy's matchers as one selector (an OR merged into a regex union): what LogQL
@@ -157,6 +209,11 @@ impl Enforcer {
 
     /// Adds the policy's matchers to every selector of `query`.
     pub fn rewrite_query(&self, query: &str) -> Result<String, QueryError> {
+        self.remember(Rewritten::Query, query, || self.rewrite_query_afresh(query))
+    }
+
+    /// [`Self::rewrite_query`] without the remembered rewrites: what a new query costs.
+    pub fn rewrite_query_afresh(&self, query: &str) -> Result<String, QueryError> {
         let mut expr = parse("query", query)?;
         complete_info_calls(&mut expr);
         visit(&mut expr, &mut |vs| self.restrict("query", vs))?;
@@ -168,6 +225,12 @@ impl Enforcer {
 
     /// Adds the policy's matchers to a `match[]` series selector.
     pub fn rewrite_match(&self, selector: &str) -> Result<String, QueryError> {
+        self.remember(Rewritten::Match, selector, || {
+            self.rewrite_match_now(selector)
+        })
+    }
+
+    fn rewrite_match_now(&self, selector: &str) -> Result<String, QueryError> {
         let mut expr = parse("match[]", selector)?;
         let Expr::VectorSelector(vs) = &mut expr else {
             return Err(QueryError::NotASelector { param: "match[]" });
@@ -887,6 +950,37 @@ mod tests {
             "errors are kept too"
         );
         assert_eq!(or.enforcer().unwrap_err().status(), 403);
+    }
+
+    #[test]
+    fn rewrites_and_refusals_are_remembered_per_parameter() {
+        let e = enforcer(NS);
+        for _ in 0..2 {
+            assert_eq!(
+                e.rewrite_query("up").unwrap(),
+                e.rewrite_query_afresh("up").unwrap()
+            );
+            assert_eq!(
+                e.rewrite_query("sum(").unwrap_err(),
+                e.rewrite_query_afresh("sum(").unwrap_err()
+            );
+            // The same text as a match[] is judged as one, not as the query it was before.
+            assert!(e.rewrite_match("up").is_ok());
+            assert_eq!(
+                e.rewrite_match("sum(up)").unwrap_err(),
+                QueryError::NotASelector { param: "match[]" }
+            );
+        }
+        // Bounded: many distinct queries keep at most the last REMEMBERED_REWRITES.
+        for i in 0..REMEMBERED_REWRITES + 10 {
+            e.rewrite_query(&format!("up{{i=\"{i}\"}}")).unwrap();
+        }
+        let remembered = e.remembered.lock().unwrap();
+        assert_eq!(
+            remembered[Rewritten::Query as usize].len(),
+            REMEMBERED_REWRITES
+        );
+        assert_eq!(remembered[Rewritten::Match as usize].len(), 2);
     }
 
     #[test]

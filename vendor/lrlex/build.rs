@@ -1,0 +1,5 @@
+use vergen::EmitBuilder;
+
+fn main() {
+    EmitBuilder::builder().build_timestamp().emit().unwrap();
+}

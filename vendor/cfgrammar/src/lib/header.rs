@@ -211,7 +211,7 @@ impl From<Value<Span>> for Value<Location> {
 }
 
 static RE_LEADING_WS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\p{Pattern_White_Space}]*").unwrap());
+    LazyLock::new(|| Regex::new(r"^[\t\n\x0B\x0C\r \u{85}\u{200E}\u{200F}\u{2028}\u{2029}]*").unwrap());
 static RE_NAME: LazyLock<Regex> = LazyLock::new(|| {
     RegexBuilder::new(r"^[A-Z][A-Z_]*")
         .case_insensitive(true)

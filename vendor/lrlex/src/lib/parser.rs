@@ -27,17 +27,17 @@ static RE_LEX_ESC_LITERAL: LazyLock<Regex> = LazyLock::new(|| {
 });
 // Vertical line separators.
 static RE_LINE_SEP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[\p{Pattern_White_Space}&&[\p{Zl}\p{Zp}\n\r\v]]").unwrap());
+    LazyLock::new(|| Regex::new(r"[\n\x0B\r\u{2028}\u{2029}]").unwrap());
 static RE_LEADING_LINE_SEPS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\p{Pattern_White_Space}&&[\p{Zl}\p{Zp}\n\r\v]]*").unwrap());
+    LazyLock::new(|| Regex::new(r"^[\n\x0B\r\u{2028}\u{2029}]*").unwrap());
 // Horizontal space separators
 static RE_SPACE_SEP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[\p{Pattern_White_Space}&&[\p{Zs}\t]]").unwrap());
+    LazyLock::new(|| Regex::new(r"[\t ]").unwrap());
 static RE_LEADING_SPACE_SEPS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\p{Pattern_White_Space}&&[\p{Zs}\t]]*").unwrap());
+    LazyLock::new(|| Regex::new(r"^[\t ]*").unwrap());
 static RE_LEADING_WS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\p{Pattern_White_Space}]*").unwrap());
-static RE_WS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\p{Pattern_White_Space}").unwrap());
+    LazyLock::new(|| Regex::new(r"^[\t\n\x0B\x0C\r \u{85}\u{200E}\u{200F}\u{2028}\u{2029}]*").unwrap());
+static RE_WS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[\t\n\x0B\x0C\r \u{85}\u{200E}\u{200F}\u{2028}\u{2029}]").unwrap());
 
 const INITIAL_START_STATE_NAME: &str = "INITIAL";
 

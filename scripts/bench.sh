@@ -24,6 +24,7 @@ step store taskset -c 1 "$bench" store --writes 200
 step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 3 --seconds 2
 step envoy taskset -c 1 "$bench" envoy --rounds 3 --seconds 4 --connections 16,1
 step revocation taskset -c 1 "$bench" revocation --count 100
+step flood taskset -c 1 "$bench" flood --rounds 3 --seconds 4
 step criterion bash -c "taskset -c 1 cargo bench -q -p tollgate-core --bench core -- --warm-up-time 0.5 --measurement-time 2 --noplot \
   | grep -Ev 'change:|Found [0-9]+ outliers|mild|severe|Performance has|No change|Change within|^$'"
 module=target/wasm32-wasip1/wasm/tollgate_filter.wasm
@@ -50,7 +51,7 @@ envoy_bin=$(command -v envoy || ls .venv/lib/python3*/site-packages/envoy/_bin/e
   cat "$work"/* | grep '^target' || true
   echo "$module_line"
   echo '```'
-  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
+  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "flood:A flood of forged tokens" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
     echo
     echo "## ${section#*:}"
     echo

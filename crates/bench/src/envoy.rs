@@ -102,7 +102,7 @@ fn api_key_auth(key: &str) -> String {
 /// How wrk authenticates: one token (sent as bearer and as an API key), or a Lua script that
 /// rotates tokens per request (forces filter cache misses).
 #[derive(Clone)]
-enum Credentials {
+pub(crate) enum Credentials {
     Token(String),
     Rotate(PathBuf),
 }
@@ -136,8 +136,8 @@ fn micros(text: &str) -> Option<f64> {
     })
 }
 
-/// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
-/// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs).
+/// Runs wrk pinned to `core`; returns (requests, rps, p50 µs, p99 µs). Every answer must be a
+/// 2xx: a benchmark of refusals would measure the wrong path.
 fn wrk(
     url: &str,
     credentials: &Credentials,
@@ -145,6 +145,36 @@ fn wrk(
     seconds: u64,
     core: usize,
 ) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let child = wrk_spawn(url, credentials, connections, seconds, core)?;
+    let run = wrk_finish(child, Expect::Success)?;
+    Ok((run.requests, run.rps, run.p50_us, run.p99_us))
+}
+
+/// What a wrk run must have been answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// Every answer a 2xx.
+    Success,
+    /// No answer a 2xx or 3xx (a flood of forged tokens: every request refused).
+    Refusal,
+}
+
+/// One wrk run's figures.
+pub(crate) struct WrkRun {
+    pub requests: f64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Starts wrk pinned to `core` (`wrk_finish` collects it): several may run at once.
+pub(crate) fn wrk_spawn(
+    url: &str,
+    credentials: &Credentials,
+    connections: usize,
+    seconds: u64,
+    core: usize,
+) -> anyhow::Result<std::process::Child> {
     let mut command = Command::new("taskset");
     command.args([
         "-c",
@@ -168,14 +198,18 @@ fn wrk(
             command.arg("-s").arg(script);
         }
     }
-    let output = command
+    command
         .arg(url)
-        .output()
-        .context("running wrk (make bench installs it)")?;
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running wrk (make bench installs it)")
+}
+
+/// Waits for a wrk run and reads its figures, checking its answers against `expect`.
+pub(crate) fn wrk_finish(child: std::process::Child, expect: Expect) -> anyhow::Result<WrkRun> {
+    let output = child.wait_with_output().context("waiting for wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || text.contains("Non-2xx") {
-        bail!("wrk failed or saw errors:\n{text}");
-    }
     let find = |prefix: &str| {
         text.lines().find_map(|l| {
             l.trim()
@@ -184,16 +218,35 @@ fn wrk(
                 .map(str::to_owned)
         })
     };
-    let rps: f64 = find("Requests/sec:").context("no Requests/sec")?.parse()?;
-    let p50 = find("50%").and_then(|v| micros(&v)).context("no p50")?;
-    let p99 = find("99%").and_then(|v| micros(&v)).context("no p99")?;
+    if !output.status.success() {
+        bail!(
+            "wrk failed:\n{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let requests: f64 = text
         .lines()
         .find(|l| l.contains("requests in"))
         .and_then(|l| l.split_whitespace().next())
         .context("no request count")?
         .parse()?;
-    Ok((requests, rps, p50, p99))
+    let refused: f64 = match find("Non-2xx or 3xx responses:") {
+        Some(count) => count.parse()?,
+        None => 0.0,
+    };
+    match expect {
+        Expect::Success if refused > 0.0 => bail!("wrk saw errors:\n{text}"),
+        Expect::Refusal if refused < requests => {
+            bail!("wrk saw 2xx or 3xx answers where every request should be refused:\n{text}")
+        }
+        _ => {}
+    }
+    Ok(WrkRun {
+        requests,
+        rps: find("Requests/sec:").context("no Requests/sec")?.parse()?,
+        p50_us: find("50%").and_then(|v| micros(&v)).context("no p50")?,
+        p99_us: find("99%").and_then(|v| micros(&v)).context("no p99")?,
+    })
 }
 
 /// Envoy request path, every variant in interleaved rounds, at each connection count.

@@ -8,12 +8,14 @@
 //! * `logql`: the same for LogQL on typical Loki queries (issue 15).
 //! * `answers`: removing an account's policy labels from a 1 MB answer, against parsing and
 //!   printing the same JSON (issue 15).
+//! * `flood`: a flood of forged, well-formed tokens through Envoy in filter mode (issue 18).
 //! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
 //! across runs.
 
 mod envoy;
+mod flood;
 mod soak;
 mod store;
 mod writes;
@@ -72,6 +74,23 @@ enum Cmd {
         /// Connection counts to measure, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "16,1")]
         connections: Vec<usize>,
+    },
+    /// A flood of forged, well-formed tokens through Envoy in filter mode (issue 18): server
+    /// calls, Envoy CPU per forged request against a hit, and the live tokens' hit rate under it.
+    Flood {
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 4)]
+        seconds: u64,
+        /// Live tokens in the store.
+        #[arg(long, default_value_t = 10_000)]
+        live: usize,
+        /// Forged tokens the flood rotates through.
+        #[arg(long, default_value_t = 50_000)]
+        forged: usize,
+        /// CPU core of the server (Envoy runs on core 0, wrk on core 1).
+        #[arg(long, default_value_t = 1)]
+        server_core: usize,
     },
     /// Revoke-to-first-denial through Envoy in filter mode: p50, p99, max.
     Revocation {
@@ -169,6 +188,13 @@ fn main() -> ExitCode {
                 connections,
             } => envoy::run(rounds, seconds, &connections, 0, 1).await,
             Cmd::Revocation { count } => envoy::revocation(count, 0).await,
+            Cmd::Flood {
+                rounds,
+                seconds,
+                live,
+                forged,
+                server_core,
+            } => flood::run(rounds, seconds, live, forged, 0, 1, server_core).await,
             Cmd::Store { writes } => store::run(writes).await,
         }
     });
@@ -406,6 +432,16 @@ fn median_spread(values: &[f64]) -> (f64, f64, f64) {
 /// Seeds a store directly (one transaction per 50k tokens): the two accounts the load uses and
 /// `tokens` more. Returns (unrestricted token, restricted token).
 async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
+    let (unrestricted, restricted, _) = seed_keeping(url, tokens, false).await?;
+    Ok((unrestricted, restricted))
+}
+
+/// [`seed`], also returning the `tokens` more (a viewer's, policy `{team="a"}`) when `keep`.
+async fn seed_keeping(
+    url: &str,
+    tokens: usize,
+    keep: bool,
+) -> anyhow::Result<(String, String, Vec<String>)> {
     use tollgate_server::model::{AuditRecord, Name, NewAccount, NewToken};
     use tollgate_server::store::{SqliteStore, Store};
     let store = SqliteStore::open(url).await?;
@@ -477,11 +513,17 @@ async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
         .await?;
     let started = Instant::now();
     let mut made = 0;
+    let mut kept = Vec::new();
     while made < tokens {
         let batch = (tokens - made).min(50_000);
-        let news = (made..made + batch)
-            .map(|i| new_token(format!("t{i}")).map(|(_, n)| n))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut news = Vec::with_capacity(batch);
+        for i in made..made + batch {
+            let (token, new) = new_token(format!("t{i}"))?;
+            if keep {
+                kept.push(token.expose_secret().to_owned());
+            }
+            news.push(new);
+        }
         store.create_tokens(filler.id, news, audit.clone()).await?;
         made += batch;
         if tokens >= 100_000 {
@@ -494,6 +536,7 @@ async fn seed(url: &str, tokens: usize) -> anyhow::Result<(String, String)> {
     Ok((
         unrestricted.expose_secret().to_owned(),
         restricted.expose_secret().to_owned(),
+        kept,
     ))
 }
 
@@ -520,6 +563,16 @@ fn start_server(
     store: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Process, SocketAddr, Duration)> {
+    let (server, _, grpc, cold_start) = start_server_with_admin(core, store, dir)?;
+    Ok((server, grpc, cold_start))
+}
+
+/// [`start_server`], also returning the admin API's address (its `/metrics`).
+fn start_server_with_admin(
+    core: usize,
+    store: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Process, SocketAddr, SocketAddr, Duration)> {
     let tollgate = sibling_binary("tollgate")?;
     let started = Instant::now();
     let mut server = spawn_pinned(
@@ -540,16 +593,26 @@ fn start_server(
         ],
     )?;
     let stderr = server.0.stderr.take().context("server stderr")?;
-    let grpc = wait_for_address(stderr, |line| {
-        if !line.contains("gRPC") {
-            return None;
-        }
+    let admin = std::cell::Cell::new(None);
+    let addr = |line: &str| -> Option<SocketAddr> {
         line.split("addr=")
             .nth(1)
             .and_then(|a| a.split_whitespace().next())
             .and_then(|a| a.parse().ok())
+    };
+    let grpc = wait_for_address(stderr, |line| {
+        if line.contains("admin API listening") {
+            admin.set(addr(line));
+        }
+        if !line.contains("gRPC") {
+            return None;
+        }
+        addr(line)
     })?;
-    Ok((server, grpc, started.elapsed()))
+    let admin = admin
+        .get()
+        .context("the server did not report its admin API address")?;
+    Ok((server, admin, grpc, started.elapsed()))
 }
 
 struct SizeReport {

@@ -17,6 +17,17 @@ use std::hash::{Hash, Hasher};
 
 use regex::Regex;
 
+/// Tollgate: the regexes compiled lately, by pattern (with their errors). Every parse compiles
+/// each regex matcher of the query (67 us for `5..`, whose Unicode `.` is a large automaton), and
+/// Tollgate parses each query twice (the query, then its rewrite to verify it) and sees the same
+/// dashboard queries again and again. A compiled `Regex` is immutable and cheap to clone. Bounded:
+/// emptied when full; long patterns are not kept.
+static COMPILED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, Result<Regex, String>>>,
+> = std::sync::LazyLock::new(Default::default);
+const COMPILED_PATTERNS: usize = 256;
+const COMPILED_PATTERN_BYTES: usize = 256;
+
 use crate::parser::lex::is_label;
 use crate::parser::token::{token_display, TokenId, T_EQL, T_EQL_REGEX, T_NEQ, T_NEQ_REGEX};
 use crate::util::{escape_string, join_vector};
@@ -116,6 +127,23 @@ impl Matcher {
     ///
     /// Regex used in PromQL are fully anchored.
     fn try_parse_re(original_re: &str) -> Result<Regex, String> {
+        // Tollgate: see `COMPILED`.
+        let lock = || COMPILED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = lock().get(original_re) {
+            return known.clone();
+        }
+        let compiled = Self::compile_re(original_re);
+        if original_re.len() <= COMPILED_PATTERN_BYTES {
+            let mut cache = lock();
+            if cache.len() >= COMPILED_PATTERNS {
+                cache.clear();
+            }
+            cache.insert(original_re.to_owned(), compiled.clone());
+        }
+        compiled
+    }
+
+    fn compile_re(original_re: &str) -> Result<Regex, String> {
         let re = format!("^(?:{})$", original_re);
         Regex::new(&re)
             .or_else(|_| Regex::new(&try_escape_for_repeat_re(&re)))

@@ -61,13 +61,7 @@ impl GrantsService {
     }
 
     fn fresh(&self) -> Result<(), tonic::Status> {
-        if self.snapshots.is_stale() {
-            Err(tonic::Status::unavailable(
-                "the grant snapshot may be stale: the store is unavailable",
-            ))
-        } else {
-            Ok(())
-        }
+        fresh(&self.snapshots)
     }
 }
 
@@ -133,6 +127,17 @@ impl Grants for GrantsService {
             Some((message, watcher))
         });
         Ok(tonic::Response::new(Box::pin(stream)))
+    }
+}
+
+/// UNAVAILABLE while the snapshot may be stale (a refresh failed): it may miss a revocation.
+fn fresh(snapshots: &SnapshotHandle) -> Result<(), tonic::Status> {
+    if snapshots.is_stale() {
+        Err(tonic::Status::unavailable(
+            "the grant snapshot may be stale: the store is unavailable",
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -202,11 +207,9 @@ impl Watcher {
         {
             return None;
         }
-        if self.snapshots.is_stale() {
+        if let Err(stale) = fresh(&self.snapshots) {
             self.ended = true;
-            return Some(Err(tonic::Status::unavailable(
-                "the grant snapshot may be stale: the store is unavailable",
-            )));
+            return Some(Err(stale));
         }
         let feed = Feed {
             snapshots: &self.snapshots,
@@ -253,30 +256,20 @@ impl Feed<'_> {
     ) -> Result<v1::ChangesResponse, tonic::Status> {
         let snapshot = self.snapshots.snapshot();
         let current = snapshot.revision();
-        let Some(since) = since else {
-            return Ok(v1::ChangesResponse {
-                revision: current,
-                membership: self.membership(&snapshot),
-                ..Default::default()
-            });
+        // No cursor (a new cache needs no history), or nothing published since it (a heartbeat,
+        // an idle poll: no store read), or a cursor from a store this server does not have (the
+        // caller must start over): the current revision alone.
+        let since = match since {
+            Some(since) if since < current => since,
+            since => {
+                return Ok(v1::ChangesResponse {
+                    revision: current,
+                    resync: since.is_some_and(|since| since > current),
+                    membership: self.membership(&snapshot),
+                    ..Default::default()
+                });
+            }
         };
-        if since > current {
-            // A cursor from a store this server does not have: the caller must start over.
-            return Ok(v1::ChangesResponse {
-                revision: current,
-                resync: true,
-                membership: self.membership(&snapshot),
-                ..Default::default()
-            });
-        }
-        if since == current {
-            // Nothing published since: a heartbeat, or a poll of an idle feed. No store read.
-            return Ok(v1::ChangesResponse {
-                revision: current,
-                membership: self.membership(&snapshot),
-                ..Default::default()
-            });
-        }
         let limit = match limit {
             0 => DEFAULT_CHANGES,
             n => n.min(MAX_CHANGES),

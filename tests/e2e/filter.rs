@@ -347,7 +347,8 @@ async fn forged_tokens_are_refused_without_asking_the_server() {
         );
     }
     let after = resolves(&s.tollgate().metrics().await);
-    // About 1 % of forged tokens pass a Bloom filter and are resolved.
+    // About 1 in 4 million forged tokens passes the membership filter; the margin is for a
+    // stream that reconnects under load (then unknown tokens are resolved).
     assert!(
         after - before <= 10,
         "{} Resolve calls for 200 forged tokens",

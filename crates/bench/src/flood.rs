@@ -413,7 +413,8 @@ pub async fn run(
         verdict(calls == 0.0)
     );
     println!(
-        "why: a Bloom filter cannot rule out every forged token. A replica of the server's (10 bits per token, sized for 1.25x the live tokens) lets {fp} of the {forged} forged tokens through ({:.2}%); each is resolved when an Envoy worker first sees it, then refused from that worker's negative cache for 5 s (negativeTtlSeconds): a flood of these tokens costs the server at most {fp} calls per 5 s per Envoy worker, however fast it comes. Every other forged token is refused inside Envoy.",
+        "how: a replica of the server's membership filter (a Bloom filter, {} bits per token, sized for 1.25x the live tokens) lets {fp} of the {forged} forged tokens through ({:.4}%); each would be resolved when an Envoy worker first sees it, then refused from that worker's negative cache for 5 s (negativeTtlSeconds). Every other forged token is refused inside Envoy.",
+        tollgate_core::membership::BITS_PER_TOKEN,
         100.0 * fp as f64 / forged.max(1) as f64
     );
     let cpu_ratio = med(&flood_sample.cpu_us) / hit_cpu;

@@ -11,7 +11,7 @@
 //! May use: the store trait and the core crate. Never the service, HTTP or gRPC layers.
 
 use crate::model::Change;
-use crate::store::{AnyStore, Store, StoreError};
+use crate::store::{AnyStore, Store, StoreError, TokenGrant};
 use arc_swap::ArcSwap;
 use std::collections::HashSet;
 use std::future::Future;
@@ -29,8 +29,9 @@ const CATCH_UP_BATCH: u64 = 10_000;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: u64,
-    // A persistent map: publishing a change copies O(log n) nodes, not the whole map.
-    grants: imbl::HashMap<TokenHash, Arc<Grant>>,
+    // A persistent map: publishing a change copies O(log n) nodes, not the whole map. Values
+    // are compact (the account's part shared): a million tokens fit in memory.
+    grants: imbl::HashMap<TokenHash, TokenGrant>,
 }
 
 impl Snapshot {
@@ -38,8 +39,9 @@ impl Snapshot {
         self.revision
     }
 
-    pub fn get(&self, hash: &TokenHash) -> Option<&Arc<Grant>> {
-        self.grants.get(hash)
+    /// The token's grant, built from its compact entry (reference counts only, no copy).
+    pub fn get(&self, hash: &TokenHash) -> Option<Grant> {
+        self.grants.get(hash).map(TokenGrant::grant)
     }
 
     pub fn len(&self) -> usize {
@@ -68,7 +70,7 @@ impl Snapshot {
                 continue;
             };
             soonest
-                .entry(grant.tenant.to_string())
+                .entry(grant.account().tenant.to_string())
                 .and_modify(|s: &mut u64| *s = (*s).min(at))
                 .or_insert(at);
         }
@@ -95,11 +97,7 @@ impl<S: Store> Directory<S> {
     /// Loads every live grant from the store.
     pub async fn open(store: S) -> Result<Directory<S>, StoreError> {
         let set = store.load_grants().await?;
-        let grants = set
-            .grants
-            .into_iter()
-            .map(|(hash, grant)| (hash, Arc::new(grant)))
-            .collect();
+        let grants = set.grants.into_iter().collect();
         Ok(Directory {
             store,
             snapshot: ArcSwap::from_pointee(Snapshot {
@@ -189,7 +187,7 @@ impl<S: Store> Directory<S> {
                 next.grants.remove(hash);
             }
             for (hash, grant) in self.store.grants_for(hashes).await? {
-                next.grants.insert(hash, Arc::new(grant));
+                next.grants.insert(hash, grant);
             }
             next.revision = last_revision;
         }

@@ -3,9 +3,9 @@
 use super::SqliteStore;
 use super::changes::current_revision;
 use super::rows::{AccountParts, GRANT_SELECT, grant_from_row};
-use crate::store::{GrantSet, StoreError};
+use crate::store::{GrantSet, StoreError, TokenGrant};
 use futures_util::TryStreamExt;
-use tollgate_core::{Grant, TokenHash};
+use tollgate_core::TokenHash;
 
 pub(super) async fn load(store: &SqliteStore) -> Result<GrantSet, StoreError> {
     // One read transaction, so the revision matches the grants exactly. Rows are streamed:
@@ -27,7 +27,7 @@ pub(super) async fn load(store: &SqliteStore) -> Result<GrantSet, StoreError> {
 pub(super) async fn for_hashes(
     store: &SqliteStore,
     hashes: Vec<TokenHash>,
-) -> Result<Vec<(TokenHash, Grant)>, StoreError> {
+) -> Result<Vec<(TokenHash, TokenGrant)>, StoreError> {
     let mut grants = Vec::with_capacity(hashes.len());
     let mut accounts = AccountParts::default();
     let mut conn = store.pool.acquire().await?;

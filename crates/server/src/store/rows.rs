@@ -135,6 +135,35 @@ macro_rules! row_readers {
             }
         }
 
+        impl AccountParts {
+            /// Reads one row of the account columns of the grant query (what
+            /// `GRANT_ACCOUNTS_SELECT` returns), so that token rows need not repeat them.
+            #[allow(dead_code)] // A backend that loads in one query does not call it.
+            pub(super) fn add(&mut self, row: &$row) -> Result<(), StoreError> {
+                self.get(row).map(drop)
+            }
+
+            /// The grant of a token row of `GRANT_TOKENS_SELECT`; `None` when its account is
+            /// unknown or refused (see [`AccountParts`]).
+            #[allow(dead_code)]
+            pub(super) fn token_grant(
+                &self,
+                row: &$row,
+            ) -> Result<Option<(TokenHash, TokenGrant)>, StoreError> {
+                let account_id: i64 = row.try_get("account_id")?;
+                let Some(Some(account)) = self.by_id.get(&account_id) else {
+                    return Ok(None);
+                };
+                let expires_at: Option<i64> = row.try_get("expires_at")?;
+                let grant = TokenGrant::new(
+                    row.try_get("token_id")?,
+                    expires_at.map(|at| at.max(0) as u64),
+                    account.clone(),
+                );
+                Ok(Some((hash_from_row(row)?, grant)))
+            }
+        }
+
         /// `None` when the account's policy is no longer accepted (see [`AccountParts`]).
         pub(super) fn grant_from_row(
             row: &$row,

@@ -119,7 +119,7 @@ pub fn evaluate(
 ) -> Verdict {
     let snapshot = snapshots.current();
     let lookup = |hash: &_| match snapshot.get(hash) {
-        Some(grant) => GrantLookup::Found(grant.as_ref()),
+        Some(grant) => GrantLookup::Found(grant),
         None => GrantLookup::Unknown,
     };
     let authorized = match authorize(&input.view, lookup, routes, now) {

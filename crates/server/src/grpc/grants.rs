@@ -77,7 +77,7 @@ impl Grants for GrantsService {
             .map_err(|_| tonic::Status::invalid_argument("token_hash must be 32 bytes"))?;
         let snapshot = self.snapshots.snapshot();
         Ok(tonic::Response::new(v1::ResolveResponse {
-            grant: snapshot.get(&hash).map(|grant| grant_to_wire(grant)),
+            grant: snapshot.get(&hash).map(|grant| grant_to_wire(&grant)),
             revision: snapshot.revision(),
         }))
     }

@@ -117,12 +117,12 @@ impl Admin {
         }
         let snapshot = self.directory.snapshot();
         let lookup = |hash: &_| match snapshot.get(hash) {
-            Some(grant) => GrantLookup::Found(grant.as_ref()),
+            Some(grant) => GrantLookup::Found(grant),
             None => GrantLookup::Unknown,
         };
         let now = super::now_secs().max(0) as u64;
         match authorize(&view, lookup, &self.admin_routes, now) {
-            Authorization::Allowed(authorized) => Ok(Caller::from_grant(authorized.grant)),
+            Authorization::Allowed(authorized) => Ok(Caller::from_grant(&authorized.grant)),
             Authorization::Denied(deny) => Err(deny.into()),
             Authorization::NotHere(_) => Err(Deny::unknown_token().into()),
         }

@@ -125,7 +125,7 @@ impl Admin {
                 match snapshot.get(&token.hash()) {
                     Some(grant) => {
                         caller.check_tenant(&grant.tenant)?;
-                        Grant::clone(grant)
+                        grant
                     }
                     None => return Ok(Err(Deny::unknown_token())),
                 }

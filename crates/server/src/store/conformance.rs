@@ -337,7 +337,13 @@ pub async fn tokens_and_change_feed<S: Store>(store: S) {
         .unwrap();
 
     let set = store.load_grants().await.unwrap();
-    let (_, grant) = set.grants.iter().find(|(h, _)| *h == t1.hash()).unwrap();
+    let grant = set
+        .grants
+        .iter()
+        .find(|(h, _)| *h == t1.hash())
+        .unwrap()
+        .1
+        .grant();
     assert_eq!(
         (&*grant.account, &*grant.tenant, &*grant.role),
         ("ci", "acme", "viewer")
@@ -512,7 +518,7 @@ pub async fn account_changes_reach_grants<S: Store>(store: S) {
         set.grants
             .into_iter()
             .filter(|(h, _)| *h == t.hash())
-            .map(|(_, g)| g)
+            .map(|(_, g)| g.grant())
             .next()
     };
 
@@ -721,7 +727,7 @@ pub async fn bootstrap_runs_once<S: Store>(store: S) {
     let grants = store.load_grants().await.unwrap().grants;
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0].0, token.hash());
-    assert!(grants[0].1.all_tenants);
+    assert!(grants[0].1.grant().all_tenants);
 }
 
 /// The all-tenant admin cannot be deleted, demoted or left without a live token that lasts as

@@ -201,7 +201,47 @@ pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
 /// The live grants and the revision they reflect.
 pub struct GrantSet {
     pub revision: u64,
-    pub grants: Vec<(TokenHash, Grant)>,
+    pub grants: Vec<(TokenHash, TokenGrant)>,
+}
+
+/// One live token's grant as the snapshot keeps it: what is the token's own, and its account's
+/// part, shared by every token of the account. A million tokens of a few accounts then cost 32
+/// bytes each here, not a `Grant` of their own; [`TokenGrant::grant`] builds the full grant
+/// when a request needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenGrant {
+    pub token_id: i64,
+    /// Unix seconds; `None` never expires.
+    pub expires_at: Option<u64>,
+    /// The account's part: every field but `token_id` and `expires_at`, which are 0 and `None`
+    /// here.
+    account: std::sync::Arc<Grant>,
+}
+
+impl TokenGrant {
+    /// `account` is the account's part of the grant (its own `token_id` and `expires_at` are
+    /// not read).
+    pub fn new(token_id: i64, expires_at: Option<u64>, account: std::sync::Arc<Grant>) -> Self {
+        TokenGrant {
+            token_id,
+            expires_at,
+            account,
+        }
+    }
+
+    /// The token's full grant. Clones the account's shared parts (reference counts only).
+    pub fn grant(&self) -> Grant {
+        Grant {
+            token_id: self.token_id,
+            expires_at: self.expires_at,
+            ..Grant::clone(&self.account)
+        }
+    }
+
+    /// The account's part (its `token_id` and `expires_at` are not this token's).
+    pub fn account(&self) -> &Grant {
+        &self.account
+    }
 }
 
 /// The authoritative store. Every method is one transaction.
@@ -397,7 +437,7 @@ pub trait Store: Send + Sync + 'static {
     fn grants_for(
         &self,
         hashes: Vec<TokenHash>,
-    ) -> impl Future<Output = Result<Vec<(TokenHash, Grant)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TokenHash, TokenGrant)>, StoreError>> + Send;
 
     /// Committed changes after `revision`, oldest first, at most `limit`. Never skips one (see
     /// the trait's docs): asking again after the last revision returned picks up exactly where
@@ -494,7 +534,7 @@ delegate! {
     record_audit(audit: AuditRecord) -> ();
     list_audit(query: AuditQuery) -> Page<AuditEntry>;
     load_grants() -> GrantSet;
-    grants_for(hashes: Vec<TokenHash>) -> Vec<(TokenHash, Grant)>;
+    grants_for(hashes: Vec<TokenHash>) -> Vec<(TokenHash, TokenGrant)>;
     changes_since(revision: u64, limit: u64) -> Vec<Change>;
     is_bootstrapped() -> bool;
     bootstrap(account: NewAccount, token: NewToken, audit: AuditRecord) -> bool;

@@ -58,35 +58,24 @@ macro_rules! row_readers {
         }
 
         pub(super) fn hash_from_row(row: &$row) -> Result<TokenHash, StoreError> {
-            let bytes: Vec<u8> = row.try_get("hash")?;
-            TokenHash::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
+            // Borrowed from the row: no allocation per token while a million load.
+            let bytes: &[u8] = row.try_get("hash")?;
+            TokenHash::try_from(bytes).map_err(|_| StoreError::Corrupt {
                 detail: format!("token hash of {} bytes", bytes.len()),
             })
         }
 
-        /// Account-level parts of grants, built once per account: a million tokens of a few thousand
-        /// accounts share their names and parsed policies. `None`: the account's stored policy no longer
-        /// parses (a regex a newer version refuses), or its role is gone, so its tokens are left out of
-        /// the grants.
+        /// Account-level parts of grants, built once per account: a million tokens of a few
+        /// thousand accounts share one account grant each (names, parsed policy, scopes). `None`:
+        /// the account's stored policy no longer parses (a regex a newer version refuses), or its
+        /// role is gone, so its tokens are left out of the grants.
         #[derive(Default)]
         pub(super) struct AccountParts {
-            by_id: std::collections::HashMap<i64, Option<AccountPart>>,
-        }
-
-        #[derive(Clone)]
-        struct AccountPart {
-            account: Arc<str>,
-            tenant: Arc<str>,
-            role: Arc<str>,
-            scopes: ScopeSet,
-            policy: Policy,
-            all_tenants: bool,
-            read_tenants: ReadTenants,
-            hide_policy_labels: bool,
+            by_id: std::collections::HashMap<i64, Option<Arc<Grant>>>,
         }
 
         impl AccountParts {
-            fn get(&mut self, row: &$row) -> Result<Option<AccountPart>, StoreError> {
+            fn get(&mut self, row: &$row) -> Result<Option<Arc<Grant>>, StoreError> {
                 let account_id: i64 = row.try_get("account_id")?;
                 if let Some(parts) = self.by_id.get(&account_id) {
                     return Ok(parts.clone());
@@ -127,18 +116,51 @@ macro_rules! row_readers {
                     }
                 };
                 let tenant: String = row.try_get("tenant")?;
-                let parts = AccountPart {
+                // The token's own fields are the TokenGrant's; these are never read.
+                let parts = Arc::new(Grant {
+                    token_id: 0,
+                    account_id,
                     account: Arc::from(name),
                     tenant: Arc::from(tenant),
                     role: Arc::from(role),
                     scopes,
                     policy,
+                    expires_at: None,
                     all_tenants: row.try_get("all_tenants")?,
                     read_tenants,
                     hide_policy_labels: row.try_get("hide_policy_labels")?,
-                };
+                });
                 self.by_id.insert(account_id, Some(parts.clone()));
                 Ok(Some(parts))
+            }
+        }
+
+        impl AccountParts {
+            /// Reads one row of the account columns of the grant query (what
+            /// `GRANT_ACCOUNTS_SELECT` returns), so that token rows need not repeat them.
+            #[allow(dead_code)] // A backend that loads in one query does not call it.
+            pub(super) fn add(&mut self, row: &$row) -> Result<(), StoreError> {
+                self.get(row).map(drop)
+            }
+
+            /// The grant of a token row of `GRANT_TOKENS_SELECT`; `None` when its account is
+            /// unknown or refused (see [`AccountParts`]).
+            #[allow(dead_code)]
+            pub(super) fn token_grant(
+                &self,
+                row: &$row,
+            ) -> Result<Option<(TokenHash, TokenGrant)>, StoreError> {
+                let account_id: i64 = row.try_get("account_id")?;
+                let Some(Some(account)) = self.by_id.get(&account_id) else {
+                    return Ok(None);
+                };
+                let expires_at: Option<i64> = row.try_get("expires_at")?;
+                let grant = TokenGrant::new(
+                    row.try_get("token_id")?,
+                    expires_at.map(|at| at.max(0) as u64),
+                    account.clone(),
+                );
+                Ok(Some((hash_from_row(row)?, grant)))
             }
         }
 
@@ -146,34 +168,16 @@ macro_rules! row_readers {
         pub(super) fn grant_from_row(
             row: &$row,
             accounts: &mut AccountParts,
-        ) -> Result<Option<(TokenHash, Grant)>, StoreError> {
-            let Some(AccountPart {
-                account,
-                tenant,
-                role,
-                scopes,
-                policy,
-                all_tenants,
-                read_tenants,
-                hide_policy_labels,
-            }) = accounts.get(row)?
-            else {
+        ) -> Result<Option<(TokenHash, TokenGrant)>, StoreError> {
+            let Some(account) = accounts.get(row)? else {
                 return Ok(None);
             };
             let expires_at: Option<i64> = row.try_get("expires_at")?;
-            let grant = Grant {
-                token_id: row.try_get("token_id")?,
-                account_id: row.try_get("account_id")?,
+            let grant = TokenGrant::new(
+                row.try_get("token_id")?,
+                expires_at.map(|at| at.max(0) as u64),
                 account,
-                tenant,
-                role,
-                scopes,
-                policy,
-                expires_at: expires_at.map(|at| at.max(0) as u64),
-                all_tenants,
-                read_tenants,
-                hide_policy_labels,
-            };
+            );
             Ok(Some((hash_from_row(row)?, grant)))
         }
 

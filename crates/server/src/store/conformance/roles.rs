@@ -83,7 +83,7 @@ pub async fn roles_are_per_tenant_and_reach_grants<S: Store>(store: S) {
         set.grants
             .into_iter()
             .find(|(h, _)| *h == hash)
-            .map(|(_, g)| g)
+            .map(|(_, g)| g.grant())
             .unwrap()
     };
     let before = store.load_grants().await.unwrap();
@@ -155,7 +155,7 @@ pub async fn read_tenants_are_kept_and_granted<S: Store>(store: S) {
         set.grants
             .into_iter()
             .find(|(h, _)| *h == hash)
-            .map(|(_, g)| g.read_tenants)
+            .map(|(_, g)| g.grant().read_tenants)
             .unwrap()
     };
     assert_eq!(

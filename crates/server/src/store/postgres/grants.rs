@@ -4,9 +4,9 @@ use super::PostgresStore;
 use super::changes::current_revision;
 use super::error::PgResult;
 use super::rows::{AccountParts, GRANT_SELECT, grant_from_row};
-use crate::store::{GrantSet, StoreError};
+use crate::store::{GrantSet, StoreError, TokenGrant};
 use futures_util::TryStreamExt;
-use tollgate_core::{Grant, TokenHash};
+use tollgate_core::TokenHash;
 
 pub(super) async fn load(store: &PostgresStore) -> Result<GrantSet, StoreError> {
     // One repeatable-read (snapshot) transaction, so the revision matches the grants exactly.
@@ -32,7 +32,7 @@ pub(super) async fn load(store: &PostgresStore) -> Result<GrantSet, StoreError> 
 pub(super) async fn for_hashes(
     store: &PostgresStore,
     hashes: Vec<TokenHash>,
-) -> Result<Vec<(TokenHash, Grant)>, StoreError> {
+) -> Result<Vec<(TokenHash, TokenGrant)>, StoreError> {
     // One round trip for the whole batch: the database may be across a network.
     let keys: Vec<Vec<u8>> = hashes.iter().map(|hash| hash.as_bytes().to_vec()).collect();
     let rows = sqlx::query(&format!("{GRANT_SELECT} AND t.hash = ANY($1)"))

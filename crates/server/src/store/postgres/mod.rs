@@ -30,7 +30,7 @@ use crate::model::{
     NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery,
     TokenRecord,
 };
-use crate::store::{GrantSet, Store, StoreError, redact_url};
+use crate::store::{GrantSet, Store, StoreError, TokenGrant, redact_url};
 use error::PgResult;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -38,7 +38,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tollgate_core::{Grant, TokenHash};
+use tollgate_core::TokenHash;
 
 /// How long a query waits for a connection: when PostgreSQL is down, an admin write answers
 /// 503 after this, and a snapshot refresh fails (checks then fail closed) after this.
@@ -269,7 +269,7 @@ impl Store for PostgresStore {
     async fn grants_for(
         &self,
         hashes: Vec<TokenHash>,
-    ) -> Result<Vec<(TokenHash, Grant)>, StoreError> {
+    ) -> Result<Vec<(TokenHash, TokenGrant)>, StoreError> {
         grants::for_hashes(self, hashes).await
     }
 

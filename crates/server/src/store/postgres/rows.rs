@@ -2,7 +2,7 @@
 //! values are shared with the other backend (`store/rows.rs`).
 
 use crate::model::{Account, RoleRecord, TokenRecord};
-use crate::store::StoreError;
+use crate::store::{StoreError, TokenGrant};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use std::sync::Arc;

@@ -20,14 +20,14 @@ use crate::model::{
     NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery,
     TokenRecord,
 };
-use crate::store::{GrantSet, Store, StoreError, redact_url};
+use crate::store::{GrantSet, Store, StoreError, TokenGrant, redact_url};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
 use tokio::sync::{Mutex, MutexGuard};
-use tollgate_core::{Grant, TokenHash};
+use tollgate_core::TokenHash;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -228,7 +228,7 @@ impl Store for SqliteStore {
     async fn grants_for(
         &self,
         hashes: Vec<TokenHash>,
-    ) -> Result<Vec<(TokenHash, Grant)>, StoreError> {
+    ) -> Result<Vec<(TokenHash, TokenGrant)>, StoreError> {
         grants::for_hashes(self, hashes).await
     }
 

@@ -138,47 +138,49 @@ macro_rules! row_readers {
         impl AccountParts {
             /// Reads one row of the account columns of the grant query (what
             /// `GRANT_ACCOUNTS_SELECT` returns), so that token rows need not repeat them.
-            #[allow(dead_code)] // A backend that loads in one query does not call it.
             pub(super) fn add(&mut self, row: &$row) -> Result<(), StoreError> {
                 self.get(row).map(drop)
             }
 
             /// The grant of a token row of `GRANT_TOKENS_SELECT`; `None` when its account is
-            /// unknown or refused (see [`AccountParts`]).
-            #[allow(dead_code)]
+            /// unknown (disabled, or without tokens when the accounts were read) or refused
+            /// (see [`AccountParts`]).
             pub(super) fn token_grant(
                 &self,
                 row: &$row,
             ) -> Result<Option<(TokenHash, TokenGrant)>, StoreError> {
                 let account_id: i64 = row.try_get("account_id")?;
-                let Some(Some(account)) = self.by_id.get(&account_id) else {
-                    return Ok(None);
-                };
-                let expires_at: Option<i64> = row.try_get("expires_at")?;
-                let grant = TokenGrant::new(
-                    row.try_get("token_id")?,
-                    expires_at.map(|at| at.max(0) as u64),
-                    account.clone(),
-                );
-                Ok(Some((hash_from_row(row)?, grant)))
+                match self.by_id.get(&account_id) {
+                    Some(Some(account)) => token_grant_from_row(row, account.clone()).map(Some),
+                    _ => Ok(None),
+                }
             }
         }
 
-        /// `None` when the account's policy is no longer accepted (see [`AccountParts`]).
+        /// One row of the whole grant query (`GRANT_SELECT`); `None` when the account's policy
+        /// is no longer accepted (see [`AccountParts`]).
         pub(super) fn grant_from_row(
             row: &$row,
             accounts: &mut AccountParts,
         ) -> Result<Option<(TokenHash, TokenGrant)>, StoreError> {
-            let Some(account) = accounts.get(row)? else {
-                return Ok(None);
-            };
+            match accounts.get(row)? {
+                Some(account) => token_grant_from_row(row, account).map(Some),
+                None => Ok(None),
+            }
+        }
+
+        /// The token's own columns of a grant row, with its account's part.
+        fn token_grant_from_row(
+            row: &$row,
+            account: Arc<Grant>,
+        ) -> Result<(TokenHash, TokenGrant), StoreError> {
             let expires_at: Option<i64> = row.try_get("expires_at")?;
             let grant = TokenGrant::new(
                 row.try_get("token_id")?,
                 expires_at.map(|at| at.max(0) as u64),
                 account,
             );
-            Ok(Some((hash_from_row(row)?, grant)))
+            Ok((hash_from_row(row)?, grant))
         }
 
         /// `LIKE` pattern matching `needle` literally anywhere.

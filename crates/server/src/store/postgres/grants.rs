@@ -3,7 +3,9 @@
 use super::PostgresStore;
 use super::changes::current_revision;
 use super::error::PgResult;
-use super::rows::{AccountParts, GRANT_SELECT, grant_from_row};
+use super::rows::{
+    AccountParts, GRANT_ACCOUNTS_SELECT, GRANT_SELECT, GRANT_TOKENS_SELECT, grant_from_row,
+};
 use crate::store::{GrantSet, StoreError, TokenGrant};
 use futures_util::TryStreamExt;
 use tollgate_core::TokenHash;
@@ -18,11 +20,18 @@ pub(super) async fn load(store: &PostgresStore) -> Result<GrantSet, StoreError> 
         .pg()?;
     let revision = current_revision(&mut tx).await?;
     let mut accounts = AccountParts::default();
+    {
+        let mut rows = sqlx::query(GRANT_ACCOUNTS_SELECT).fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await.pg()? {
+            accounts.add(&row)?;
+        }
+    }
+    // Tokens of disabled accounts (absent from `accounts`) are left out as the rows come.
     let mut grants = Vec::new();
     {
-        let mut rows = sqlx::query(GRANT_SELECT).fetch(&mut *tx);
+        let mut rows = sqlx::query(GRANT_TOKENS_SELECT).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await.pg()? {
-            grants.extend(grant_from_row(&row, &mut accounts)?);
+            grants.extend(accounts.token_grant(&row)?);
         }
     }
     tx.commit().await.pg()?;

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::wire::{self, encode_bytes, for_each_field};
 use super::{
-    Confine, Item, ItemKind, WriteError, WriteLimits, compress_snappy, count_item, count_labels,
-    decompress_snappy, json, refuse_duplicates,
+    Confine, Item, ItemKind, WriteError, WriteLimits, count_item, count_labels, json,
+    refuse_duplicates, snappy_rewrite,
 };
 use crate::promql::parse_label_set;
 
@@ -20,63 +20,62 @@ pub(super) fn protobuf(
     compressed: &[u8],
     limits: &WriteLimits,
 ) -> Result<Vec<u8>, WriteError> {
-    let body = decompress_snappy(compressed, limits)?;
-    let mut out = Vec::with_capacity(body.len() + 64);
-    let mut index = 0usize;
-    for_each_field(&body, 0, |field, raw| {
-        if field.number != 1 {
-            out.extend_from_slice(raw);
-            return Ok(());
-        }
-        field.length_delimited()?;
-        let at = count_item(ItemKind::Stream, index, limits)?;
-        index += 1;
-        let mut text = None;
-        for_each_field(field.payload, field.offset, |part, _| {
-            if part.number == 1 {
-                if text.is_some() {
-                    return Err(malformed(at, "the labels are given more than once".into()));
-                }
-                let labels = part
-                    .text()
-                    .ok_or_else(|| malformed(at, "the labels are not a string".into()))?;
-                text = Some(labels.map_err(|_| WriteError::NotUtf8 { at })?);
+    snappy_rewrite(compressed, limits, confine.rewrite, |body, out| {
+        let mut index = 0usize;
+        for_each_field(body, 0, |field, raw| {
+            if field.number != 1 {
+                out.extend_from_slice(raw);
+                return Ok(());
             }
-            Ok(())
-        })?;
-        let owned = stream_labels(text.unwrap_or(""), at, limits)?;
-        let mut labels: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (&**n, &**v)).collect();
-        let changed = confine.apply(&mut labels, at)?;
-        for_each_field(field.payload, field.offset, |part, _| {
-            if part.number == 2 {
-                part.length_delimited()?;
-                for_each_field(part.payload, part.offset, |meta, _| {
-                    if meta.number == 3 || meta.number == 4 {
-                        let pair = wire::decode_pair(&meta, || WriteError::NotUtf8 { at })?;
-                        metadata(confine, pair, &labels, at)?;
+            field.length_delimited()?;
+            let at = count_item(ItemKind::Stream, index, limits)?;
+            index += 1;
+            let mut text = None;
+            for_each_field(field.payload, field.offset, |part, _| {
+                if part.number == 1 {
+                    if text.is_some() {
+                        return Err(malformed(at, "the labels are given more than once".into()));
                     }
-                    Ok(())
-                })?;
+                    let labels = part
+                        .text()
+                        .ok_or_else(|| malformed(at, "the labels are not a string".into()))?;
+                    text = Some(labels.map_err(|_| WriteError::NotUtf8 { at })?);
+                }
+                Ok(())
+            })?;
+            let owned = stream_labels(text.unwrap_or(""), at, limits)?;
+            let mut labels: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (&**n, &**v)).collect();
+            let changed = confine.apply(&mut labels, at)?;
+            for_each_field(field.payload, field.offset, |part, _| {
+                if part.number == 2 {
+                    part.length_delimited()?;
+                    for_each_field(part.payload, part.offset, |meta, _| {
+                        if meta.number == 3 || meta.number == 4 {
+                            let pair = wire::decode_pair(&meta, || WriteError::NotUtf8 { at })?;
+                            metadata(confine, pair, &labels, at)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })?;
+            if !changed {
+                out.extend_from_slice(raw);
+                return Ok(());
             }
+            // The hash is of the old labels: dropped, Loki computes its own.
+            let mut stream = Vec::with_capacity(field.payload.len() + 64);
+            encode_bytes(1, print_labels(&labels).as_bytes(), &mut stream);
+            for_each_field(field.payload, 0, |part, raw| {
+                if part.number != 1 && part.number != 3 {
+                    stream.extend_from_slice(raw);
+                }
+                Ok(())
+            })?;
+            encode_bytes(1, &stream, out);
             Ok(())
-        })?;
-        if !changed {
-            out.extend_from_slice(raw);
-            return Ok(());
-        }
-        // The hash is of the old labels: dropped, Loki computes its own.
-        let mut stream = Vec::with_capacity(field.payload.len() + 64);
-        encode_bytes(1, print_labels(&labels).as_bytes(), &mut stream);
-        for_each_field(field.payload, 0, |part, raw| {
-            if part.number != 1 && part.number != 3 {
-                stream.extend_from_slice(raw);
-            }
-            Ok(())
-        })?;
-        encode_bytes(1, &stream, &mut out);
-        Ok(())
-    })?;
-    compress_snappy(&out)
+        })
+    })
 }
 
 fn stream_labels(

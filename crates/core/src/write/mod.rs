@@ -537,6 +537,18 @@ fn refuse_duplicates(labels: &[(&str, &str)], at: Item) -> Result<(), WriteError
 
 /// Snappy's block format, bounded: the declared length is checked before anything is allocated.
 fn decompress_snappy(compressed: &[u8], limits: &WriteLimits) -> Result<Vec<u8>, WriteError> {
+    let mut body = Vec::new();
+    decompress_snappy_into(compressed, limits, &mut body)?;
+    Ok(body)
+}
+
+/// [`decompress_snappy`] into `body`, which is resized to the declared length (zeroed only
+/// where it grows: snappy writes every byte of it or fails).
+fn decompress_snappy_into(
+    compressed: &[u8],
+    limits: &WriteLimits,
+    body: &mut Vec<u8>,
+) -> Result<(), WriteError> {
     let declared =
         snap::raw::decompress_len(compressed).map_err(|err| WriteError::Snappy(err.to_string()))?;
     if declared > limits.max_decoded_bytes {
@@ -545,15 +557,84 @@ fn decompress_snappy(compressed: &[u8], limits: &WriteLimits) -> Result<Vec<u8>,
             max: limits.max_decoded_bytes,
         });
     }
+    body.resize(declared, 0);
     snap::raw::Decoder::new()
-        .decompress_vec(compressed)
-        .map_err(|err| WriteError::Snappy(err.to_string()))
+        .decompress(compressed, body)
+        .map_err(|err| WriteError::Snappy(err.to_string()))?;
+    Ok(())
 }
 
-fn compress_snappy(body: &[u8]) -> Result<Vec<u8>, WriteError> {
-    snap::raw::Encoder::new()
-        .compress_vec(body)
-        .map_err(|err| WriteError::Snappy(err.to_string()))
+/// A snappy body read by `rewrite`, which writes the new body to its second argument; that is
+/// compressed and returned when `compress` (a check returns nothing).
+///
+/// The decoded, rewritten and compressed buffers are this thread's, kept from one body to the
+/// next up to [`SCRATCH_KEEP_BYTES`] each: a batch would otherwise allocate three body-sized
+/// buffers, each zeroed (and, natively, faulted in page by page) per request. Only the
+/// compressed result is allocated, at its size.
+fn snappy_rewrite(
+    compressed: &[u8],
+    limits: &WriteLimits,
+    compress: bool,
+    rewrite: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), WriteError>,
+) -> Result<Vec<u8>, WriteError> {
+    let mut scratch = SNAPPY_SCRATCH.take();
+    let result = scratch.rewrite(compressed, limits, compress, rewrite);
+    scratch.trim();
+    SNAPPY_SCRATCH.set(scratch);
+    result
+}
+
+/// The most a scratch buffer keeps between bodies: a remote write batch of a few thousand
+/// samples decodes to a few hundred KB.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static SNAPPY_SCRATCH: std::cell::Cell<SnappyScratch> = std::cell::Cell::default();
+}
+
+#[derive(Default)]
+struct SnappyScratch {
+    decoded: Vec<u8>,
+    rewritten: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl SnappyScratch {
+    fn rewrite(
+        &mut self,
+        body: &[u8],
+        limits: &WriteLimits,
+        compress: bool,
+        rewrite: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), WriteError>,
+    ) -> Result<Vec<u8>, WriteError> {
+        decompress_snappy_into(body, limits, &mut self.decoded)?;
+        self.rewritten.clear();
+        rewrite(&self.decoded, &mut self.rewritten)?;
+        if !compress {
+            return Ok(Vec::new());
+        }
+        let max = snap::raw::max_compress_len(self.rewritten.len());
+        if max == 0 {
+            return Err(WriteError::Snappy(
+                "the body is too large to compress".into(),
+            ));
+        }
+        if self.compressed.len() < max {
+            self.compressed.resize(max, 0);
+        }
+        let len = snap::raw::Encoder::new()
+            .compress(&self.rewritten, &mut self.compressed)
+            .map_err(|err| WriteError::Snappy(err.to_string()))?;
+        Ok(self.compressed.get(..len).unwrap_or_default().to_vec())
+    }
+
+    fn trim(&mut self) {
+        for buffer in [&mut self.decoded, &mut self.rewritten, &mut self.compressed] {
+            if buffer.capacity() > SCRATCH_KEEP_BYTES {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// Counts items against [`WriteLimits::max_items`].

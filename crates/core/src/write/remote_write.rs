@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 
-use prost::encoding::encode_varint;
-
 use super::wire::{self, Field, encode_bytes, for_each_field};
 use super::{
-    Confine, Item, ItemKind, WriteError, WriteLimits, compress_snappy, count_item, count_labels,
-    decompress_snappy, refuse_duplicates,
+    Confine, Item, ItemKind, WriteError, WriteLimits, count_item, count_labels, decompress_snappy,
+    refuse_duplicates, snappy_rewrite,
 };
 
 /// 1.0: `WriteRequest { repeated TimeSeries timeseries = 1; }`,
@@ -20,51 +18,51 @@ pub(super) fn v1(
     compressed: &[u8],
     limits: &WriteLimits,
 ) -> Result<Vec<u8>, WriteError> {
-    let body = decompress_snappy(compressed, limits)?;
-    let mut out = Vec::with_capacity(if confine.rewrite {
-        body.len() + body.len() / 4
-    } else {
-        0
-    });
-    let mut labels = Vec::with_capacity(32);
-    let mut originals = Vec::with_capacity(32);
-    let mut sorted = SortedSeries::default();
-    let mut index = 0usize;
-    for_each_field(&body, 0, |field, raw| {
-        if field.number != 1 {
-            out.extend_from_slice(raw);
-            return Ok(());
-        }
-        field.length_delimited()?;
-        let at = count_item(ItemKind::Series, index, limits)?;
-        index += 1;
-        if sorted.confine(confine, &field, at, limits, &mut out)? {
-            return Ok(());
-        }
-        let labels_end = v1_labels(&field, at, limits, &mut labels, &mut originals)?;
-        confine.apply(&mut labels, at)?;
-        if confine.rewrite {
-            encode_series(&labels, &originals, field.payload, labels_end, &mut out)?;
-        }
-        Ok(())
-    })?;
-    if confine.rewrite {
-        compress_snappy(&out)
-    } else {
-        Ok(out)
-    }
+    snappy_rewrite(compressed, limits, confine.rewrite, |body, out| {
+        let mut labels = Vec::with_capacity(32);
+        let mut originals = Vec::with_capacity(32);
+        let mut sorted = SortedSeries::default();
+        let mut index = 0usize;
+        for_each_field(body, 0, |field, raw| {
+            if field.number != 1 {
+                out.extend_from_slice(raw);
+                return Ok(());
+            }
+            field.length_delimited()?;
+            let at = count_item(ItemKind::Series, index, limits)?;
+            index += 1;
+            if sorted.confine(confine, &field, at, limits, out)? {
+                return Ok(());
+            }
+            let labels_end = v1_labels(&field, at, limits, &mut labels, &mut originals)?;
+            confine.apply(&mut labels, at)?;
+            if confine.rewrite {
+                encode_series(&labels, &originals, field.payload, labels_end, out)?;
+            }
+            Ok(())
+        })
+    })
 }
 
-/// The fast path for a series as senders write it: labels first, sorted by name, each unique.
-/// Label names and values stay bytes; only those the policy names are read as text (a policy
-/// matcher looks at nothing else), unchanged labels are copied as sent and forced ones merged
-/// in by name.
+/// The fast path for a series as senders write it: labels first, sorted by name, each unique,
+/// each in the canonical form (see [`canonical_label`]). Labels are read by byte offsets
+/// without the general field walk; label names and values stay bytes and only those the policy
+/// names are read as text (a policy matcher looks at nothing else); the series is written back
+/// as runs of its own bytes with the forced labels merged in by name.
 #[derive(Default)]
 struct SortedSeries<'a> {
-    labels: Vec<(&'a [u8], &'a [u8], &'a [u8])>,
+    labels: Vec<SeriesLabel<'a>>,
     named: Vec<(&'a str, &'a str)>,
     /// Forced labels to write: (position among `labels`, name, value, replaces the one there).
     edits: Vec<(usize, &'a str, &'a str, bool)>,
+}
+
+/// A label of the fast path, with where its field lies in the series' payload.
+struct SeriesLabel<'a> {
+    name: &'a [u8],
+    value: &'a [u8],
+    start: usize,
+    end: usize,
 }
 
 impl<'a> SortedSeries<'a> {
@@ -79,40 +77,52 @@ impl<'a> SortedSeries<'a> {
         out: &mut Vec<u8>,
     ) -> Result<bool, WriteError> {
         self.labels.clear();
-        let mut labels_end = 0usize;
-        let mut in_form = true;
-        let mut past_labels = false;
-        for_each_field(series.payload, series.offset, |field, raw| {
-            if field.number != 1 {
-                past_labels = true;
-                return Ok(());
-            }
-            // A label after another field, or after one out of form: the general path.
-            in_form &= !past_labels;
-            if !in_form {
-                return Ok(());
+        let payload = series.payload;
+        let mut start = 0usize;
+        // `0a len Label`, one-byte length: every label a sender writes under 128 bytes.
+        while let Some(&[0x0a, len]) = payload.get(start..start + 2) {
+            let end = start + 2 + usize::from(len);
+            let Some((name, value)) = payload
+                .get(start + 2..end)
+                .filter(|_| len < 0x80)
+                .and_then(|label| canonical_label(label, 2))
+            else {
+                return Ok(false);
+            };
+            if self
+                .labels
+                .last()
+                .is_some_and(|last| !ascending(last.name, name))
+            {
+                return Ok(false);
             }
             count_labels(self.labels.len() + 1, at, limits)?;
-            match canonical_label(field.payload, field.wire_type) {
-                Some((name, value))
-                    if self.labels.last().is_none_or(|(last, _, _)| *last < name) =>
-                {
-                    self.labels.push((name, value, raw));
-                    labels_end += raw.len();
-                }
-                _ => in_form = false,
-            }
+            self.labels.push(SeriesLabel {
+                name,
+                value,
+                start,
+                end,
+            });
+            start = end;
+        }
+        let labels_end = start;
+        // The rest (samples, exemplars, ...) is walked as any message: a label among it, or
+        // one spelled otherwise, is the general path's.
+        let mut label_after = false;
+        let rest = payload.get(labels_end..).unwrap_or_default();
+        for_each_field(rest, series.offset + labels_end, |field, _| {
+            label_after |= field.number == 1;
             Ok(())
         })?;
-        if !in_form {
+        if label_after {
             return Ok(false);
         }
         let not_utf8 = || WriteError::NotUtf8 { at };
         self.named.clear();
-        for (name, value, _) in &self.labels {
-            if confine.labels.iter().any(|l| l.as_bytes() == *name) {
-                let name = std::str::from_utf8(name).map_err(|_| not_utf8())?;
-                let value = std::str::from_utf8(value).map_err(|_| not_utf8())?;
+        for label in &self.labels {
+            if confine.labels.iter().any(|l| l.as_bytes() == label.name) {
+                let name = std::str::from_utf8(label.name).map_err(|_| not_utf8())?;
+                let value = std::str::from_utf8(label.value).map_err(|_| not_utf8())?;
                 self.named.push((name, value));
             }
         }
@@ -120,12 +130,14 @@ impl<'a> SortedSeries<'a> {
         for (name, value) in &confine.forced {
             match self
                 .labels
-                .binary_search_by(|(n, _, _)| (*n).cmp(name.as_bytes()))
+                .binary_search_by(|label| compare_names(label.name, name.as_bytes()))
             {
                 Ok(i) => match self.labels.get(i) {
-                    Some((_, v, _)) if *v == value.as_bytes() => {}
+                    Some(label) if label.value == value.as_bytes() => {}
                     // An empty value is an absent label in Prometheus: set it.
-                    Some((_, [], _)) => self.edits.push((i, name, value, true)),
+                    Some(label) if label.value.is_empty() => {
+                        self.edits.push((i, name, value, true));
+                    }
                     _ => {
                         return Err(WriteError::ForcedLabelConflict {
                             at,
@@ -142,35 +154,51 @@ impl<'a> SortedSeries<'a> {
         }
         confine.within(&self.named, at)?;
         if confine.rewrite {
+            // By position, and at one position by name: a label replacing the one there sorts
+            // after those inserted before it.
             self.edits
                 .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            self.write(series.payload.get(labels_end..).unwrap_or_default(), out);
+            self.write(payload, labels_end, out);
         }
         Ok(true)
     }
 
-    fn write(&self, rest: &[u8], out: &mut Vec<u8>) {
-        let replaced = |i: usize| self.edits.iter().any(|e| e.0 == i && e.3);
-        let kept: usize = (0..self.labels.len())
-            .filter(|i| !replaced(*i))
-            .filter_map(|i| self.labels.get(i).map(|l| l.2.len()))
-            .sum();
-        let added: usize = self.edits.iter().map(|e| wire::pair_len(e.1, e.2)).sum();
+    /// The series with the edits merged in: its own bytes copied in runs between them.
+    fn write(&self, payload: &[u8], labels_end: usize, out: &mut Vec<u8>) {
+        let mut len = payload.len();
+        for (i, name, value, replaces) in &self.edits {
+            len += wire::pair_len(name, value);
+            if *replaces {
+                len -= self.labels.get(*i).map_or(0, |l| l.end - l.start);
+            }
+        }
         wire::encode_key(1, 2, out);
-        encode_varint((kept + added + rest.len()) as u64, out);
-        let mut edits = self.edits.iter().peekable();
-        for (i, (_, _, raw)) in self.labels.iter().enumerate() {
-            while let Some((_, name, value, _)) = edits.next_if(|e| e.0 == i) {
-                wire::encode_pair(1, name, value, out);
-            }
-            if !replaced(i) {
-                out.extend_from_slice(raw);
-            }
-        }
-        for (_, name, value, _) in edits {
+        wire::put_varint(len as u64, out);
+        let mut copied = 0usize;
+        for (i, name, value, replaces) in &self.edits {
+            let (at, after) = self
+                .labels
+                .get(*i)
+                .map_or((labels_end, labels_end), |l| (l.start, l.end));
+            out.extend_from_slice(payload.get(copied..at).unwrap_or_default());
             wire::encode_pair(1, name, value, out);
+            copied = if *replaces { after } else { at };
         }
-        out.extend_from_slice(rest);
+        out.extend_from_slice(payload.get(copied..).unwrap_or_default());
+    }
+}
+
+/// Whether label name `next` sorts after `last`.
+fn ascending(last: &[u8], next: &[u8]) -> bool {
+    compare_names(last, next).is_lt()
+}
+
+/// Byte order of two label names, deciding on the first byte where it can: most names differ
+/// there, and a full comparison is a call into `memcmp`.
+fn compare_names(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    match a.first().cmp(&b.first()) {
+        std::cmp::Ordering::Equal => a.cmp(b),
+        first => first,
     }
 }
 
@@ -285,7 +313,7 @@ fn encode_series(
         .map(|(n, v)| unchanged(&mut j, n, v).map_or_else(|| wire::pair_len(n, v), <[u8]>::len))
         .sum();
     wire::encode_key(1, 2, out);
-    encode_varint((labels_len + rest.len()) as u64, out);
+    wire::put_varint((labels_len + rest.len()) as u64, out);
     let mut j = 0;
     for (name, value) in labels {
         match unchanged(&mut j, name, value) {
@@ -305,74 +333,75 @@ pub(super) fn v2(
     compressed: &[u8],
     limits: &WriteLimits,
 ) -> Result<Vec<u8>, WriteError> {
-    let body = decompress_snappy(compressed, limits)?;
-    let mut symbols: Vec<&str> = Vec::new();
-    for_each_field(&body, 0, |field, _| {
-        if field.number == 4 {
-            let text = field.text().ok_or(WriteError::Protobuf {
-                what: "a symbol that is not a string",
-                offset: field.offset,
-            })?;
-            symbols.push(text.map_err(|_| WriteError::Protobuf {
-                what: "a symbol that is not UTF-8",
-                offset: field.offset,
-            })?);
-        }
-        Ok(())
-    })?;
-    if symbols.first().is_some_and(|s| !s.is_empty()) {
-        return Err(WriteError::Protobuf {
-            what: "a symbol table that does not start with the empty string",
-            offset: 0,
-        });
-    }
-    // The spec's first symbol; a sender with no symbols at all sent no labels either.
-    if symbols.is_empty() {
-        symbols.push("");
-    }
-    let known = symbols.len();
-    let mut index_of: HashMap<&str, u32> = HashMap::with_capacity(known);
-    for (i, s) in symbols.iter().enumerate().rev() {
-        index_of.insert(s, symbol_ref(i)?);
-    }
-    let mut series_out = Vec::with_capacity(body.len() + 64);
-    let mut index = 0usize;
-    for_each_field(&body, 0, |field, raw| {
-        if field.number != 5 {
-            if field.number != 4 {
-                series_out.extend_from_slice(raw);
+    snappy_rewrite(compressed, limits, confine.rewrite, |body, out| {
+        let mut symbols: Vec<&str> = Vec::new();
+        for_each_field(body, 0, |field, _| {
+            if field.number == 4 {
+                let text = field.text().ok_or(WriteError::Protobuf {
+                    what: "a symbol that is not a string",
+                    offset: field.offset,
+                })?;
+                symbols.push(text.map_err(|_| WriteError::Protobuf {
+                    what: "a symbol that is not UTF-8",
+                    offset: field.offset,
+                })?);
             }
-            return Ok(());
+            Ok(())
+        })?;
+        if symbols.first().is_some_and(|s| !s.is_empty()) {
+            return Err(WriteError::Protobuf {
+                what: "a symbol table that does not start with the empty string",
+                offset: 0,
+            });
         }
-        field.length_delimited()?;
-        let at = count_item(ItemKind::Series, index, limits)?;
-        index += 1;
-        let mut labels = v2_labels(&field, &symbols[..known], at, limits)?;
-        confine.apply(&mut labels, at)?;
-        if confine.rewrite {
-            let mut refs = Vec::with_capacity(labels.len() * 2);
-            for (name, value) in &labels {
-                refs.push(symbol(&mut symbols, &mut index_of, name)?);
-                refs.push(symbol(&mut symbols, &mut index_of, value)?);
-            }
-            let mut series = Vec::with_capacity(field.payload.len() + 16);
-            wire::encode_packed_uint32s(1, &refs, &mut series);
-            for_each_field(field.payload, 0, |part, raw| {
-                if part.number != 1 {
-                    series.extend_from_slice(raw);
+        // The spec's first symbol; a sender with no symbols at all sent no labels either.
+        if symbols.is_empty() {
+            symbols.push("");
+        }
+        let known = symbols.len();
+        let mut index_of: HashMap<&str, u32> = HashMap::with_capacity(known);
+        for (i, s) in symbols.iter().enumerate().rev() {
+            index_of.insert(s, symbol_ref(i)?);
+        }
+        let mut series_out = Vec::with_capacity(body.len() + 64);
+        let mut index = 0usize;
+        for_each_field(body, 0, |field, raw| {
+            if field.number != 5 {
+                if field.number != 4 {
+                    series_out.extend_from_slice(raw);
                 }
-                Ok(())
-            })?;
-            encode_bytes(5, &series, &mut series_out);
+                return Ok(());
+            }
+            field.length_delimited()?;
+            let at = count_item(ItemKind::Series, index, limits)?;
+            index += 1;
+            let mut labels = v2_labels(&field, &symbols[..known], at, limits)?;
+            confine.apply(&mut labels, at)?;
+            if confine.rewrite {
+                let mut refs = Vec::with_capacity(labels.len() * 2);
+                for (name, value) in &labels {
+                    refs.push(symbol(&mut symbols, &mut index_of, name)?);
+                    refs.push(symbol(&mut symbols, &mut index_of, value)?);
+                }
+                let mut series = Vec::with_capacity(field.payload.len() + 16);
+                wire::encode_packed_uint32s(1, &refs, &mut series);
+                for_each_field(field.payload, 0, |part, raw| {
+                    if part.number != 1 {
+                        series.extend_from_slice(raw);
+                    }
+                    Ok(())
+                })?;
+                encode_bytes(5, &series, &mut series_out);
+            }
+            Ok(())
+        })?;
+        out.reserve(series_out.len() + body.len() / 4);
+        for s in &symbols {
+            encode_bytes(4, s.as_bytes(), out);
         }
+        out.extend_from_slice(&series_out);
         Ok(())
-    })?;
-    let mut out = Vec::with_capacity(series_out.len() + body.len() / 4);
-    for s in &symbols {
-        encode_bytes(4, s.as_bytes(), &mut out);
-    }
-    out.extend_from_slice(&series_out);
-    compress_snappy(&out)
+    })
 }
 
 fn v2_labels<'a>(

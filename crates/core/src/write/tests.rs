@@ -942,6 +942,66 @@ fn remote_write_1_any_label_layout() {
     );
 }
 
+proptest::proptest! {
+    /// Forcing remote write 1.0 against a model, read back with prost: the sent labels sorted
+    /// by name, the policy's label added (or set where sent empty), samples as sent; a
+    /// conflicting value refuses the body. Sent in order (the fast path), reversed or with a
+    /// value over 127 bytes (the general path), in one batch with a plain series after it (the
+    /// scratch buffers carry nothing from one series or body to the next).
+    #[test]
+    fn remote_write_1_forcing_matches_a_model(
+        sent in proptest::collection::btree_map(
+            "[a-z_]{0,3}|kube_namespace",
+            "|team-a|other|[a-z]{1,3}",
+            0..8,
+        ),
+        reversed: bool,
+        long: bool,
+    ) {
+        let policy = p(r#"{kube_namespace="team-a"}"#);
+        let mut labels: Vec<(String, String)> = sent.clone().into_iter().collect();
+        if long && let Some((_, value)) = labels.first_mut() {
+            *value = "v".repeat(130);
+        }
+        let mut expected = labels.clone();
+        if reversed {
+            labels.reverse();
+        }
+        let conflict = match expected.iter_mut().find(|(n, _)| n == "kube_namespace") {
+            Some((_, value)) if value.is_empty() => {
+                *value = "team-a".into();
+                false
+            }
+            Some((_, value)) => value != "team-a",
+            None => {
+                expected.push(("kube_namespace".into(), "team-a".into()));
+                expected.sort();
+                false
+            }
+        };
+        let borrowed: Vec<(&str, &str)> =
+            labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let body = rw1_body(&[&borrowed, &[("__name__", "up")]]);
+        let forced = force(WriteFormat::RemoteWrite1, &policy, &body, &limits());
+        if conflict {
+            let refused = matches!(forced, Err(WriteError::ForcedLabelConflict { .. }));
+            proptest::prop_assert!(refused);
+        } else {
+            let forced = forced.unwrap().unwrap();
+            proptest::prop_assert_eq!(
+                rw1_labels(&forced),
+                [expected, pairs(&[("__name__", "up"), ("kube_namespace", "team-a")])]
+            );
+            let decoded = rw1::WriteRequest::decode(&*unsnappy(&forced)).unwrap();
+            let sample = rw1::Sample { value: 7.0, timestamp: 1000 };
+            let samples_kept = decoded.timeseries.iter().all(|s| s.samples == [sample]);
+            proptest::prop_assert!(samples_kept);
+            let checked = check(WriteFormat::RemoteWrite1, &policy, &forced, &limits());
+            proptest::prop_assert!(checked.is_ok());
+        }
+    }
+}
+
 #[test]
 fn gzip_bodies_are_read_through_and_compressed_again() {
     use std::io::{Read, Write};

@@ -116,13 +116,21 @@ impl<'a> Field<'a> {
     }
 }
 
+/// A varint; keys and most lengths take one byte, written without the general encoder.
+pub(super) fn put_varint(value: u64, out: &mut Vec<u8>) {
+    match u8::try_from(value) {
+        Ok(byte) if byte < 0x80 => out.push(byte),
+        _ => encode_varint(value, out),
+    }
+}
+
 pub(super) fn encode_key(number: u32, wire_type: u32, out: &mut Vec<u8>) {
-    encode_varint(u64::from(number << 3 | wire_type), out);
+    put_varint(u64::from(number << 3 | wire_type), out);
 }
 
 pub(super) fn encode_bytes(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
     encode_key(number, 2, out);
-    encode_varint(bytes.len() as u64, out);
+    put_varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
@@ -151,8 +159,9 @@ fn pair_inner_len(name: &str, value: &str) -> usize {
 /// place.
 pub(super) fn encode_pair(number: u32, name: &str, value: &str, out: &mut Vec<u8>) {
     let inner = pair_inner_len(name, value);
+    out.reserve(inner + 6);
     encode_key(number, 2, out);
-    encode_varint(inner as u64, out);
+    put_varint(inner as u64, out);
     encode_bytes(1, name.as_bytes(), out);
     encode_bytes(2, value.as_bytes(), out);
 }

@@ -486,12 +486,12 @@ fn identity_headers(
     org_id: String,
     label_policy_header: bool,
 ) -> (Vec<(&'static str, String)>, Vec<String>) {
-    let mut set_headers = vec![
-        (headers::ACCOUNT, grant.account.to_string()),
-        (headers::TENANT, grant.tenant.to_string()),
-    ];
+    // Room for every header set below: one allocation.
+    let mut set_headers = Vec::with_capacity(5);
+    set_headers.push((headers::ACCOUNT, String::from(&*grant.account)));
+    set_headers.push((headers::TENANT, String::from(&*grant.tenant)));
     if !effective_policy.is_unrestricted() {
-        set_headers.push((headers::LABELS, effective_policy.to_string()));
+        set_headers.push((headers::LABELS, effective_policy.text().to_owned()));
         if label_policy_header {
             let value = label_policy_value(&org_id, effective_policy);
             set_headers.push((headers::LABEL_POLICY, value));

@@ -20,7 +20,8 @@ pub const LABEL_POLICY: &str = "x-prom-label-policy";
 /// (`x_tollgate_account`, `X_Scope_OrgID`): upstreams that fold `_` into `-` (CGI, many
 /// frameworks) would take it for the real one. Such headers are removed, never passed on.
 pub fn is_underscore_alias(name: &str) -> bool {
-    if !name.contains('_') {
+    // A byte loop: header names are short, and most have no `_`.
+    if !name.bytes().any(|b| b == b'_') {
         return false;
     }
     let folded: String = name

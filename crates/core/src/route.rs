@@ -516,22 +516,36 @@ fn with_policy_header_if_confined(rule: RouteRule) -> RouteRule {
     }
 }
 
-/// Refuses request paths that different HTTP stacks could resolve differently.
+/// Refuses request paths that different HTTP stacks could resolve differently. Runs on every
+/// request: byte passes over the path, no allocation (the tests hold it to the plain
+/// formulation, `check_path_as_text`).
 pub fn check_path(path: &str) -> Result<(), PathError> {
-    if !path.starts_with('/') {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
-    if path.chars().any(char::is_control) {
+    // Unicode's control characters (Cc): the ASCII ones, and U+0080-U+009F, which UTF-8
+    // spells C2 80 to C2 9F.
+    let c1_control = |pair: &[u8]| pair[0] == 0xc2 && (0x80..=0x9f).contains(&pair[1]);
+    if bytes.iter().any(|b| b.is_ascii_control()) || bytes.windows(2).any(c1_control) {
         return Err(PathError::ControlCharacter);
     }
-    if path.contains('\\') {
+    if bytes.contains(&b'\\') {
         return Err(PathError::EncodedSeparator);
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c"].iter().any(|enc| lower.contains(enc)) {
+    let encoded_separator = |triple: &[u8]| {
+        triple[0] == b'%'
+            && [b"2e", b"2f", b"5c"]
+                .iter()
+                .any(|hex| triple[1..].eq_ignore_ascii_case(&hex[..]))
+    };
+    if bytes.windows(3).any(encoded_separator) {
         return Err(PathError::EncodedSeparator);
     }
-    if path.split('/').any(|seg| seg == "." || seg == "..") {
+    if bytes
+        .split(|b| *b == b'/')
+        .any(|segment| matches!(segment, b"." | b".."))
+    {
         return Err(PathError::DotSegment);
     }
     Ok(())
@@ -541,6 +555,36 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// [`check_path`] as first written, on text: the oracle of its byte passes.
+    fn check_path_as_text(path: &str) -> Result<(), PathError> {
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute);
+        }
+        if path.chars().any(char::is_control) {
+            return Err(PathError::ControlCharacter);
+        }
+        if path.contains('\\') {
+            return Err(PathError::EncodedSeparator);
+        }
+        let lower = path.to_ascii_lowercase();
+        if ["%2e", "%2f", "%5c"].iter().any(|enc| lower.contains(enc)) {
+            return Err(PathError::EncodedSeparator);
+        }
+        if path.split('/').any(|seg| seg == "." || seg == "..") {
+            return Err(PathError::DotSegment);
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn check_path_agrees_with_its_plain_formulation(
+            path in "/?(/|\\.|%2[eEfF0]|%5[cCdD]|%|2|a|\\\\|\\?|[\\x00-\\x1f\\x7f-\\u{a0}]|\\PC){0,12}"
+        ) {
+            proptest::prop_assert_eq!(check_path(&path), check_path_as_text(&path), "{:?}", path);
+        }
+    }
 
     #[test]
     fn default_table_is_complete() {

@@ -109,7 +109,7 @@ fn mismatch(message: String) -> Deny {
 /// `X-Forwarded-Tenant-Id` value, which must agree.
 pub fn scope_org_id(grant: &Grant, sent: &[&str], scope: Scope) -> Result<String, Deny> {
     let Some(first) = sent.first() else {
-        return Ok(grant.tenant.to_string());
+        return Ok(String::from(&*grant.tenant));
     };
     if let Some(other) = sent.iter().find(|value| *value != first) {
         return Err(mismatch(format!(
@@ -120,7 +120,7 @@ pub fn scope_org_id(grant: &Grant, sent: &[&str], scope: Scope) -> Result<String
     }
     // The home tenant alone, however often it is named (`acme|acme`), is the home tenant.
     if first.split('|').all(|part| *part == *grant.tenant) {
-        return Ok(grant.tenant.to_string());
+        return Ok(String::from(&*grant.tenant));
     }
     for part in first.split('|') {
         if *part == *grant.tenant {

@@ -76,8 +76,12 @@ impl Token {
         {
             return Err(TokenError::BadCharset);
         }
-        let expected = format!("{:08x}", crc32fast::hash(body));
-        if expected.as_bytes() != checksum {
+        // The checksum is 8 lowercase hex digits (checked above), compared as a number: no
+        // formatting on the request path.
+        let sent = checksum
+            .iter()
+            .fold(0u32, |acc, b| acc << 4 | u32::from(hex_value(*b)));
+        if sent != crc32fast::hash(body) {
             return Err(TokenError::ChecksumMismatch);
         }
         Ok(Token(value.to_owned()))
@@ -106,6 +110,14 @@ impl Token {
     /// The secret value, for the one response that hands it out.
     pub fn expose_secret(&self) -> &str {
         &self.0
+    }
+}
+
+/// The value of a lowercase hex digit (the caller checked it is one).
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        _ => digit.wrapping_sub(b'a').wrapping_add(10),
     }
 }
 

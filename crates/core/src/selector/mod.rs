@@ -227,10 +227,18 @@ impl Default for PolicyLimits {
 pub struct Policy {
     // Shared: grants of one account, and every request's effective policy, clone it.
     selectors: std::sync::Arc<[Selector]>,
-    /// The PromQL enforcer of this policy, built on first use and shared by every clone: a
-    /// grant's policy is enforced on every request it makes, so it is compiled once per grant
-    /// (per snapshot in the server, per cache entry in the filter), not once per request.
-    enforcer: std::sync::Arc<std::sync::OnceLock<CompiledEnforcer>>,
+    /// What is derived from the selectors on first use and shared by every clone: a grant's
+    /// policy is enforced and sent upstream on every request it makes, so this is done once
+    /// per grant (per snapshot in the server, per cache entry in the filter), not per request.
+    derived: std::sync::Arc<Derived>,
+}
+
+#[derive(Default)]
+struct Derived {
+    /// The PromQL enforcer.
+    enforcer: std::sync::OnceLock<CompiledEnforcer>,
+    /// The canonical text ([`Policy::text`]).
+    text: std::sync::OnceLock<String>,
 }
 
 type CompiledEnforcer = Result<Option<crate::promql::Enforcer>, crate::promql::QueryError>;
@@ -261,7 +269,7 @@ impl Policy {
     fn from_selectors(selectors: std::sync::Arc<[Selector]>) -> Policy {
         Policy {
             selectors,
-            enforcer: std::sync::Arc::default(),
+            derived: std::sync::Arc::default(),
         }
     }
 
@@ -273,12 +281,19 @@ impl Policy {
     /// value and shared by its clones.
     pub fn enforcer(&self) -> Result<Option<&crate::promql::Enforcer>, crate::promql::QueryError> {
         match self
+            .derived
             .enforcer
             .get_or_init(|| crate::promql::Enforcer::new(self))
         {
             Ok(enforcer) => Ok(enforcer.as_ref()),
             Err(err) => Err(err.clone()),
         }
+    }
+
+    /// The canonical text (what `to_string` prints), printed once per policy: it is sent
+    /// upstream as `x-tollgate-labels` on every restricted request.
+    pub fn text(&self) -> &str {
+        self.derived.text.get_or_init(|| self.to_string())
     }
 
     /// Canonicalises. A selector without matchers selects everything, so a policy containing

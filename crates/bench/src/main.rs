@@ -640,7 +640,10 @@ async fn check_bench(
         "/api/v1/query?query={}",
         tollgate_core::form::encode("sum(rate(http_requests_total[5m])) by (job)")
     );
-    let mut reports = Vec::new();
+    // Every size's server runs at once and the rounds go through all of them, so the
+    // machine's drift over the run (it is shared) falls on every size alike: measured one size
+    // after another, the first size's ratios were the noisy ones and "flat" flapped.
+    let mut running = Vec::new();
     for &tokens in sizes {
         let dir = tempfile::tempdir()?;
         let store = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -648,7 +651,6 @@ async fn check_bench(
         let (unrestricted, restricted) = seed(&store, tokens).await?;
         let (server, grpc, cold_start) = start_server(core, &store, dir.path())?;
         let (rss_idle, _) = rss_mib(server.0.id())?;
-        let processes = [&trivial, &server];
         let targets = [
             Target {
                 addr: trivial_addr,
@@ -675,8 +677,15 @@ async fn check_bench(
             )
             .await?;
         }
-        let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
-        for _ in 0..rounds {
+        running.push((tokens, dir, server, cold_start, rss_idle, targets));
+    }
+    let mut all_samples: Vec<Vec<Samples>> = running
+        .iter()
+        .map(|r| r.5.iter().map(|_| Samples::default()).collect())
+        .collect();
+    for _ in 0..rounds {
+        for ((_, _, server, _, _, targets), samples) in running.iter().zip(all_samples.iter_mut()) {
+            let processes = [&trivial, server];
             for (target, sample) in targets.iter().zip(samples.iter_mut()) {
                 let process = processes[target.process_index];
                 let cpu_before = process.cpu_time()?;
@@ -690,6 +699,11 @@ async fn check_bench(
                     .push(cpu.as_secs_f64() * 1e6 / checks.max(1) as f64);
             }
         }
+    }
+    let mut reports = Vec::new();
+    for ((tokens, _dir, server, cold_start, rss_idle, _), samples) in
+        running.into_iter().zip(all_samples)
+    {
         let (_, rss_peak) = rss_mib(server.0.id())?;
         reports.push(SizeReport {
             tokens,
@@ -701,7 +715,7 @@ async fn check_bench(
         drop(server);
     }
     println!(
-        "Check path: servers pinned to core {core} with one tokio worker, {concurrency} streams, {rounds} interleaved rounds x {:.1} s per target; medians (min-max)",
+        "Check path: servers pinned to core {core} with one tokio worker, {concurrency} streams, {rounds} rounds interleaving every target of every size (all servers running) x {:.1} s per target; medians (min-max)",
         duration.as_secs_f64()
     );
     println!(

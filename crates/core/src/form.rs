@@ -73,8 +73,14 @@ fn hex_value(b: u8) -> Option<u8> {
 /// Percent-encodes everything but RFC 3986 unreserved characters, so the result is safe as a
 /// key or value in any query string or form body.
 pub fn encode(input: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(input.len() * 3 / 2);
+    encode_into(input, &mut out);
+    out
+}
+
+/// [`encode`], appended to `out`.
+pub fn encode_into(input: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in input.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(b));
@@ -84,7 +90,6 @@ pub fn encode(input: &str) -> String {
             out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
-    out
 }
 
 #[cfg(test)]

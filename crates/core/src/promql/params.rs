@@ -41,21 +41,26 @@ impl ParamRewrite {
                     key == raw_key || crate::form::decode(raw_key).is_ok_and(|k| k == *key)
                 })
         };
-        let mut parts: Vec<String> = query_string
-            .split('&')
-            .filter(|part| {
-                !part.is_empty() && !enforced(part.split_once('=').map_or(*part, |(k, _)| k))
-            })
-            .map(str::to_owned)
-            .collect();
-        parts.extend(self.set.iter().map(|(key, value)| {
-            format!(
-                "{}={}",
-                crate::form::encode(key),
-                crate::form::encode(value)
-            )
-        }));
-        parts.join("&")
+        // Built in one string: this runs on every restricted query.
+        let mut out = String::with_capacity(query_string.len() + 16);
+        let separate = |out: &mut String| {
+            if !out.is_empty() {
+                out.push('&');
+            }
+        };
+        for part in query_string.split('&') {
+            if !part.is_empty() && !enforced(part.split_once('=').map_or(part, |(k, _)| k)) {
+                separate(&mut out);
+                out.push_str(part);
+            }
+        }
+        for (key, value) in &self.set {
+            separate(&mut out);
+            crate::form::encode_into(key, &mut out);
+            out.push('=');
+            crate::form::encode_into(value, &mut out);
+        }
+        out
     }
 }
 

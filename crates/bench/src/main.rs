@@ -615,6 +615,18 @@ fn start_server_with_admin(
     Ok((server, admin, grpc, started.elapsed()))
 }
 
+/// One store size under measurement: its server (stopped when dropped, before its store's
+/// directory is removed: fields drop in order), and the samples of its targets.
+struct RunningSize {
+    tokens: usize,
+    server: Process,
+    _dir: tempfile::TempDir,
+    cold_start: Duration,
+    rss_idle: f64,
+    targets: [Target; 3],
+    samples: Vec<Samples>,
+}
+
 struct SizeReport {
     tokens: usize,
     cold_start: Duration,
@@ -677,16 +689,20 @@ async fn check_bench(
             )
             .await?;
         }
-        running.push((tokens, dir, server, cold_start, rss_idle, targets));
+        running.push(RunningSize {
+            tokens,
+            server,
+            _dir: dir,
+            cold_start,
+            rss_idle,
+            samples: targets.iter().map(|_| Samples::default()).collect(),
+            targets,
+        });
     }
-    let mut all_samples: Vec<Vec<Samples>> = running
-        .iter()
-        .map(|r| r.5.iter().map(|_| Samples::default()).collect())
-        .collect();
     for _ in 0..rounds {
-        for ((_, _, server, _, _, targets), samples) in running.iter().zip(all_samples.iter_mut()) {
-            let processes = [&trivial, server];
-            for (target, sample) in targets.iter().zip(samples.iter_mut()) {
+        for size in &mut running {
+            let processes = [&trivial, &size.server];
+            for (target, sample) in size.targets.iter().zip(size.samples.iter_mut()) {
                 let process = processes[target.process_index];
                 let cpu_before = process.cpu_time()?;
                 let started = Instant::now();
@@ -701,18 +717,15 @@ async fn check_bench(
         }
     }
     let mut reports = Vec::new();
-    for ((tokens, _dir, server, cold_start, rss_idle, _), samples) in
-        running.into_iter().zip(all_samples)
-    {
-        let (_, rss_peak) = rss_mib(server.0.id())?;
+    for size in running {
+        let (_, rss_peak) = rss_mib(size.server.0.id())?;
         reports.push(SizeReport {
-            tokens,
-            cold_start,
-            rss_idle,
+            tokens: size.tokens,
+            cold_start: size.cold_start,
+            rss_idle: size.rss_idle,
             rss_peak,
-            samples,
+            samples: size.samples,
         });
-        drop(server);
     }
     println!(
         "Check path: servers pinned to core {core} with one tokio worker, {concurrency} streams, {rounds} rounds interleaving every target of every size (all servers running) x {:.1} s per target; medians (min-max)",

@@ -130,14 +130,14 @@ fn interleaved(
     Ok(rounds)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+fn median(values: &[f64]) -> f64 {
+    crate::median_spread(values).0
 }
 
 /// The median over rounds of `costs[i] / reference[i]`.
 fn ratio(costs: &[f64], reference: &[f64]) -> f64 {
-    median(costs.iter().zip(reference).map(|(c, r)| c / r).collect())
+    let ratios: Vec<f64> = costs.iter().zip(reference).map(|(c, r)| c / r).collect();
+    median(&ratios)
 }
 
 pub fn run(iterations: usize) -> anyhow::Result<()> {
@@ -210,8 +210,8 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
         println!(
             "{name:<24} {:>8} {:>10.1} {:>10.1} {filter_ratio:>7.2}x {ext_authz_ratio:>7.2}x",
             body.len(),
-            median(reference),
-            median(filter),
+            median(&reference),
+            median(&filter),
         );
         if *format == WriteFormat::RemoteWrite1 {
             for (mode, ratio) in [("filter", filter_ratio), ("ext_authz", ext_authz_ratio)] {

@@ -92,7 +92,7 @@ impl<'a> SortedSeries<'a> {
             if self
                 .labels
                 .last()
-                .is_some_and(|last| !ascending(last.name, name))
+                .is_some_and(|last| compare_names(last.name, name).is_ge())
             {
                 return Ok(false);
             }
@@ -186,11 +186,6 @@ impl<'a> SortedSeries<'a> {
         }
         out.extend_from_slice(payload.get(copied..).unwrap_or_default());
     }
-}
-
-/// Whether label name `next` sorts after `last`.
-fn ascending(last: &[u8], next: &[u8]) -> bool {
-    compare_names(last, next).is_lt()
 }
 
 /// Byte order of two label names, deciding on the first byte where it can: most names differ

@@ -541,6 +541,118 @@ mod tests {
                 proptest::prop_assert!(may_spell_a_large_number(&text), "{:?}", text);
             }
         }
+
+        /// The vendored promql-parser reads durations by hand (vendor/README.md): it must
+        /// answer as the published crate's regex did, errors included.
+        #[test]
+        fn durations_read_as_the_published_regex_reads_them(
+            text in "(([0-9]{1,2}|4294967296)(y|w|d|h|m|s|ms)?|y|m|s|\\.|x|µ|١){0,6}"
+        ) {
+            same_duration_as_published(&text)?;
+        }
+
+        /// The same, for texts made only of units (repeated, out of order, in order).
+        #[test]
+        fn unit_durations_read_as_the_published_regex_reads_them(
+            text in "(([0-9]{1,2}|4294967296)(y|w|d|h|m|s|ms)){1,4}"
+        ) {
+            same_duration_as_published(&text)?;
+        }
+    }
+
+    fn same_duration_as_published(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        // Both panic on a plain number of seconds out of `Duration`'s range; the parser's
+        // callers refuse those first (`oversized_duration`).
+        if let Ok(seconds) = text.parse::<f64>() {
+            proptest::prop_assume!(seconds < 1e12);
+        }
+        proptest::prop_assert_eq!(
+            promql_parser::util::parse_duration(text),
+            published_parse_duration(text),
+            "{:?}",
+            text
+        );
+        Ok(())
+    }
+
+    /// promql-parser 0.11.1's `parse_duration` as published (Apache-2.0, Greptime Team): the
+    /// oracle of the vendored copy's hand-written reader.
+    fn published_parse_duration(ds: &str) -> Result<std::time::Duration, String> {
+        use std::time::Duration;
+        let re = regex::Regex::new(
+            r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$",
+        )
+        .unwrap();
+        if ds.is_empty() {
+            return Err("empty duration string".into());
+        }
+        if ds == "0" {
+            return Err("duration must be greater than 0".into());
+        }
+        if let Ok(float_duration) = ds.parse::<f64>() {
+            return Ok(Duration::from_secs_f64(float_duration));
+        }
+        let Some(caps) = re.captures(ds) else {
+            return Err(format!("not a valid duration string: {ds}"));
+        };
+        let units = [
+            365 * 86400 * 1000,
+            7 * 86400 * 1000,
+            86400 * 1000,
+            3600 * 1000,
+            60 * 1000,
+            1000,
+            1,
+        ];
+        let dur = units
+            .into_iter()
+            .enumerate()
+            .map(|(i, millis)| {
+                caps.get(2 * i + 2)
+                    .and_then(|cap| cap.as_str().parse::<u32>().ok())
+                    .and_then(|v| Duration::from_millis(millis).checked_mul(v))
+            })
+            .try_fold(Duration::ZERO, |acc, x| {
+                acc.checked_add(x.unwrap_or(Duration::ZERO))
+                    .ok_or_else(|| String::from("duration overflowed"))
+            });
+        if matches!(dur, Ok(d) if d == Duration::ZERO) {
+            Err("duration must be greater than 0".into())
+        } else {
+            dur
+        }
+    }
+
+    #[test]
+    fn durations_read_as_before_on_known_spellings() {
+        for text in [
+            "5m",
+            "5ms",
+            "1m5ms",
+            "1y2w3d4h5m6s7ms",
+            "1m1m",
+            "1s1m",
+            "0s",
+            "0",
+            "00",
+            "1.5",
+            "",
+            "1e3",
+            "5",
+            "4294967296s",
+            "4294967295y",
+            "4294967296m1s",
+            "1h1",
+            "h",
+            "1x",
+            "1M",
+        ] {
+            assert_eq!(
+                promql_parser::util::parse_duration(text),
+                published_parse_duration(text),
+                "{text:?}"
+            );
+        }
     }
 
     /// Inputs found by `make fuzz` (fuzz/fuzz_targets/promql.rs) and by review, each with the

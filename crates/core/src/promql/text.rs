@@ -162,7 +162,10 @@ pub(super) fn may_spell_a_large_number(text: &str) -> bool {
         if after_digit && matches!(b, b'e' | b'E' | b'x' | b'X') {
             return true;
         }
-        if bytes[i..].len() >= 3
+        // `b | 0x20` lowercases the two letters that can start either word, and nothing else
+        // becomes them: the slices are compared only at an `i` or an `n`.
+        if matches!(b | 0x20, b'i' | b'n')
+            && bytes[i..].len() >= 3
             && (bytes[i..i + 3].eq_ignore_ascii_case(b"inf")
                 || bytes[i..i + 3].eq_ignore_ascii_case(b"nan"))
         {

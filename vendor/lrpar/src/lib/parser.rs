@@ -271,6 +271,9 @@ where
         for tidx in grm.iter_tidxs() {
             assert!(token_cost(tidx) > 0);
         }
+        // Tollgate: the stacks sized for the input up front (a parse rarely goes deeper than
+        // it has lexemes): growing them moved every value on the stack, again and again.
+        let depth = lexemes.len().min(256) + 1;
         let psr = Parser {
             rcvry_kind,
             grm,
@@ -281,10 +284,11 @@ where
             actions,
             param,
         };
-        let mut pstack = vec![stable.start_state()];
-        let mut astack = Vec::new();
+        let mut pstack = Vec::with_capacity(depth);
+        pstack.push(stable.start_state());
+        let mut astack = Vec::with_capacity(depth);
         let mut errors = Vec::new();
-        let mut spans = Vec::new();
+        let mut spans = Vec::with_capacity(depth);
         let accpt = psr.lr(0, &mut pstack, &mut astack, &mut errors, &mut spans);
         (accpt, errors)
     }

@@ -24,14 +24,24 @@ const STRING_SYMBOLS: &str = r#"'"`"#;
 pub(crate) type LexemeType = DefaultLexeme<TokenId>;
 
 pub fn lexer(s: &str) -> Result<LRNonStreamingLexer<'_, '_, DefaultLexerTypes<TokenId>>, String> {
-    let lexemes: Vec<Result<LexemeType, String>> = Lexer::new(s).collect();
-    match lexemes.last() {
-        Some(Err(info)) => Err(info.into()),
-        Some(Ok(_)) => {
-            // TODO: use better error mechanism, instead of filtering the err.
-            let lexemes = lexemes.into_iter().filter_map(|l| l.ok()).map(Ok).collect();
-            Ok(LRNonStreamingLexer::new(s, lexemes, NewlineCache::new()))
+    // Tollgate: one pass into the vector the parser reads, with the same answer as collecting
+    // every result first (an error only counts when it is the last one; others are dropped).
+    let mut lexemes = Vec::with_capacity(s.len() / 4 + 1);
+    let mut last_error = None;
+    let mut any = false;
+    for lexeme in Lexer::new(s) {
+        any = true;
+        match lexeme {
+            Ok(lexeme) => {
+                last_error = None;
+                lexemes.push(Ok(lexeme));
+            }
+            Err(info) => last_error = Some(info),
         }
+    }
+    match last_error {
+        Some(info) => Err(info),
+        None if any => Ok(LRNonStreamingLexer::new(s, lexemes, NewlineCache::new())),
         None => Err(format!("no expression found in input: '{s}'")),
     }
 }
@@ -122,21 +132,21 @@ impl Context {
 
     // TODO: refactor needed, details in Issues/15.
     fn lexeme_string(&self) -> String {
-        let mut s = String::from("");
         if self.idx == 0 {
-            return s;
+            return String::new();
         }
 
+        // Tollgate: the same characters, collected once (was: pushed in reverse, then
+        // reversed into a second String).
         let mut pos = self.pos;
         let mut idx = self.idx;
         while pos > self.start {
             if let Some(&ch) = self.chars.get(idx - 1) {
                 pos -= ch.len_utf8();
                 idx -= 1;
-                s.push(ch);
             };
         }
-        s.chars().rev().collect()
+        self.chars.get(idx..self.idx).unwrap_or_default().iter().collect()
     }
 }
 

@@ -21,7 +21,7 @@ step logql taskset -c 1 "$bench" logql
 step answers taskset -c 1 "$bench" answers
 step writes taskset -c 1 "$bench" writes
 step store taskset -c 1 "$bench" store --writes 200
-step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 3 --seconds 2
+step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 5 --seconds 1.5
 step envoy taskset -c 1 "$bench" envoy --rounds 3 --seconds 4 --connections 16,1
 step revocation taskset -c 1 "$bench" revocation --count 100
 step flood taskset -c 1 "$bench" flood --rounds 3 --seconds 4

@@ -134,12 +134,6 @@ fn median(values: &[f64]) -> f64 {
     crate::median_spread(values).0
 }
 
-/// The median over rounds of `costs[i] / reference[i]`.
-fn ratio(costs: &[f64], reference: &[f64]) -> f64 {
-    let ratios: Vec<f64> = costs.iter().zip(reference).map(|(c, r)| c / r).collect();
-    median(&ratios)
-}
-
 pub fn run(iterations: usize) -> anyhow::Result<()> {
     let policy = Policy::parse(r#"{kube_namespace="team-a"}"#)?;
     let limits = WriteLimits::default();
@@ -205,8 +199,10 @@ pub fn run(iterations: usize) -> anyhow::Result<()> {
         )?;
         let [reference, filter, ext_authz] = <[Vec<f64>; 3]>::try_from(rounds)
             .map_err(|_| anyhow::anyhow!("three series of rounds"))?;
-        let (filter_ratio, ext_authz_ratio) =
-            (ratio(&filter, &reference), ratio(&ext_authz, &reference));
+        let (filter_ratio, ext_authz_ratio) = (
+            crate::round_ratio(&filter, &reference),
+            crate::round_ratio(&ext_authz, &reference),
+        );
         println!(
             "{name:<24} {:>8} {:>10.1} {:>10.1} {filter_ratio:>7.2}x {ext_authz_ratio:>7.2}x",
             body.len(),

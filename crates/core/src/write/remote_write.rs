@@ -120,8 +120,8 @@ impl<'a> SortedSeries<'a> {
         let not_utf8 = || WriteError::NotUtf8 { at };
         self.named.clear();
         for label in &self.labels {
-            if confine.labels.iter().any(|l| l.as_bytes() == label.name) {
-                let name = std::str::from_utf8(label.name).map_err(|_| not_utf8())?;
+            // The name is the policy's own (equal bytes): only the value needs reading as text.
+            if let Some(name) = confine.labels.iter().find(|l| l.as_bytes() == label.name) {
                 let value = std::str::from_utf8(label.value).map_err(|_| not_utf8())?;
                 self.named.push((name, value));
             }

@@ -52,6 +52,10 @@ pub(super) fn v1(
 #[derive(Default)]
 struct SortedSeries<'a> {
     labels: Vec<SeriesLabel<'a>>,
+    /// The labels the policy names, as read from the last series (see `read_named`).
+    read: Vec<(&'a str, &'a str)>,
+    /// `read` has passed the policy (with the forced labels): the last series was confined.
+    read_passed: bool,
     named: Vec<(&'a str, &'a str)>,
     /// Forced labels to write: (position among `labels`, name, value, replaces the one there).
     edits: Vec<(usize, &'a str, &'a str, bool)>,
@@ -117,15 +121,12 @@ impl<'a> SortedSeries<'a> {
         if label_after {
             return Ok(false);
         }
-        let not_utf8 = || WriteError::NotUtf8 { at };
+        // The policy is a pure function of the labels it names: a series naming the same values
+        // as the last one (as most of a batch does: one namespace, one job) passes as it did.
+        let repeated = self.read_named(confine, at)? && self.read_passed;
+        self.read_passed = false;
         self.named.clear();
-        for label in &self.labels {
-            // The name is the policy's own (equal bytes): only the value needs reading as text.
-            if let Some(name) = confine.labels.iter().find(|l| l.as_bytes() == label.name) {
-                let value = std::str::from_utf8(label.value).map_err(|_| not_utf8())?;
-                self.named.push((name, value));
-            }
-        }
+        self.named.extend_from_slice(&self.read);
         self.edits.clear();
         for (name, value) in &confine.forced {
             match self
@@ -152,7 +153,10 @@ impl<'a> SortedSeries<'a> {
                 None => self.named.push((name, value)),
             }
         }
-        confine.within(&self.named, at)?;
+        if !repeated {
+            confine.within(&self.named, at)?;
+        }
+        self.read_passed = true;
         if confine.rewrite {
             // By position, and at one position by name: a label replacing the one there sorts
             // after those inserted before it.
@@ -161,6 +165,36 @@ impl<'a> SortedSeries<'a> {
             self.write(payload, labels_end, out);
         }
         Ok(true)
+    }
+
+    /// Reads the labels the policy names into `read`, in order; `true` when they are the last
+    /// series' (same names, same value bytes). A name is the policy's own string (equal bytes),
+    /// and a value equal to the last one keeps its text: only a new value is checked as UTF-8.
+    fn read_named<'p: 'a>(&mut self, confine: &Confine<'p>, at: Item) -> Result<bool, WriteError> {
+        let mut same = true;
+        let mut n = 0;
+        for label in &self.labels {
+            let Some(name) = confine.labels.iter().find(|l| l.as_bytes() == label.name) else {
+                continue;
+            };
+            match self.read.get(n) {
+                Some((last_name, last_value))
+                    if *last_name == *name && last_value.as_bytes() == label.value => {}
+                _ => {
+                    let value =
+                        std::str::from_utf8(label.value).map_err(|_| WriteError::NotUtf8 { at })?;
+                    match self.read.get_mut(n) {
+                        Some(slot) => *slot = (name, value),
+                        None => self.read.push((name, value)),
+                    }
+                    same = false;
+                }
+            }
+            n += 1;
+        }
+        same &= self.read.len() == n;
+        self.read.truncate(n);
+        Ok(same)
     }
 
     /// The series with the edits merged in: its own bytes copied in runs between them.

@@ -259,6 +259,65 @@ fn remote_write_1_refusals() {
     assert_eq!(check(rw, &or_policy, &b, &small).unwrap_err().status(), 413);
 }
 
+/// The fast path remembers that the last series' policy labels passed: every series whose
+/// values differ in any way (a value, a missing or an extra label) is judged again, in both modes.
+#[test]
+fn remote_write_1_every_changed_series_is_judged_again() {
+    let rw = WriteFormat::RemoteWrite1;
+    let policy = p(r#"{kube_namespace="team-a", env=~"prod|dev"}"#);
+    let ok: &[(&str, &str)] = &[("env", "prod"), ("kube_namespace", "team-a"), ("x", "1")];
+    let cases: [(&[(&str, &str)], bool); 7] = [
+        (
+            &[("env", "prod"), ("kube_namespace", "team-a"), ("x", "2")],
+            true,
+        ),
+        (&[("env", "dev"), ("kube_namespace", "team-a")], true),
+        (&[("env", "test"), ("kube_namespace", "team-a")], false),
+        (&[("env", "prod"), ("kube_namespace", "team-b")], false),
+        (&[("kube_namespace", "team-a")], false),
+        (&[("env", "prod"), ("x", "1")], false),
+        (
+            &[
+                ("env", "prod"),
+                ("kube_namespace", "team-a"),
+                ("kube_namespace2", "x"),
+            ],
+            true,
+        ),
+    ];
+    for (second, passes) in cases {
+        // After a passing series, and after a passing series twice (the remembered verdict).
+        for (body, index) in [
+            (rw1_body(&[ok, second, ok]), 1),
+            (rw1_body(&[ok, ok, second]), 2),
+        ] {
+            let checked = check(rw, &policy, &body, &limits());
+            let forced = force(rw, &p(r#"{env=~"prod|dev"}"#), &body, &limits());
+            if passes {
+                assert_eq!(checked, Ok(()), "{second:?}");
+                assert!(forced.is_ok(), "{second:?}");
+            } else {
+                assert!(
+                    matches!(checked, Err(WriteError::OutsidePolicy { at: Item { index: i, .. }, .. }) if i == index),
+                    "{second:?}: {checked:?}"
+                );
+            }
+        }
+    }
+    // Forcing: the forced label joins what is judged, the remembered verdict included.
+    let force_ns = p(r#"{kube_namespace="team-a", env=~"prod|dev"}"#);
+    let body = rw1_body(&[&[("env", "prod")], &[("env", "prod")], &[("env", "test")]]);
+    assert!(matches!(
+        force(rw, &force_ns, &body, &limits()),
+        Err(WriteError::OutsidePolicy {
+            at: Item { index: 2, .. },
+            ..
+        })
+    ));
+    let body = rw1_body(&[&[("env", "prod")], &[("env", "prod")], &[("env", "dev")]]);
+    assert!(force(rw, &force_ns, &body, &limits()).unwrap().is_some());
+}
+
 #[test]
 fn remote_write_1_unknown_fields_survive() {
     // A series with an exemplar-like field 3 and a histogram-like field 4, and a request with

@@ -422,8 +422,12 @@ struct Samples {
 /// measured next to it, so the machine's drift between rounds cancels out (ratios of medians
 /// taken over different moments did not).
 fn round_ratio(costs: &[f64], reference: &[f64]) -> f64 {
-    let ratios: Vec<f64> = costs.iter().zip(reference).map(|(c, r)| c / r).collect();
-    median_spread(&ratios).0
+    median_spread(&round_ratios(costs, reference)).0
+}
+
+/// `costs[i] / reference[i]` for each round.
+fn round_ratios(costs: &[f64], reference: &[f64]) -> Vec<f64> {
+    costs.iter().zip(reference).map(|(c, r)| c / r).collect()
 }
 
 fn median_spread(values: &[f64]) -> (f64, f64, f64) {
@@ -784,18 +788,13 @@ async fn check_bench(
     }
     drop(trivial);
     // A target's CPU per Check against the trivial server's in the same round, per round.
-    let cpu_ratios = |r: &SizeReport, target: usize| -> Vec<f64> {
-        r.samples[target]
-            .cpu_us
-            .iter()
-            .zip(&r.samples[0].cpu_us)
-            .map(|(cpu, floor)| cpu / floor)
-            .collect()
+    let cpu_ratios = |r: &SizeReport, target: usize| {
+        round_ratios(&r.samples[target].cpu_us, &r.samples[0].cpu_us)
     };
     let worst = |target: usize| {
         reports
             .iter()
-            .map(|r| round_ratio(&r.samples[target].cpu_us, &r.samples[0].cpu_us))
+            .map(|r| median_spread(&cpu_ratios(r, target)).0)
             .fold(0.0, f64::max)
     };
     if let (Some(first), Some(last)) = (reports.first(), reports.last()) {

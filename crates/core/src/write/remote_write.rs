@@ -54,7 +54,7 @@ struct SortedSeries<'a> {
     labels: Vec<SeriesLabel<'a>>,
     /// The labels the policy names, as read from the last series (see `read_named`).
     read: Vec<(&'a str, &'a str)>,
-    /// `read` has passed the policy (with the forced labels): the last series was confined.
+    /// `read` has passed the policy (with the forced labels applied): false until a series has.
     read_passed: bool,
     named: Vec<(&'a str, &'a str)>,
     /// Forced labels to write: (position among `labels`, name, value, replaces the one there).
@@ -124,9 +124,6 @@ impl<'a> SortedSeries<'a> {
         // The policy is a pure function of the labels it names: a series naming the same values
         // as the last one (as most of a batch does: one namespace, one job) passes as it did.
         let repeated = self.read_named(confine, at)? && self.read_passed;
-        self.read_passed = false;
-        self.named.clear();
-        self.named.extend_from_slice(&self.read);
         self.edits.clear();
         for (name, value) in &confine.forced {
             match self
@@ -148,15 +145,21 @@ impl<'a> SortedSeries<'a> {
                 },
                 Err(i) => self.edits.push((i, name, value, false)),
             }
-            match self.named.iter_mut().find(|(n, _)| n == name) {
-                Some((_, v)) => *v = value,
-                None => self.named.push((name, value)),
-            }
         }
         if !repeated {
+            // What the policy judges: the labels read, with the forced ones set.
+            self.named.clear();
+            self.named.extend_from_slice(&self.read);
+            for (name, value) in &confine.forced {
+                match self.named.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, v)) => *v = value,
+                    None => self.named.push((name, value)),
+                }
+            }
             confine.within(&self.named, at)?;
+            // A refusal ends the body, so from here `read` is known to pass.
+            self.read_passed = true;
         }
-        self.read_passed = true;
         if confine.rewrite {
             // By position, and at one position by name: a label replacing the one there sorts
             // after those inserted before it.

@@ -597,6 +597,8 @@ struct SnappyScratch {
     decoded: Vec<u8>,
     rewritten: Vec<u8>,
     compressed: Vec<u8>,
+    /// Kept for its hash table (32 KB, allocated zeroed by each new encoder).
+    encoder: Option<snap::raw::Encoder>,
 }
 
 impl SnappyScratch {
@@ -622,7 +624,8 @@ impl SnappyScratch {
         if self.compressed.len() < max {
             self.compressed.resize(max, 0);
         }
-        let len = snap::raw::Encoder::new()
+        let encoder = self.encoder.get_or_insert_with(snap::raw::Encoder::new);
+        let len = encoder
             .compress(&self.rewritten, &mut self.compressed)
             .map_err(|err| WriteError::Snappy(err.to_string()))?;
         Ok(self.compressed.get(..len).unwrap_or_default().to_vec())

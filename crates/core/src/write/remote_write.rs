@@ -21,7 +21,7 @@ pub(super) fn v1(
     snappy_rewrite(compressed, limits, confine.rewrite, |body, out| {
         let mut labels = Vec::with_capacity(32);
         let mut originals = Vec::with_capacity(32);
-        let mut sorted = SortedSeries::default();
+        let mut sorted = SortedSeries::new(confine);
         let mut index = 0usize;
         for_each_field(body, 0, |field, raw| {
             if field.number != 1 {
@@ -45,31 +45,89 @@ pub(super) fn v1(
 }
 
 /// The fast path for a series as senders write it: labels first, sorted by name, each unique,
-/// each in the canonical form (see [`canonical_label`]). Labels are read by byte offsets
-/// without the general field walk; label names and values stay bytes and only those the policy
-/// names are read as text (a policy matcher looks at nothing else); the series is written back
-/// as runs of its own bytes with the forced labels merged in by name.
+/// each in the canonical form (see [`canonical_label`]). One pass over the labels by byte
+/// offsets, without the general field walk, merges them with the forced labels and the names
+/// the policy reads (both sorted by name); label names and values stay bytes and only those the
+/// policy names are read as text (a policy matcher looks at nothing else). The series is written
+/// back as runs of its own bytes with the forced labels, encoded once per body, in between.
 #[derive(Default)]
 struct SortedSeries<'a> {
-    labels: Vec<SeriesLabel<'a>>,
+    /// The forced labels by name.
+    forced: Vec<ForcedLabel<'a>>,
+    /// Every name the policy reads or forces, by name: what a series' labels are merged with.
+    keys: Vec<PolicyLabel<'a>>,
+    /// The labels of this series the policy names: (the policy's name, the value's bytes).
+    seen: Vec<(&'a str, &'a [u8])>,
     /// The labels the policy names, as read from the last series (see `read_named`).
     read: Vec<(&'a str, &'a str)>,
     /// `read` has passed the policy (with the forced labels applied): false until a series has.
     read_passed: bool,
     named: Vec<(&'a str, &'a str)>,
-    /// Forced labels to write: (position among `labels`, name, value, replaces the one there).
-    edits: Vec<(usize, &'a str, &'a str, bool)>,
+    /// Forced labels to write, in the order of the series' bytes.
+    edits: Vec<Edit>,
 }
 
-/// A label of the fast path, with where its field lies in the series' payload.
-struct SeriesLabel<'a> {
-    name: &'a [u8],
-    value: &'a [u8],
-    start: usize,
-    end: usize,
+/// A label the policy forces, with its `Label` field encoded once per body.
+struct ForcedLabel<'a> {
+    name: &'a str,
+    value: &'a str,
+    field: Vec<u8>,
+}
+
+/// A label name the policy reads (a matcher's) or forces, or both.
+struct PolicyLabel<'a> {
+    name: &'a str,
+    /// The policy's matchers read it.
+    named: bool,
+    /// Its entries in `SortedSeries::forced` (a policy may force a name twice).
+    forced: std::ops::Range<usize>,
+}
+
+/// A forced label written into a series: the field of `forced[label]` goes at byte `at` of the
+/// series' payload, and the copy of the payload resumes at `resume` (past the label it replaces,
+/// if any).
+struct Edit {
+    at: usize,
+    resume: usize,
+    label: usize,
 }
 
 impl<'a> SortedSeries<'a> {
+    fn new<'p: 'a>(confine: &Confine<'p>) -> SortedSeries<'a> {
+        let mut forced: Vec<ForcedLabel<'a>> = confine
+            .forced
+            .iter()
+            .map(|(name, value)| {
+                let mut field = Vec::new();
+                wire::encode_pair(1, name, value, &mut field);
+                ForcedLabel { name, value, field }
+            })
+            .collect();
+        // Already by name (a selector keeps its matchers sorted), so a conflict found first
+        // here is the one `Confine::apply` reports first; sorted again in case that changes.
+        forced.sort_by(|a, b| a.name.cmp(b.name));
+        let mut names: Vec<&'a str> = confine
+            .policy_labels()
+            .chain(forced.iter().map(|label| label.name))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let keys = names
+            .into_iter()
+            .map(|name| PolicyLabel {
+                name,
+                named: confine.names(name),
+                forced: forced.partition_point(|label| label.name < name)
+                    ..forced.partition_point(|label| label.name <= name),
+            })
+            .collect();
+        SortedSeries {
+            forced,
+            keys,
+            ..SortedSeries::default()
+        }
+    }
+
     /// Confines one series; `Ok(false)` when it is not in the sorted form (the general path
     /// then reads it).
     fn confine<'p: 'a>(
@@ -80,71 +138,97 @@ impl<'a> SortedSeries<'a> {
         limits: &WriteLimits,
         out: &mut Vec<u8>,
     ) -> Result<bool, WriteError> {
-        self.labels.clear();
+        self.seen.clear();
+        self.edits.clear();
+        let mut next_key = 0usize;
+        // The first forced label whose name is sent with another value.
+        let mut conflict: Option<&'a str> = None;
+        let mut last_name: Option<&[u8]> = None;
+        let mut count = 0usize;
+        let (forced, keys) = (&self.forced, &self.keys);
+        let (edits, seen) = (&mut self.edits, &mut self.seen);
         let payload = series.payload;
         let mut start = 0usize;
         // `0a len Label`, one-byte length: every label a sender writes under 128 bytes.
         while let Some(&[0x0a, len]) = payload.get(start..start + 2) {
-            let end = start + 2 + usize::from(len);
-            let Some((name, value)) = payload
-                .get(start + 2..end)
-                .filter(|_| len < 0x80)
-                .and_then(|label| canonical_label(label, 2))
-            else {
+            let Some((name, value, end)) = canonical_label_at(payload, start, len) else {
                 return Ok(false);
             };
-            if self
-                .labels
-                .last()
-                .is_some_and(|last| compare_names(last.name, name).is_ge())
-            {
+            if last_name.is_some_and(|last| compare_names(last, name).is_ge()) {
                 return Ok(false);
             }
-            count_labels(self.labels.len() + 1, at, limits)?;
-            self.labels.push(SeriesLabel {
-                name,
-                value,
-                start,
-                end,
-            });
+            last_name = Some(name);
+            count += 1;
+            count_labels(count, at, limits)?;
+            // Forced labels named before this one go in front of it; one of its name keeps it,
+            // sets it where empty, or conflicts; a name the policy reads is kept as read.
+            while let Some(key) = keys.get(next_key) {
+                match compare_names(key.name.as_bytes(), name) {
+                    std::cmp::Ordering::Less => {
+                        edits.extend(key.forced.clone().map(|label| Edit {
+                            at: start,
+                            resume: start,
+                            label,
+                        }));
+                        next_key += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        for i in key.forced.clone() {
+                            let Some(label) = forced.get(i) else { continue };
+                            if value == label.value.as_bytes() {
+                                continue;
+                            }
+                            if value.is_empty() {
+                                // An empty value is an absent label in Prometheus: set it.
+                                edits.push(Edit {
+                                    at: start,
+                                    resume: end,
+                                    label: i,
+                                });
+                            } else {
+                                conflict = conflict.or(Some(label.name));
+                            }
+                        }
+                        if key.named {
+                            seen.push((key.name, value));
+                        }
+                        next_key += 1;
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
             start = end;
         }
         let labels_end = start;
         // The rest (samples, exemplars, ...) is walked as any message: a label among it, or
         // one spelled otherwise, is the general path's.
-        let mut label_after = false;
         let rest = payload.get(labels_end..).unwrap_or_default();
-        for_each_field(rest, series.offset + labels_end, |field, _| {
-            label_after |= field.number == 1;
-            Ok(())
-        })?;
-        if label_after {
-            return Ok(false);
+        if !other_messages_only(rest) {
+            let mut label_after = false;
+            for_each_field(rest, series.offset + labels_end, |field, _| {
+                label_after |= field.number == 1;
+                Ok(())
+            })?;
+            if label_after {
+                return Ok(false);
+            }
+        }
+        for key in self.keys.get(next_key..).unwrap_or_default() {
+            self.edits.extend(key.forced.clone().map(|label| Edit {
+                at: labels_end,
+                resume: labels_end,
+                label,
+            }));
         }
         // The policy is a pure function of the labels it names: a series naming the same values
         // as the last one (as most of a batch does: one namespace, one job) passes as it did.
-        let repeated = self.read_named(confine, at)? && self.read_passed;
-        self.edits.clear();
-        for (name, value) in &confine.forced {
-            match self
-                .labels
-                .binary_search_by(|label| compare_names(label.name, name.as_bytes()))
-            {
-                Ok(i) => match self.labels.get(i) {
-                    Some(label) if label.value == value.as_bytes() => {}
-                    // An empty value is an absent label in Prometheus: set it.
-                    Some(label) if label.value.is_empty() => {
-                        self.edits.push((i, name, value, true));
-                    }
-                    _ => {
-                        return Err(WriteError::ForcedLabelConflict {
-                            at,
-                            label: (*name).to_owned(),
-                        });
-                    }
-                },
-                Err(i) => self.edits.push((i, name, value, false)),
-            }
+        let repeated = self.read_named(at)? && self.read_passed;
+        if let Some(label) = conflict {
+            return Err(WriteError::ForcedLabelConflict {
+                at,
+                label: label.to_owned(),
+            });
         }
         if !repeated {
             // What the policy judges: the labels read, with the forced ones set.
@@ -161,31 +245,23 @@ impl<'a> SortedSeries<'a> {
             self.read_passed = true;
         }
         if confine.rewrite {
-            // By position, and at one position by name: a label replacing the one there sorts
-            // after those inserted before it.
-            self.edits
-                .sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            self.write(payload, labels_end, out);
+            self.write(payload, out);
         }
         Ok(true)
     }
 
-    /// Reads the labels the policy names into `read`, in order; `true` when they are the last
-    /// series' (same names, same value bytes). A name is the policy's own string (equal bytes),
-    /// and a value equal to the last one keeps its text: only a new value is checked as UTF-8.
-    fn read_named<'p: 'a>(&mut self, confine: &Confine<'p>, at: Item) -> Result<bool, WriteError> {
-        let mut same = true;
-        let mut n = 0;
-        for label in &self.labels {
-            let Some(name) = confine.labels.iter().find(|l| l.as_bytes() == label.name) else {
-                continue;
-            };
+    /// Reads the labels the policy names (`seen`) into `read`, in order; `true` when they are
+    /// the last series' (same names, same value bytes). A value equal to the last one keeps its
+    /// text: only a new value is checked as UTF-8.
+    fn read_named(&mut self, at: Item) -> Result<bool, WriteError> {
+        let mut same = self.read.len() == self.seen.len();
+        for (n, (name, value)) in self.seen.iter().enumerate() {
             match self.read.get(n) {
                 Some((last_name, last_value))
-                    if *last_name == *name && last_value.as_bytes() == label.value => {}
+                    if *last_name == *name && last_value.as_bytes() == *value => {}
                 _ => {
                     let value =
-                        std::str::from_utf8(label.value).map_err(|_| WriteError::NotUtf8 { at })?;
+                        std::str::from_utf8(value).map_err(|_| WriteError::NotUtf8 { at })?;
                     match self.read.get_mut(n) {
                         Some(slot) => *slot = (name, value),
                         None => self.read.push((name, value)),
@@ -193,33 +269,28 @@ impl<'a> SortedSeries<'a> {
                     same = false;
                 }
             }
-            n += 1;
         }
-        same &= self.read.len() == n;
-        self.read.truncate(n);
+        self.read.truncate(self.seen.len());
         Ok(same)
     }
 
     /// The series with the edits merged in: its own bytes copied in runs between them.
-    fn write(&self, payload: &[u8], labels_end: usize, out: &mut Vec<u8>) {
-        let mut len = payload.len();
-        for (i, name, value, replaces) in &self.edits {
-            len += wire::pair_len(name, value);
-            if *replaces {
-                len -= self.labels.get(*i).map_or(0, |l| l.end - l.start);
-            }
-        }
+    fn write(&self, payload: &[u8], out: &mut Vec<u8>) {
+        let field = |edit: &Edit| {
+            self.forced
+                .get(edit.label)
+                .map_or(&[][..], |label| label.field.as_slice())
+        };
+        let len = self.edits.iter().fold(payload.len(), |len, edit| {
+            len + field(edit).len() - (edit.resume - edit.at)
+        });
         wire::encode_key(1, 2, out);
         wire::put_varint(len as u64, out);
         let mut copied = 0usize;
-        for (i, name, value, replaces) in &self.edits {
-            let (at, after) = self
-                .labels
-                .get(*i)
-                .map_or((labels_end, labels_end), |l| (l.start, l.end));
-            out.extend_from_slice(payload.get(copied..at).unwrap_or_default());
-            wire::encode_pair(1, name, value, out);
-            copied = if *replaces { after } else { at };
+        for edit in &self.edits {
+            out.extend_from_slice(payload.get(copied..edit.at).unwrap_or_default());
+            out.extend_from_slice(field(edit));
+            copied = edit.resume;
         }
         out.extend_from_slice(payload.get(copied..).unwrap_or_default());
     }
@@ -304,6 +375,41 @@ fn canonical_label(payload: &[u8], wire_type: u8) -> Option<(&[u8], &[u8])> {
     };
     let (&m, value) = rest.split_first()?;
     (m < 0x80 && value.len() == usize::from(m)).then_some((name, value))
+}
+
+/// Whether `rest` is a run of length-delimited fields other than labels, each with a one-byte
+/// key and length, filling it exactly (a series' samples as senders write them): what the
+/// general walk would accept without finding a label, read without it.
+fn other_messages_only(rest: &[u8]) -> bool {
+    let mut at = 0usize;
+    while let Some(&[key, len]) = rest.get(at..at + 2) {
+        // Wire type 2, a field number from 2 to 15.
+        if key & 0x87 != 2 || key >> 3 < 2 || len >= 0x80 {
+            return false;
+        }
+        at += 2 + usize::from(len);
+    }
+    at == rest.len()
+}
+
+/// [`canonical_label`] for the `Label` field at `start` of `payload` (`0a len` read there):
+/// `0a n name`, then `12 m value` unless the value is empty, filling exactly `len` bytes.
+/// Returns the name, the value and where the field ends.
+fn canonical_label_at(payload: &[u8], start: usize, len: u8) -> Option<(&[u8], &[u8], usize)> {
+    let end = start + 2 + usize::from(len);
+    if len >= 0x80 {
+        return None;
+    }
+    let &[0x0a, n, ref rest @ ..] = payload.get(start + 2..end)? else {
+        return None;
+    };
+    let (name, rest) = rest.split_at_checked(usize::from(n))?;
+    match *rest {
+        [] => Some((name, b"", end)),
+        // `m` fits in the label's one-byte length, so it is one byte as well.
+        [0x12, m, ref value @ ..] if usize::from(m) == value.len() => Some((name, value, end)),
+        _ => None,
+    }
 }
 
 /// Writes a `TimeSeries` with `labels` and every other field of `payload` as sent. A label

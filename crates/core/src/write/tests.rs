@@ -349,6 +349,149 @@ fn remote_write_1_unknown_fields_survive() {
     }
 }
 
+/// The fast path (sorted labels) and the general one (the same labels reversed) agree: on the
+/// bytes they write whatever follows the labels (fields the fast path skips by hand or leaves to
+/// the general walk), and on the conflict they report (the first of the policy's forced labels).
+#[test]
+fn remote_write_1_fast_and_general_paths_agree() {
+    let rw = WriteFormat::RemoteWrite1;
+    let label = |name: &str, value: &str| {
+        rw1::Label {
+            name: name.into(),
+            value: value.into(),
+        }
+        .encode_to_vec()
+    };
+    let series_body = |labels: &[(&str, &str)], rest: &[u8]| {
+        let mut series = Vec::new();
+        for (name, value) in labels {
+            encode_bytes(1, &label(name, value), &mut series);
+        }
+        series.extend_from_slice(rest);
+        let mut body = Vec::new();
+        encode_bytes(1, &series, &mut body);
+        snappy(&body)
+    };
+    let sample = rw1::Sample {
+        value: 1.5,
+        timestamp: 9,
+    }
+    .encode_to_vec();
+    let mut rests: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut samples = Vec::new();
+    encode_bytes(2, &sample, &mut samples);
+    encode_bytes(2, &sample, &mut samples);
+    rests.push(samples.clone());
+    // A two-byte length, a varint field, a field number above 15 (a two-byte key).
+    let mut long = samples.clone();
+    encode_bytes(3, &[7; 200], &mut long);
+    rests.push(long);
+    let mut varint = samples.clone();
+    encode_key(5, 0, &mut varint);
+    encode_varint(300, &mut varint);
+    rests.push(varint);
+    let mut high = samples.clone();
+    encode_bytes(16, b"later schema", &mut high);
+    rests.push(high);
+    let policy = p(r#"{kube_namespace="team-a", job=~"node|api"}"#);
+    let sorted = [("__name__", "up"), ("job", "node"), ("zone", "z")];
+    let mut reversed = sorted;
+    reversed.reverse();
+    for rest in &rests {
+        let fast = force(rw, &policy, &series_body(&sorted, rest), &limits())
+            .unwrap()
+            .unwrap();
+        let general = force(rw, &policy, &series_body(&reversed, rest), &limits())
+            .unwrap()
+            .unwrap();
+        assert_eq!(unsnappy(&fast), unsnappy(&general), "rest {rest:?}");
+        assert_eq!(
+            rw1_labels(&fast),
+            [pairs(&[
+                ("__name__", "up"),
+                ("job", "node"),
+                ("kube_namespace", "team-a"),
+                ("zone", "z")
+            ])]
+        );
+        assert!(unsnappy(&fast).ends_with(rest));
+        assert_eq!(check(rw, &policy, &fast, &limits()), Ok(()));
+    }
+    // A label after the samples (next to them, or after a varint field): the general path
+    // reads it, wherever the fast path stopped.
+    let mut after_varint = samples.clone();
+    encode_key(5, 0, &mut after_varint);
+    encode_varint(1, &mut after_varint);
+    for mut label_after in [samples.clone(), after_varint] {
+        encode_bytes(1, &label("a", "1"), &mut label_after);
+        let forced = force(rw, &policy, &series_body(&sorted, &label_after), &limits())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            rw1_labels(&forced),
+            [pairs(&[
+                ("__name__", "up"),
+                ("a", "1"),
+                ("job", "node"),
+                ("kube_namespace", "team-a"),
+                ("zone", "z")
+            ])]
+        );
+    }
+    // A field cut short after the labels is refused, as the general walk refuses it.
+    let mut cut = samples.clone();
+    cut.extend_from_slice(&[0x12, 0x20, 1, 2, 3]);
+    for refused in [
+        force(rw, &policy, &series_body(&sorted, &cut), &limits()).map(|_| ()),
+        check(rw, &policy, &series_body(&sorted, &cut), &limits()),
+    ] {
+        assert!(
+            matches!(refused, Err(WriteError::Protobuf { .. })),
+            "{refused:?}"
+        );
+    }
+    // A `Label` with a field after its value (a later schema's) is not the canonical form: its
+    // value is what protobuf reads, not the bytes up to the label's end.
+    let mut extended = label("kube_namespace", "team-a");
+    encode_bytes(3, b"later", &mut extended);
+    let mut series = Vec::new();
+    encode_bytes(1, &label("job", "node"), &mut series);
+    encode_bytes(1, &extended, &mut series);
+    series.extend_from_slice(&samples);
+    let mut body = Vec::new();
+    encode_bytes(1, &series, &mut body);
+    assert_eq!(check(rw, &policy, &snappy(&body), &limits()), Ok(()));
+    let forced = force(rw, &policy, &snappy(&body), &limits())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rw1_labels(&forced),
+        [pairs(&[("job", "node"), ("kube_namespace", "team-a")])]
+    );
+    assert!(unsnappy(&forced).windows(5).any(|w| w == b"later"));
+    // Conflicts: the first forced label (by name: a selector keeps its matchers sorted) is the
+    // one reported, also when a name is forced twice.
+    for (policy, labels, conflict) in [
+        (r#"{b="2", a="1"}"#, [("a", "x"), ("b", "y")], "a"),
+        (r#"{a="1", b="2"}"#, [("a", "x"), ("b", "y")], "a"),
+        (r#"{a="1", b="2"}"#, [("a", "1"), ("b", "y")], "b"),
+        (r#"{a="1", a="2"}"#, [("a", "1"), ("c", "y")], "a"),
+    ] {
+        let mut reversed = labels;
+        reversed.reverse();
+        for labels in [labels, reversed] {
+            assert_eq!(
+                force(rw, &p(policy), &series_body(&labels, &samples), &limits()),
+                Err(WriteError::ForcedLabelConflict {
+                    at: at(ItemKind::Series, 0),
+                    label: conflict.into()
+                }),
+                "{policy} {labels:?}"
+            );
+        }
+    }
+}
+
 // ---- remote write 2.0 ----
 
 fn rw2_body(series: &[&[(&str, &str)]]) -> Vec<u8> {

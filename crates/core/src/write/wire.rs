@@ -29,7 +29,7 @@ pub(super) fn for_each_field<'a>(
         let start = bytes.len() - rest.len();
         let at = base + start;
         let malformed = |what| WriteError::Protobuf { what, offset: at };
-        let key = decode_varint(&mut rest).map_err(|_| malformed("a field key"))?;
+        let key = read_varint(&mut rest).map_err(|_| malformed("a field key"))?;
         let number = u32::try_from(key >> 3).map_err(|_| malformed("a field number"))?;
         if number == 0 {
             return Err(malformed("field number 0"));
@@ -43,7 +43,7 @@ pub(super) fn for_each_field<'a>(
             }
             1 => take(&mut rest, 8).ok_or_else(|| malformed("a 64-bit value"))?,
             2 => {
-                let len = decode_varint(&mut rest).map_err(|_| malformed("a length"))?;
+                let len = read_varint(&mut rest).map_err(|_| malformed("a length"))?;
                 let len = usize::try_from(len).map_err(|_| malformed("a length"))?;
                 take(&mut rest, len).ok_or_else(|| malformed("a length past the end"))?
             }
@@ -65,6 +65,21 @@ pub(super) fn for_each_field<'a>(
         )?;
     }
     Ok(())
+}
+
+/// A varint; one or two bytes (keys and most lengths) read here, without a call into prost.
+fn read_varint(rest: &mut &[u8]) -> Result<u64, prost::DecodeError> {
+    match **rest {
+        [low, ref tail @ ..] if low < 0x80 => {
+            *rest = tail;
+            Ok(u64::from(low))
+        }
+        [low, high, ref tail @ ..] if high < 0x80 => {
+            *rest = tail;
+            Ok(u64::from(low & 0x7f) | u64::from(high) << 7)
+        }
+        _ => decode_varint(rest),
+    }
 }
 
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
@@ -116,10 +131,11 @@ impl<'a> Field<'a> {
     }
 }
 
-/// A varint; keys and most lengths take one byte, written without the general encoder.
+/// A varint; keys and most lengths take one or two bytes, written without the general encoder.
 pub(super) fn put_varint(value: u64, out: &mut Vec<u8>) {
-    match u8::try_from(value) {
-        Ok(byte) if byte < 0x80 => out.push(byte),
+    match value {
+        0..0x80 => out.push(value as u8),
+        0x80..0x4000 => out.extend_from_slice(&[value as u8 | 0x80, (value >> 7) as u8]),
         _ => encode_varint(value, out),
     }
 }

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use promql_parser::parser::{self, Expr};
 use tollgate_core::Policy;
 use tollgate_core::form;
-use tollgate_core::promql::{Enforcer, QueryError, check_within};
+use tollgate_core::promql::{self, Enforcer, QueryError, check_within};
 use tollgate_core::selector::{MatchOp, Matcher};
 
 const POLICIES: &[&str] = &[
@@ -18,7 +18,7 @@ const POLICIES: &[&str] = &[
 ];
 
 /// Input: a policy digit (index into POLICIES), a kind (`q` query, `m` match[], `b` body check,
-/// `f` form parsing), then the text. Seeds are readable: `0qsum(rate(x[5m]))`.
+/// `l` a Loki label set, `f` form parsing), then the text. Seeds are readable: `0qsum(rate(x[5m]))`.
 fn split(data: &[u8]) -> Option<(&'static str, u8, &str)> {
     let [policy, kind, text @ ..] = data else {
         return None;
@@ -38,6 +38,17 @@ fuzz_target!(|data: &[u8]| {
         b'm' => enforcer.rewrite_match(text),
         b'b' => {
             let _ = check_within(&policy, "query", text);
+            return;
+        }
+        b'l' => {
+            // Loki's stream labels: the hand reader says what the parser says, when it answers.
+            if let Some(labels) = promql::plain_label_set(text) {
+                assert_eq!(
+                    Ok(labels),
+                    promql::parse_label_set_with_parser(text),
+                    "{text:?}"
+                );
+            }
             return;
         }
         _ => {

@@ -384,7 +384,62 @@ pub fn canonical(query: &str) -> Result<String, QueryError> {
 /// A label set written as a selector, `{name="value", ...}` (Loki's stream labels, which Loki
 /// reads with Prometheus's parser): every matcher an equality, no metric name outside the
 /// braces, no modifier. The message of the refusal otherwise.
+///
+/// The form Loki's clients print is read by hand ([`plain_label_set`]); anything else by the
+/// PromQL parser ([`parse_label_set_with_parser`]), which the hand reader is held to.
 pub fn parse_label_set(text: &str) -> Result<Vec<(String, String)>, String> {
+    match plain_label_set(text) {
+        Some(labels) => Ok(labels),
+        None => parse_label_set_with_parser(text),
+    }
+}
+
+/// The label set as Prometheus's `labels.String()` prints it (how Loki's clients send stream
+/// labels), read without the parser: `{name="value", ...}`, names `[a-zA-Z_][a-zA-Z0-9_]*`,
+/// values of printable ASCII without `"` or `\` (no escapes), spaces only around the commas
+/// and inside the braces, at least one value not empty (the parser refuses a selector without
+/// one). `None` for anything else: the parser reads it, refusing where it must. Public for the
+/// fuzz target that holds it to the parser.
+pub fn plain_label_set(text: &str) -> Option<Vec<(String, String)>> {
+    let mut rest = text
+        .strip_prefix('{')?
+        .strip_suffix('}')?
+        .trim_start_matches(' ');
+    let mut labels = Vec::new();
+    let mut any_value = false;
+    while !rest.is_empty() {
+        let name_end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let (name, after) = rest.split_at(name_end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        let after = after.strip_prefix("=\"")?;
+        let value_end = after.find('"')?;
+        let (value, after) = after.split_at(value_end);
+        if !value
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'\\')
+        {
+            return None;
+        }
+        any_value |= !value.is_empty();
+        labels.push((name.to_owned(), value.to_owned()));
+        // Past the closing quote: the end, or a comma and another label.
+        rest = after.get(1..)?.trim_start_matches(' ');
+        if !rest.is_empty() {
+            rest = rest.strip_prefix(',')?.trim_start_matches(' ');
+            if rest.is_empty() {
+                return None;
+            }
+        }
+    }
+    any_value.then_some(labels)
+}
+
+/// [`parse_label_set`] by the PromQL parser alone.
+pub fn parse_label_set_with_parser(text: &str) -> Result<Vec<(String, String)>, String> {
     let expr = parse("labels", text).map_err(|err| err.to_string())?;
     let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
         return Err("the labels are not a selector {name=\"value\", ...}".into());
@@ -558,6 +613,95 @@ mod tests {
         ) {
             same_duration_as_published(&text)?;
         }
+    }
+
+    /// Texts near the printed form of a label set: mostly `{a="b", c="d"}`, with spaces,
+    /// commas, quotes, escapes, keywords as names, empty values, `or`, a `#` comment, non-ASCII.
+    fn label_set_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::sample::select;
+        use proptest::strategy::Strategy;
+        let name = proptest::prop_oneof![
+            2 => "[a-zA-Z_][a-zA-Z0-9_]{0,3}",
+            1 => select(vec!["or", "OR", "sum", "by", "offset", "__name__", "1a", "a:b", "é", ""])
+                .prop_map(str::to_owned),
+        ];
+        let equals = select(vec!["=", "=", "=", "=", " =", "= ", "=~", "!="]);
+        let value = "([a-z0-9 #{}=,~!]|\\\\|\\\\\"|\\\\n|\\\\x|é|\t|\n|\x01|\x7f|\"){0,4}";
+        let separator = select(vec![", ", ", ", ",", " , ", ",,", " or ", ""]);
+        let open = select(vec!["{", "{", "{ ", "x{", ""]);
+        let close = select(vec!["}", "}", "}", " }", ",}", "} ", "}#", ""]);
+        (
+            open,
+            proptest::collection::vec((name, equals, value, separator), 0..4),
+            close,
+        )
+            .prop_map(|(open, labels, close)| {
+                let mut text = open.to_owned();
+                for (i, (name, equals, value, separator)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(separator);
+                    }
+                    text.push_str(&format!("{name}{equals}\"{value}\""));
+                }
+                text + close
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+
+        /// The hand reader of Loki's stream labels says what the parser says, whenever it
+        /// answers.
+        #[test]
+        fn plain_label_sets_read_as_the_parser_reads_them(text in label_set_text()) {
+            if let Some(labels) = plain_label_set(&text) {
+                proptest::prop_assert_eq!(Ok(labels), parse_label_set_with_parser(&text), "{:?}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_label_sets_take_the_printed_form() {
+        for (text, labels) in [
+            (
+                r#"{app="api-0", level="info"}"#,
+                vec![("app", "api-0"), ("level", "info")],
+            ),
+            (r#"{a="b",c="d"}"#, vec![("a", "b"), ("c", "d")]),
+            (r#"{ sum="x y", a="" }"#, vec![("sum", "x y"), ("a", "")]),
+            (
+                r#"{__name__="up", a="b", a="c"}"#,
+                vec![("__name__", "up"), ("a", "b"), ("a", "c")],
+            ),
+        ] {
+            let want: Vec<(String, String)> = labels
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(plain_label_set(text).as_ref(), Some(&want), "{text}");
+            assert_eq!(parse_label_set_with_parser(text), Ok(want), "{text}");
+        }
+        // Left to the parser: escapes, spaces around `=`, a trailing comma, no non-empty value,
+        // `or`, a comment, text after the braces, non-ASCII, a newline, a name the lexer reads
+        // as a number.
+        for text in [
+            r#"{a="b\"c"}"#,
+            r#"{a = "b"}"#,
+            r#"{a="b",}"#,
+            r#"{a=""}"#,
+            "{}",
+            r#"{a="b" or c="d"}"#,
+            r#"{a="b"} # x"#,
+            r#"{a="b"} "#,
+            r#"{a="é"}"#,
+            "{a=\"b\nc\"}",
+            r#"{1a="b"}"#,
+            r#"x{a="b"}"#,
+        ] {
+            assert_eq!(plain_label_set(text), None, "{text}");
+        }
+        assert!(parse_label_set(r#"{a="b",}"#).is_ok());
+        assert!(parse_label_set(r#"{a=""}"#).is_err());
     }
 
     fn same_duration_as_published(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {

@@ -74,11 +74,9 @@ async fn flush_loop<S: Store>(
 }
 
 async fn flush<S: Store>(directory: &Directory<S>, pending: &Pending) {
-    let batch: Vec<(i64, i64)> = pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .drain()
-        .collect();
+    // Taken whole under the lock (its memory goes with it), written after.
+    let taken = std::mem::take(&mut *pending.lock().unwrap_or_else(PoisonError::into_inner));
+    let batch: Vec<(i64, i64)> = taken.into_iter().collect();
     if batch.is_empty() {
         return;
     }

@@ -398,9 +398,11 @@ pub fn parse_label_set(text: &str) -> Result<Vec<(String, String)>, String> {
 /// labels), read without the parser: `{name="value", ...}`, names `[a-zA-Z_][a-zA-Z0-9_]*`,
 /// values of printable ASCII without `"` or `\` (no escapes), spaces only around the commas
 /// and inside the braces, at least one value not empty (the parser refuses a selector without
-/// one). `None` for anything else: the parser reads it, refusing where it must. Public for the
+/// one), within the parser's length and nesting bounds. `None` for anything else: the parser reads it, refusing where it must. Public for the
 /// fuzz target that holds it to the parser.
 pub fn plain_label_set(text: &str) -> Option<Vec<(String, String)>> {
+    // The parser's length and nesting bounds first: they refuse before any label is read.
+    text::bounds("labels", text).ok()?;
     let mut rest = text
         .strip_prefix('{')?
         .strip_suffix('}')?
@@ -697,6 +699,8 @@ mod tests {
             "{a=\"b\nc\"}",
             r#"{1a="b"}"#,
             r#"x{a="b"}"#,
+            &format!(r#"{{a="{}"}}"#, "(".repeat(MAX_NESTING)),
+            &format!(r#"{{a="{}"}}"#, "x".repeat(MAX_QUERY_BYTES)),
         ] {
             assert_eq!(plain_label_set(text), None, "{text}");
         }

@@ -6,6 +6,25 @@ use super::{MAX_NESTING, MAX_QUERY_BYTES, QueryError};
 use promql_parser::parser::{self, Expr};
 
 pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
+    bounds(param, text)?;
+    if let Some(number) = oversized_duration(text) {
+        return Err(QueryError::Unparsable {
+            param,
+            message: format!("duration {number} is too large"),
+        });
+    }
+    if let Some(escape) = ambiguous_escape(text) {
+        return Err(QueryError::AmbiguousEscape { param, escape });
+    }
+    parser::parse(text).map_err(|message| QueryError::Unparsable {
+        param,
+        message: message.lines().next().unwrap_or("syntax error").to_owned(),
+    })
+}
+
+/// The length and nesting bounds, before anything reads the text (the nesting counts every
+/// bracket, quoted or not: a cheap pass that needs no lexer).
+pub(super) fn bounds(param: &'static str, text: &str) -> Result<(), QueryError> {
     if text.len() > MAX_QUERY_BYTES {
         return Err(QueryError::Unparsable {
             param,
@@ -28,19 +47,7 @@ pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError>
             _ => {}
         }
     }
-    if let Some(number) = oversized_duration(text) {
-        return Err(QueryError::Unparsable {
-            param,
-            message: format!("duration {number} is too large"),
-        });
-    }
-    if let Some(escape) = ambiguous_escape(text) {
-        return Err(QueryError::AmbiguousEscape { param, escape });
-    }
-    parser::parse(text).map_err(|message| QueryError::Unparsable {
-        param,
-        message: message.lines().next().unwrap_or("syntax error").to_owned(),
-    })
+    Ok(())
 }
 
 /// Largest number of seconds accepted in a range, a subquery or an offset: about 31,700 years.

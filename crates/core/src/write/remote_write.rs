@@ -83,6 +83,32 @@ struct PolicyLabel<'a> {
     forced: std::ops::Range<usize>,
 }
 
+impl<'a> PolicyLabel<'a> {
+    /// The series lacks this name: its first forced entry is inserted at byte `at`; another
+    /// entry of the name with another value conflicts with it, as in `Confine::apply`.
+    #[inline]
+    fn insert(
+        &self,
+        forced: &[ForcedLabel<'a>],
+        at: usize,
+        edits: &mut Vec<Edit>,
+        conflict: &mut Option<&'a str>,
+    ) {
+        let mut entries = forced.get(self.forced.clone()).unwrap_or_default().iter();
+        let Some(first) = entries.next() else {
+            return;
+        };
+        edits.push(Edit {
+            at,
+            resume: at,
+            label: self.forced.start,
+        });
+        if entries.any(|label| label.value != first.value) {
+            *conflict = conflict.or(Some(first.name));
+        }
+    }
+}
+
 /// A forced label written into a series: the field of `forced[label]` goes at byte `at` of the
 /// series' payload, and the copy of the payload resumes at `resume` (past the label it replaces,
 /// if any).
@@ -103,8 +129,8 @@ impl<'a> SortedSeries<'a> {
                 ForcedLabel { name, value, field }
             })
             .collect();
-        // Already by name (a selector keeps its matchers sorted), so a conflict found first
-        // here is the one `Confine::apply` reports first; sorted again in case that changes.
+        // The merge needs them by name. A selector keeps its matchers sorted, so this is also
+        // the policy's order, in which `Confine::apply` reports the first conflict.
         forced.sort_by(|a, b| a.name.cmp(b.name));
         let mut names: Vec<&'a str> = confine
             .policy_labels()
@@ -165,26 +191,26 @@ impl<'a> SortedSeries<'a> {
             while let Some(key) = keys.get(next_key) {
                 match compare_names(key.name.as_bytes(), name) {
                     std::cmp::Ordering::Less => {
-                        edits.extend(key.forced.clone().map(|label| Edit {
-                            at: start,
-                            resume: start,
-                            label,
-                        }));
+                        key.insert(forced, start, edits, &mut conflict);
                         next_key += 1;
                     }
                     std::cmp::Ordering::Equal => {
+                        // As `Confine::apply`: each forced entry of the name in turn, against
+                        // the value as the entries before it left it.
+                        let mut current = value;
                         for i in key.forced.clone() {
                             let Some(label) = forced.get(i) else { continue };
-                            if value == label.value.as_bytes() {
+                            if current == label.value.as_bytes() {
                                 continue;
                             }
-                            if value.is_empty() {
+                            if current.is_empty() {
                                 // An empty value is an absent label in Prometheus: set it.
                                 edits.push(Edit {
                                     at: start,
                                     resume: end,
                                     label: i,
                                 });
+                                current = label.value.as_bytes();
                             } else {
                                 conflict = conflict.or(Some(label.name));
                             }
@@ -215,11 +241,7 @@ impl<'a> SortedSeries<'a> {
             }
         }
         for key in self.keys.get(next_key..).unwrap_or_default() {
-            self.edits.extend(key.forced.clone().map(|label| Edit {
-                at: labels_end,
-                resume: labels_end,
-                label,
-            }));
+            key.insert(&self.forced, labels_end, &mut self.edits, &mut conflict);
         }
         // The policy is a pure function of the labels it names: a series naming the same values
         // as the last one (as most of a batch does: one namespace, one job) passes as it did.
@@ -281,16 +303,21 @@ impl<'a> SortedSeries<'a> {
                 .get(edit.label)
                 .map_or(&[][..], |label| label.field.as_slice())
         };
-        let len = self.edits.iter().fold(payload.len(), |len, edit| {
-            len + field(edit).len() - (edit.resume - edit.at)
-        });
+        // The length of the runs written below, whatever the edits (the merge makes them in
+        // order and apart; a run an edit would overlap is written, and counted, empty).
+        let (mut len, mut copied) = (0usize, 0usize);
+        for edit in &self.edits {
+            len += edit.at.saturating_sub(copied) + field(edit).len();
+            copied = copied.max(edit.resume);
+        }
+        len += payload.len().saturating_sub(copied);
         wire::encode_key(1, 2, out);
         wire::put_varint(len as u64, out);
         let mut copied = 0usize;
         for edit in &self.edits {
             out.extend_from_slice(payload.get(copied..edit.at).unwrap_or_default());
             out.extend_from_slice(field(edit));
-            copied = edit.resume;
+            copied = copied.max(edit.resume);
         }
         out.extend_from_slice(payload.get(copied..).unwrap_or_default());
     }

@@ -217,7 +217,7 @@ impl Enforcer {
         let mut expr = parse("query", query)?;
         complete_info_calls(&mut expr);
         visit(&mut expr, &mut |vs| self.restrict("query", vs))?;
-        let rewritten = expr.to_string();
+        let rewritten = print(&expr, query.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("query", query).unwrap_or(err))?;
         Ok(rewritten)
@@ -236,7 +236,7 @@ impl Enforcer {
             return Err(QueryError::NotASelector { param: "match[]" });
         };
         self.restrict("match[]", vs)?;
-        let rewritten = expr.to_string();
+        let rewritten = print(&expr, selector.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("match[]", selector).unwrap_or(err))?;
         Ok(rewritten)
@@ -324,6 +324,16 @@ impl Enforcer {
             }
         })
     }
+}
+
+/// The rewritten query's text, in a buffer sized once for the usual growth (the policy's
+/// matchers on a few selectors; `to_string` grew it from empty, five copies for a dashboard
+/// query). A printer that fails is a rewrite that did not verify.
+fn print(expr: &Expr, original_len: usize) -> Result<String, QueryError> {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(original_len.saturating_mul(2).saturating_add(64));
+    write!(text, "{expr}").map_err(|_| QueryError::VerificationFailed)?;
+    Ok(text)
 }
 
 /// Whether every selector of `query` already lies within `policy` (for bodies that cannot be
@@ -570,7 +580,7 @@ fn escape_regex(value: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::text::{lexed_oversized_duration, may_spell_a_large_number};
+    use super::text::{Scan, lexed_oversized_duration, may_spell_a_large_number};
     use super::*;
     use promql_parser::parser;
 
@@ -597,6 +607,38 @@ mod tests {
             if lexed_oversized_duration(&text).is_some() {
                 proptest::prop_assert!(may_spell_a_large_number(&text), "{:?}", text);
             }
+        }
+
+        /// The one pass before parsing answers as the three checks it replaced: the nesting
+        /// bound, the large-number pre-filter, and a search for `\x`, `\2`, `\3`.
+        #[test]
+        fn one_scan_answers_as_the_separate_checks(
+            open in proptest::prop_oneof![0usize..8, 120usize..136],
+            text in "(\\(|\\[|\\{|\\)|\\]|\\}|\\\\|x|X|2|3|[0-9]{1,13}|\\.|e|E|0x|Inf|nan|iNf|i|n|\"| |a|é)*"
+        ) {
+            let text = format!("{}{text}", "(".repeat(open));
+            // The nesting bound as it was checked before the scan.
+            let mut depth = 0usize;
+            let mut too_deep = false;
+            for c in text.bytes() {
+                match c {
+                    b'(' | b'[' | b'{' => {
+                        depth += 1;
+                        too_deep |= depth > MAX_NESTING;
+                    }
+                    b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            let separate = Scan {
+                too_deep,
+                may_spell_a_large_number: may_spell_a_large_number(&text),
+                may_hold_an_escape: text
+                    .as_bytes()
+                    .windows(2)
+                    .any(|w| w[0] == b'\\' && matches!(w[1], b'x' | b'2' | b'3')),
+            };
+            proptest::prop_assert_eq!(Scan::of(&text), separate, "{:?}", text);
         }
 
         /// The vendored promql-parser reads durations by hand (vendor/README.md): it must
@@ -710,7 +752,7 @@ mod tests {
 
     fn same_duration_as_published(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
         // Both panic on a plain number of seconds out of `Duration`'s range; the parser's
-        // callers refuse those first (`oversized_duration`).
+        // callers refuse those first (`lexed_oversized_duration`).
         if let Ok(seconds) = text.parse::<f64>() {
             proptest::prop_assume!(seconds < 1e12);
         }

@@ -31,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((policy, kind, text)) = split(data) else {
         return;
     };
+    // The vendored parser's fast reader answers as its grammar wherever it answers.
+    if let Some(fast) = parser::parse_fast(text) {
+        assert_eq!(Ok(fast), parser::parse_with_grammar(text), "{text:?}");
+    }
     let policy = Policy::parse(policy).unwrap();
     let enforcer = Enforcer::new(&policy).unwrap().unwrap();
     let rewritten = match kind {
@@ -78,8 +82,12 @@ fuzz_target!(|data: &[u8]| {
         // containment check can model the query: one policy selector (not an OR's merged
         // regex), and every matcher of the client's one that a policy could hold.
         Ok(query) if policy.selectors().len() == 1 && modelled(text) => {
-            if let Err(err) = check_within(&policy, "query", &query) {
-                panic!("rewrite of {text:?} to {query:?} is outside the policy: {err}");
+            match check_within(&policy, "query", &query) {
+                // A selector whose own matchers contradict each other (two metric names)
+                // selects nothing, so nothing outside the policy either: the body check
+                // refuses it as pointless, the rewrite need not.
+                Ok(()) | Err(QueryError::SelectsNothing { .. }) => {}
+                Err(err) => panic!("rewrite of {text:?} to {query:?} is outside the policy: {err}"),
             }
         }
         _ => {}

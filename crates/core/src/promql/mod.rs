@@ -13,6 +13,9 @@
 //! The rewritten text is parsed again and checked before it is used: a printer bug can never
 //! turn into a widened query.
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod fast_reader_tests;
 mod params;
 mod text;
 mod walk;
@@ -1124,6 +1127,19 @@ mod tests {
             r#"up{job="a", kube_namespace="prometheus"}"#,
             "match[]",
         );
+    }
+
+    /// Two metric names in one selector (`{"a", "b"}`) select nothing: the rewrite passes it on
+    /// with the policy added (Prometheus answers it empty), the body check refuses it (fuzz
+    /// regression `two-metric-names-select-nothing`).
+    #[test]
+    fn a_selector_of_two_metric_names_selects_nothing() {
+        let policy = Policy::parse(NS).unwrap();
+        let rewritten = enforcer(NS).rewrite_query(r#"{"a", "b"}"#).unwrap();
+        assert!(matches!(
+            check_within(&policy, "query", &rewritten),
+            Err(QueryError::SelectsNothing { .. })
+        ));
     }
 
     #[test]

@@ -418,7 +418,10 @@ impl Lexer {
         }
 
         let s = self.lexeme_string();
-        let s_lower = s.to_lowercase();
+        // Tollgate: the identifier is ASCII (`is_alpha_numeric` or `:` above), so its ASCII
+        // lowercase is its lowercase; `to_lowercase` pulled Unicode's case tables into the
+        // filter module.
+        let s_lower = s.to_ascii_lowercase();
         match get_keyword_token(&s_lower) {
             Some(token_id) => {
                 // fill, fill_left, fill_right can be used as metric identifiers

@@ -12,10 +12,22 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+pub use crate::parser::fast::parse_fast;
 use crate::parser::{lex, Expr, INVALID_QUERY_INFO};
 
 /// Parse the given query literal to an AST (which is [`Expr`] in this crate).
+///
+/// Tollgate: the common forms are read by [`parse_fast`] (a few times faster), the rest by the
+/// generated LR parser, [`parse_with_grammar`]; both answer alike where the first answers.
 pub fn parse(input: &str) -> Result<Expr, String> {
+    match parse_fast(input) {
+        Some(expr) => Ok(expr),
+        None => parse_with_grammar(input),
+    }
+}
+
+/// The generated LR parser alone (the published crate's `parse`).
+pub fn parse_with_grammar(input: &str) -> Result<Expr, String> {
     match lex::lexer(input) {
         Err(e) => Err(e),
         Ok(lexer) => {

@@ -19,6 +19,7 @@ mod logql;
 mod make_run;
 mod postgres;
 mod prometheus;
+mod promql_oracle;
 mod regex_oracle;
 mod remote_write;
 mod security;

@@ -873,6 +873,32 @@ async fn hostile_query_spellings_and_bodies() {
             Some(form_type),
             Some("match[]=up&match%5B%5D=down".into()),
         ),
+        // A chain of operators nests the parsed query as deep as it is long: 10,000 overflowed
+        // a 2 MiB stack (the server's tokio worker, Envoy's wasm VM); refused before parsing.
+        (
+            "operator-chain",
+            "/api/v1/query".into(),
+            Some(form_type),
+            Some(format!(
+                "query={}",
+                form::encode(&format!("up{}", "+up".repeat(10_000)))
+            )),
+        ),
+        // The most operators and the deepest nesting allowed, together: read, confined.
+        (
+            "operators-at-the-bound",
+            format!(
+                "/api/v1/query?query={}",
+                form::encode(&format!(
+                    "{}up{}{}",
+                    "sum(".repeat(127),
+                    "+up".repeat(256),
+                    ")".repeat(127)
+                ))
+            ),
+            None,
+            None,
+        ),
     ];
     let sides = sides().await;
     let mut outcomes = Vec::new();

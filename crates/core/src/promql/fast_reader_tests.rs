@@ -365,3 +365,14 @@ proptest! {
         same_as_grammar(&text)?;
     }
 }
+
+/// A long operator chain is left to the grammar: `check_ast` costs the square of a chain's
+/// length, and a text the lexer refuses at its end must not cost that twice.
+#[test]
+fn long_operator_chains_are_left_to_the_grammar() {
+    let chain = |n: usize| format!("a{}", "+a".repeat(n));
+    assert!(same_as_grammar(&chain(200)).unwrap());
+    assert!(parse_fast(&chain(300)).is_none());
+    assert!(parse_with_grammar(&chain(300)).is_ok());
+    assert!(parse_fast(&format!("{} ~", chain(300))).is_none());
+}

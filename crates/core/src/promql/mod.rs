@@ -34,6 +34,12 @@ use promql_parser::parser::{Expr, VectorSelector};
 pub const MAX_NESTING: usize = 128;
 /// Longer queries are refused before parsing.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+/// More binary and unary operators than this are refused before parsing: a chain of them
+/// (`a+a+...+a`, `---a`) nests the parsed query as deep as it is long, and parsing, checking,
+/// printing and dropping it recurse on that depth (a 16 KB chain overflowed a 2 MiB thread
+/// stack, which aborts the server or Envoy's wasm VM), besides promql-parser's type check
+/// costing the square of its length.
+pub const MAX_OPERATORS: usize = 256;
 const NAME_LABEL: &str = "__name__";
 /// Prometheus 3's `info(v [, data-label-selector])`.
 const INFO: &str = "info";
@@ -617,7 +623,7 @@ mod tests {
         #[test]
         fn one_scan_answers_as_the_separate_checks(
             open in proptest::prop_oneof![0usize..8, 120usize..136],
-            text in "(\\(|\\[|\\{|\\)|\\]|\\}|\\\\|x|X|2|3|[0-9]{1,13}|\\.|e|E|0x|Inf|nan|iNf|i|n|\"| |a|é)*"
+            text in "(\\(|\\[|\\{|\\)|\\]|\\}|\\\\|x|X|2|3|[0-9]{1,13}|\\.|e|E|0x|Inf|nan|iNf|i|n|\"| |a|é|\\+|-|\\*|/|%|\\^|=|!|<|>)*"
         ) {
             let text = format!("{}{text}", "(".repeat(open));
             // The nesting bound as it was checked before the scan.
@@ -635,6 +641,7 @@ mod tests {
             }
             let separate = Scan {
                 too_deep,
+                operator_bytes: text.bytes().filter(|b| b"+-*/%^=!<>".contains(b)).count(),
                 may_spell_a_large_number: may_spell_a_large_number(&text),
                 may_hold_an_escape: text
                     .as_bytes()
@@ -1127,6 +1134,44 @@ mod tests {
             r#"up{job="a", kube_namespace="prometheus"}"#,
             "match[]",
         );
+    }
+
+    /// Operator chains nest the parsed query as deep as they are long: beyond
+    /// [`MAX_OPERATORS`] they are refused before parsing (a 16 KB `a+a+...` overflowed a 2 MiB
+    /// stack). Operators inside strings do not count.
+    #[test]
+    fn long_operator_chains_are_refused_before_parsing() {
+        let e = enforcer(NS);
+        let binary = |n: usize| format!("a{}", "+a".repeat(n));
+        let too_many = format!("more than {MAX_OPERATORS} operators");
+        for text in [
+            binary(MAX_OPERATORS + 1),
+            binary(20_000),
+            format!("{}a", "-".repeat(MAX_OPERATORS + 1)),
+            format!("a{}", " or a".repeat(MAX_OPERATORS + 1)),
+        ] {
+            match e.rewrite_query_afresh(&text) {
+                Err(QueryError::Unparsable { message, .. }) => assert_eq!(message, too_many),
+                other => panic!("{}...: {other:?}", &text[..20]),
+            }
+        }
+        // At the bound, with the deepest nesting allowed around it, in a thread with a tokio
+        // worker's stack, in a debug build (a release build needs under 256 KiB).
+        let at_bound = format!(
+            "{}{}{}",
+            "sum(".repeat(MAX_NESTING - 1),
+            binary(MAX_OPERATORS),
+            ")".repeat(MAX_NESTING - 1)
+        );
+        let rewritten = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || enforcer(NS).rewrite_query_afresh(&at_bound))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(rewritten.is_ok(), "{rewritten:?}");
+        let dashes = format!(r#"up{{pod=~"{}"}} + up"#, "a-".repeat(2000));
+        assert!(e.rewrite_query_afresh(&dashes).is_ok());
     }
 
     /// Two metric names in one selector (`{"a", "b"}`) select nothing: the rewrite passes it on

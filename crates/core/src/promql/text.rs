@@ -2,7 +2,7 @@
 //! (nesting, length, durations it would panic on, string escapes Go reads differently), and
 //! the parse itself.
 
-use super::{MAX_NESTING, MAX_QUERY_BYTES, QueryError};
+use super::{MAX_NESTING, MAX_OPERATORS, MAX_QUERY_BYTES, QueryError};
 use promql_parser::parser::{self, Expr};
 
 pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
@@ -37,6 +37,8 @@ pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError>
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Scan {
     pub too_deep: bool,
+    /// Bytes that may spell an operator (`+ - * / % ^ = ! < >`), quoted or not.
+    pub operator_bytes: usize,
     pub may_spell_a_large_number: bool,
     pub may_hold_an_escape: bool,
 }
@@ -46,6 +48,7 @@ impl Scan {
         let bytes = text.as_bytes();
         let (mut depth, mut too_deep) = (0usize, false);
         let (mut large, mut escape) = (false, false);
+        let mut operator_bytes = 0;
         // Digits in a row, and the byte before this one.
         let (mut run, mut previous) = (0usize, 0u8);
         for (i, &b) in bytes.iter().enumerate() {
@@ -61,6 +64,9 @@ impl Scan {
                     too_deep |= depth > MAX_NESTING;
                 }
                 b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'=' | b'!' | b'<' | b'>' => {
+                    operator_bytes += 1;
+                }
                 b'\\' => escape |= matches!(bytes.get(i + 1), Some(b'x' | b'2' | b'3')),
                 b'e' | b'E' | b'x' | b'X' => {
                     large |= previous.is_ascii_digit() || previous == b'.';
@@ -77,6 +83,7 @@ impl Scan {
         }
         Scan {
             too_deep,
+            operator_bytes,
             may_spell_a_large_number: large,
             may_hold_an_escape: escape,
         }
@@ -101,7 +108,55 @@ pub(super) fn bounds(param: &'static str, text: &str) -> Result<Scan, QueryError
             message: format!("nested deeper than {MAX_NESTING} levels"),
         });
     }
+    // An operator needs an operator byte, or a word of at least three bytes with what
+    // separates it: only a text that could hold more operators than allowed is lexed to count.
+    let could_hold = scan.operator_bytes + text.len() / 3;
+    if could_hold > MAX_OPERATORS && lexed_operators(text) > MAX_OPERATORS {
+        return Err(QueryError::Unparsable {
+            param,
+            message: format!("more than {MAX_OPERATORS} operators"),
+        });
+    }
     Ok(scan)
+}
+
+/// The binary and unary operators of `text` as the parser's lexer reads them (`!=` and `or`
+/// inside braces too: an upper bound is enough). A text the lexer refuses counts 0: the parser
+/// refuses it before building anything.
+fn lexed_operators(text: &str) -> usize {
+    use lrpar::{Lexeme, Lexer};
+    use promql_parser::parser::token::{
+        T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
+        T_MUL, T_NEQ, T_POW, T_SUB,
+    };
+    let Ok(lexer) = parser::lexer(text) else {
+        return 0;
+    };
+    lexer
+        .iter()
+        .flatten()
+        .filter(|lexeme| {
+            matches!(
+                lexeme.tok_id(),
+                T_ADD
+                    | T_SUB
+                    | T_MUL
+                    | T_DIV
+                    | T_MOD
+                    | T_POW
+                    | T_EQLC
+                    | T_NEQ
+                    | T_GTR
+                    | T_GTE
+                    | T_LSS
+                    | T_LTE
+                    | T_LAND
+                    | T_LOR
+                    | T_LUNLESS
+                    | T_ATAN2
+            )
+        })
+        .count()
 }
 
 /// Largest number of seconds accepted in a range, a subquery or an offset: about 31,700 years.

@@ -27,6 +27,11 @@ use crate::util::{parse_duration, parse_str_radix, unquote_string};
 
 /// Deeper nesting is left to the LR parser (which is iterative): this reader recurses.
 const MAX_DEPTH: usize = 64;
+/// Longer operator chains are left to the LR parser: `check_ast` walks the whole chain below
+/// each binary node (`value_type`), so a chain costs the square of its length, and a text the
+/// lexer would refuse at its end (`a+a+...+a ~`) must not cost that before the grammar refuses
+/// it. Dashboards write a few dozen at most.
+const MAX_OPERATORS: usize = 256;
 
 /// The expression `input` holds, when it is written in the forms this reader knows.
 pub fn parse_fast(input: &str) -> Option<Expr> {
@@ -38,6 +43,7 @@ pub fn parse_fast(input: &str) -> Option<Expr> {
         text: input,
         at: 0,
         depth: 0,
+        operators: 0,
     };
     let expr = reader.expr(0)?;
     reader.skip_space();
@@ -49,6 +55,7 @@ struct Reader<'a> {
     text: &'a str,
     at: usize,
     depth: usize,
+    operators: usize,
 }
 
 /// Binary operators by precedence, loosest first, as the grammar's `%left`/`%right` list them.
@@ -121,6 +128,10 @@ impl<'a> Reader<'a> {
             let (precedence, right) = precedence(op);
             if precedence < min_precedence {
                 break;
+            }
+            self.operators += 1;
+            if self.operators > MAX_OPERATORS {
+                return None;
             }
             self.at += len;
             // A modifier (`bool`, `on`, `group_left`, ...) is a keyword other than an

@@ -81,18 +81,58 @@ fuzz_target!(|data: &[u8]| {
         // What Tollgate sends upstream lies within the policy. Checked where the conservative
         // containment check can model the query: one policy selector (not an OR's merged
         // regex), and every matcher of the client's one that a policy could hold.
+        // Each selector on its own: one whose own matchers contradict each other (two metric
+        // names) selects nothing, so nothing outside the policy either (the body check refuses
+        // it as pointless, the rewrite need not), and excuses no other selector.
         Ok(query) if policy.selectors().len() == 1 && modelled(text) => {
             match check_within(&policy, "query", &query) {
-                // A selector whose own matchers contradict each other (two metric names)
-                // selects nothing, so nothing outside the policy either: the body check
-                // refuses it as pointless, the rewrite need not.
-                Ok(()) | Err(QueryError::SelectsNothing { .. }) => {}
+                Ok(()) => {}
+                Err(QueryError::SelectsNothing { .. }) => {
+                    for selector in selectors(&query) {
+                        match check_within(&policy, "query", &selector) {
+                            Ok(()) | Err(QueryError::SelectsNothing { .. }) => {}
+                            Err(err) => panic!(
+                                "rewrite of {text:?} to {query:?} is outside the policy at {selector}: {err}"
+                            ),
+                        }
+                    }
+                }
                 Err(err) => panic!("rewrite of {text:?} to {query:?} is outside the policy: {err}"),
             }
         }
         _ => {}
     }
 });
+
+/// Every vector selector of `query` (those of range selectors included), printed.
+fn selectors(query: &str) -> Vec<String> {
+    fn walk(expr: &Expr, found: &mut Vec<String>) {
+        match expr {
+            Expr::Aggregate(a) => {
+                walk(&a.expr, found);
+                if let Some(param) = &a.param {
+                    walk(param, found);
+                }
+            }
+            Expr::Unary(u) => walk(&u.expr, found),
+            Expr::Binary(b) => {
+                walk(&b.lhs, found);
+                walk(&b.rhs, found);
+            }
+            Expr::Paren(p) => walk(&p.expr, found),
+            Expr::Subquery(s) => walk(&s.expr, found),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, found)),
+            Expr::VectorSelector(vs) => found.push(vs.to_string()),
+            Expr::MatrixSelector(ms) => found.push(ms.vs.to_string()),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Ok(expr) = parser::parse(query) {
+        walk(&expr, &mut found);
+    }
+    found
+}
 
 /// Whether every matcher of `query` is one Tollgate's own matcher accepts (label name rules,
 /// lengths, no control characters, a regex both dialects read alike): containment is decided

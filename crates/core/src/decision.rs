@@ -11,7 +11,7 @@ use crate::logql::{self, LogqlEnforcer, LogqlError, LogqlParams};
 use crate::promql::{self, ParamRewrite, PromParams, QueryError};
 use crate::route::{LabelEnforcement, RouteTable, check_path};
 use crate::scope::{Scope, ScopeSet};
-use crate::selector::Policy;
+use crate::selector::{Policy, PolicyLimits};
 use crate::token::{Token, TokenError};
 
 /// What one live token may do: the snapshot's value, keyed by the token's hash.
@@ -712,7 +712,14 @@ pub fn check_form_body(allow: &Allow, body: &BodyView<'_>) -> Result<(), Deny> {
     }
 }
 
-/// A client may narrow its scope with `x-tollgate-labels`, never widen it.
+/// Longer `x-tollgate-labels` values are refused before they are read.
+const MAX_LABELS_HEADER_BYTES: usize = 4096;
+
+/// A client may narrow its scope with `x-tollgate-labels`, never widen it. The header is held
+/// to the limits of a stored policy (selectors, matchers per selector; a label may repeat) and
+/// to a length, checked before it is parsed: parsing compiles every regex, and a policy's size
+/// sets the cost of each request it confines (a 55 KB header of 5,000 labels made forcing a
+/// 100-series write take 3.6 s; 1,000 regexes took 13 s to compile).
 fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
     let requested = match sent {
         [] => return Ok(policy.clone()),
@@ -724,12 +731,28 @@ fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
             ));
         }
     };
-    let requested = Policy::parse(requested).map_err(|err| {
-        Deny::new(
-            DenyReason::InvalidLabels,
-            format!("x-tollgate-labels is not a valid selector: {err}"),
-        )
-    })?;
+    let invalid = |message: String| Deny::new(DenyReason::InvalidLabels, message);
+    if requested.len() > MAX_LABELS_HEADER_BYTES {
+        return Err(invalid(format!(
+            "x-tollgate-labels is longer than {MAX_LABELS_HEADER_BYTES} bytes"
+        )));
+    }
+    let limits = PolicyLimits {
+        unique_label_names: false,
+        ..PolicyLimits::default()
+    };
+    // Every matcher has an `=` in its operator but `!~`: an upper bound on the matchers before
+    // any regex is compiled.
+    let most = limits.max_selectors * limits.max_matchers_per_selector;
+    let matchers =
+        requested.bytes().filter(|&b| b == b'=').count() + requested.matches("!~").count();
+    if matchers > most {
+        return Err(invalid(format!(
+            "x-tollgate-labels has more than {most} matchers"
+        )));
+    }
+    let requested = Policy::parse(requested)
+        .map_err(|err| invalid(format!("x-tollgate-labels is not a valid selector: {err}")))?;
     if requested.is_unrestricted() {
         return Ok(policy.clone());
     }
@@ -741,6 +764,9 @@ fn effective_policy(policy: &Policy, sent: &[&str]) -> Result<Policy, Deny> {
             ),
         ));
     }
+    requested
+        .validate(&limits)
+        .map_err(|err| invalid(format!("x-tollgate-labels: {err}")))?;
     policy.narrowed_by(&requested).ok_or_else(|| {
         Deny::new(
             DenyReason::LabelPolicyViolation,
@@ -941,6 +967,51 @@ mod tests {
             let decision = run(grant, method, path, &headers);
             assert_eq!(outcome(&decision), want, "{why}");
         }
+    }
+
+    /// The narrowing header is held to a stored policy's limits, and to a length, before it
+    /// is parsed (its regexes compiled); a label may repeat, as in a narrowing like
+    /// `{ns=~"a.*", ns!="ab"}`.
+    #[test]
+    fn narrowing_is_held_to_the_policy_limits() {
+        let viewer = grant(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+        let matchers = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("l{i}=\"x\"")).collect();
+            format!("{{kube_namespace=\"prometheus\", {}}}", list.join(", "))
+        };
+        let selectors = (0..9)
+            .map(|i| format!("{{kube_namespace=\"prometheus\", l=\"{i}\"}}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let long = format!("{{kube_namespace=~\"{}\"}}", "a".repeat(5000));
+        for (header, why) in [
+            (matchers(10), "11 matchers in a selector"),
+            (selectors, "9 selectors"),
+            (long, "longer than 4096 bytes"),
+            (
+                "{a=~\"x\"} or ".repeat(90) + "{a=\"x\"}",
+                "more than 80 matchers",
+            ),
+        ] {
+            let decision = run(
+                &viewer,
+                "GET",
+                "/api/v1/query?query=up",
+                &[("x-tollgate-labels", &header)],
+            );
+            assert_eq!(outcome(&decision), Err(DenyReason::InvalidLabels), "{why}");
+        }
+        let repeated = r#"{kube_namespace="prometheus", team=~"a.*", team!="ab"}"#;
+        let decision = run(
+            &viewer,
+            "GET",
+            "/api/v1/query?query=up",
+            &[("x-tollgate-labels", repeated)],
+        );
+        assert!(
+            outcome(&decision).is_ok(),
+            "a label may repeat in a narrowing"
+        );
     }
 
     /// The narrowing header is judged as Prometheus (Go's RE2) would run it: constructs the two

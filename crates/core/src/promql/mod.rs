@@ -21,10 +21,9 @@ mod text;
 mod walk;
 
 pub use params::{ParamRewrite, PromParams, check_params_within, rewrite_params};
-use text::{parse, unprintable};
+use text::{parse, parse_rewritten, unprintable};
 use walk::{complete_info_calls, groups, has_bare_info, visit};
 
-use crate::regex_dialect;
 use crate::selector::{MatchOp, Matcher, Policy, Selector, SelectorError};
 use promql_parser::label::{MatchOp as PromOp, Matcher as PromMatcher};
 use promql_parser::parser::{Expr, VectorSelector};
@@ -40,6 +39,9 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// stack, which aborts the server or Envoy's wasm VM), besides promql-parser's type check
 /// costing the square of its length.
 pub const MAX_OPERATORS: usize = 256;
+/// More regex matchers (`=~`, `!~`) in a client's query are refused before parsing: the
+/// parser compiles each, and one the dialect allows (`.{1000}`) takes milliseconds.
+pub const MAX_REGEX_MATCHERS: usize = 64;
 const NAME_LABEL: &str = "__name__";
 /// Prometheus 3's `info(v [, data-label-selector])`.
 const INFO: &str = "info";
@@ -225,7 +227,7 @@ impl Enforcer {
     pub fn rewrite_query_afresh(&self, query: &str) -> Result<String, QueryError> {
         let mut expr = parse("query", query)?;
         complete_info_calls(&mut expr);
-        visit(&mut expr, &mut |vs| self.restrict("query", vs))?;
+        visit(&mut expr, &mut |vs| self.restrict(vs))?;
         let rewritten = print(&expr, query.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("query", query).unwrap_or(err))?;
@@ -244,27 +246,18 @@ impl Enforcer {
         let Expr::VectorSelector(vs) = &mut expr else {
             return Err(QueryError::NotASelector { param: "match[]" });
         };
-        self.restrict("match[]", vs)?;
+        self.restrict(vs)?;
         let rewritten = print(&expr, selector.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("match[]", selector).unwrap_or(err))?;
         Ok(rewritten)
     }
 
-    fn restrict(&self, param: &'static str, vs: &mut VectorSelector) -> Result<(), QueryError> {
+    fn restrict(&self, vs: &mut VectorSelector) -> Result<(), QueryError> {
+        // The policy's matchers are ANDed in, so the query's own regexes cannot widen it; they
+        // were held to the shared dialect before parsing (`text::parse`), so both modes refuse
+        // the same queries.
         for group in groups(vs) {
-            // The policy's matchers are ANDed in, so the query's own regexes cannot widen it;
-            // they are still held to the shared dialect, so both modes refuse the same queries.
-            for m in group.iter() {
-                if matches!(m.op, PromOp::Re(_) | PromOp::NotRe(_)) {
-                    regex_dialect::to_rust(&m.value).map_err(|err| {
-                        QueryError::UnsupportedRegex {
-                            param,
-                            message: format!("regular expression for label `{}`: {err}", m.name),
-                        }
-                    })?;
-                }
-            }
             for policy_matcher in &self.matchers {
                 let label = policy_matcher.name().as_str();
                 let disjoint = group
@@ -310,7 +303,7 @@ impl Enforcer {
     /// Every selector of the re-parsed text must carry every policy matcher, and every `info()`
     /// its selector argument.
     fn verify(&self, rewritten: &str) -> Result<(), QueryError> {
-        let mut expr = parse("query", rewritten).map_err(|_| QueryError::VerificationFailed)?;
+        let mut expr = parse_rewritten(rewritten).map_err(|_| QueryError::VerificationFailed)?;
         if has_bare_info(&expr) {
             return Err(QueryError::VerificationFailed);
         }
@@ -623,7 +616,7 @@ mod tests {
         #[test]
         fn one_scan_answers_as_the_separate_checks(
             open in proptest::prop_oneof![0usize..8, 120usize..136],
-            text in "(\\(|\\[|\\{|\\)|\\]|\\}|\\\\|x|X|2|3|[0-9]{1,13}|\\.|e|E|0x|Inf|nan|iNf|i|n|\"| |a|é|\\+|-|\\*|/|%|\\^|=|!|<|>)*"
+            text in "(\\(|\\[|\\{|\\)|\\]|\\}|\\\\|x|X|2|3|[0-9]{1,13}|\\.|e|E|0x|Inf|nan|iNf|i|n|\"| |a|é|\\+|-|\\*|/|%|\\^|=|!|<|>|~)*"
         ) {
             let text = format!("{}{text}", "(".repeat(open));
             // The nesting bound as it was checked before the scan.
@@ -642,6 +635,7 @@ mod tests {
             let separate = Scan {
                 too_deep,
                 operator_bytes: text.bytes().filter(|b| b"+-*/%^=!<>".contains(b)).count(),
+                may_hold_a_regex: text.contains('~'),
                 may_spell_a_large_number: may_spell_a_large_number(&text),
                 may_hold_an_escape: text
                     .as_bytes()
@@ -1172,6 +1166,44 @@ mod tests {
         assert!(rewritten.is_ok(), "{rewritten:?}");
         let dashes = format!(r#"up{{pod=~"{}"}} + up"#, "a-".repeat(2000));
         assert!(e.rewrite_query_afresh(&dashes).is_ok());
+    }
+
+    /// Regexes are held to the dialect and counted before the parser compiles them: a budget
+    /// of repetitions the dialect refuses (`(?:.{1000}){10}`) never reaches the compiler, and
+    /// more than [`MAX_REGEX_MATCHERS`] are refused. The rewrite's own verification does not
+    /// count the policy's regexes.
+    #[test]
+    fn regexes_are_checked_before_parsing() {
+        let e = enforcer(NS);
+        match e.rewrite_query_afresh(r#"up{job=~"(?:.{1000}){10}x"}"#) {
+            Err(QueryError::UnsupportedRegex { message, .. }) => {
+                assert!(message.contains("label `job`"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let many = |n: usize| {
+            let selectors: Vec<String> = (0..n).map(|i| format!(r#"up{{a=~"x{i}"}}"#)).collect();
+            selectors.join(" or ")
+        };
+        assert!(e.rewrite_query_afresh(&many(MAX_REGEX_MATCHERS)).is_ok());
+        match e.rewrite_query_afresh(&many(MAX_REGEX_MATCHERS + 1)) {
+            Err(QueryError::Unparsable { message, .. }) => {
+                assert_eq!(
+                    message,
+                    format!("more than {MAX_REGEX_MATCHERS} regex matchers")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let regex_policy = enforcer(r#"{kube_namespace=~"prom.*"}"#);
+        assert!(
+            regex_policy
+                .rewrite_query_afresh(&many(MAX_REGEX_MATCHERS))
+                .is_ok()
+        );
+        // `=~` inside a string is not a matcher.
+        let quoted = format!(r#"up{{a="{}"}}"#, "=~".repeat(100));
+        assert!(e.rewrite_query_afresh(&quoted).is_ok());
     }
 
     /// Two metric names in one selector (`{"a", "b"}`) select nothing: the rewrite passes it on

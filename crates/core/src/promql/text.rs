@@ -2,11 +2,27 @@
 //! (nesting, length, durations it would panic on, string escapes Go reads differently), and
 //! the parse itself.
 
-use super::{MAX_NESTING, MAX_OPERATORS, MAX_QUERY_BYTES, QueryError};
+use super::{MAX_NESTING, MAX_OPERATORS, MAX_QUERY_BYTES, MAX_REGEX_MATCHERS, QueryError};
+use crate::regex_dialect;
 use promql_parser::parser::{self, Expr};
 
+/// A client's query: within the bounds, refusals checked, its regexes held to the shared
+/// dialect and counted before the parser compiles them, then parsed.
 pub(super) fn parse(param: &'static str, text: &str) -> Result<Expr, QueryError> {
+    parse_text(param, text, true)
+}
+
+/// A text Tollgate printed from a query [`parse`] read (the rewrite it verifies): its regexes
+/// are the client's, already checked, and the policy's.
+pub(super) fn parse_rewritten(text: &str) -> Result<Expr, QueryError> {
+    parse_text("query", text, false)
+}
+
+fn parse_text(param: &'static str, text: &str, from_client: bool) -> Result<Expr, QueryError> {
     let scan = bounds(param, text)?;
+    if from_client && scan.may_hold_a_regex {
+        check_regexes(param, text)?;
+    }
     if let Some(number) = scan
         .may_spell_a_large_number
         .then(|| lexed_oversized_duration(text))
@@ -39,6 +55,8 @@ pub(super) struct Scan {
     pub too_deep: bool,
     /// Bytes that may spell an operator (`+ - * / % ^ = ! < >`), quoted or not.
     pub operator_bytes: usize,
+    /// A `~`, which every regex matcher's operator has.
+    pub may_hold_a_regex: bool,
     pub may_spell_a_large_number: bool,
     pub may_hold_an_escape: bool,
 }
@@ -49,6 +67,7 @@ impl Scan {
         let (mut depth, mut too_deep) = (0usize, false);
         let (mut large, mut escape) = (false, false);
         let mut operator_bytes = 0;
+        let mut regex = false;
         // Digits in a row, and the byte before this one.
         let (mut run, mut previous) = (0usize, 0u8);
         for (i, &b) in bytes.iter().enumerate() {
@@ -67,6 +86,7 @@ impl Scan {
                 b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'=' | b'!' | b'<' | b'>' => {
                     operator_bytes += 1;
                 }
+                b'~' => regex = true,
                 b'\\' => escape |= matches!(bytes.get(i + 1), Some(b'x' | b'2' | b'3')),
                 b'e' | b'E' | b'x' | b'X' => {
                     large |= previous.is_ascii_digit() || previous == b'.';
@@ -84,6 +104,7 @@ impl Scan {
         Scan {
             too_deep,
             operator_bytes,
+            may_hold_a_regex: regex,
             may_spell_a_large_number: large,
             may_hold_an_escape: escape,
         }
@@ -118,6 +139,51 @@ pub(super) fn bounds(param: &'static str, text: &str) -> Result<Scan, QueryError
         });
     }
     Ok(scan)
+}
+
+/// The regex matchers of `text` (`=~`, `!~`), found with the parser's lexer: at most
+/// [`MAX_REGEX_MATCHERS`], each in the dialect Tollgate and Prometheus read alike
+/// ([`regex_dialect`]). promql-parser compiles every regex while it parses, so this runs first:
+/// a query of 300 distinct `=~"(?:.{1000}){10}"` cost 18.7 s and 3 GB to parse. A text the
+/// lexer refuses is left to the parser.
+fn check_regexes(param: &'static str, text: &str) -> Result<(), QueryError> {
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::{T_EQL_REGEX, T_IDENTIFIER, T_NEQ_REGEX, T_STRING};
+    let Ok(lexer) = parser::lexer(text) else {
+        return Ok(());
+    };
+    let mut count = 0;
+    // The label a matcher names (the lexeme before its operator), and whether the last
+    // lexeme was a regex operator.
+    let (mut label, mut after_regex_op) = ("", false);
+    for lexeme in lexer.iter().flatten() {
+        let token = lexeme.tok_id();
+        let spelled = lexer.span_str(lexeme.span());
+        if after_regex_op && token == T_STRING {
+            count += 1;
+            if count > MAX_REGEX_MATCHERS {
+                return Err(QueryError::Unparsable {
+                    param,
+                    message: format!("more than {MAX_REGEX_MATCHERS} regex matchers"),
+                });
+            }
+            // The parser refuses a string it cannot unquote.
+            if let Ok(pattern) = promql_parser::util::unquote_string(spelled) {
+                regex_dialect::to_rust(&pattern).map_err(|err| QueryError::UnsupportedRegex {
+                    param,
+                    message: format!("regular expression for label `{label}`: {err}"),
+                })?;
+            }
+        }
+        after_regex_op = matches!(token, T_EQL_REGEX | T_NEQ_REGEX);
+        if !after_regex_op {
+            label = match token {
+                T_IDENTIFIER | T_STRING => spelled.trim_matches(['"', '\'', '`']),
+                _ => "",
+            };
+        }
+    }
+    Ok(())
 }
 
 /// The binary and unary operators of `text` as the parser's lexer reads them (`!=` and `or`

@@ -144,9 +144,12 @@ impl Matcher {
     }
 
     fn compile_re(original_re: &str) -> Result<Regex, String> {
+        // Tollgate: compiled programs are capped at 1 MiB, as Tollgate's own matchers are
+        // (the default, 10 MiB, let one request's regexes take seconds and gigabytes).
+        let compile = |re: &str| regex::RegexBuilder::new(re).size_limit(1 << 20).build();
         let re = format!("^(?:{})$", original_re);
-        Regex::new(&re)
-            .or_else(|_| Regex::new(&try_escape_for_repeat_re(&re)))
+        compile(&re)
+            .or_else(|_| compile(&try_escape_for_repeat_re(&re)))
             .map_err(|_| format!("illegal regex for {original_re}",))
     }
 

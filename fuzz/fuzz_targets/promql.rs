@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::{self, Expr, VectorSelector};
 use tollgate_core::Policy;
 use tollgate_core::form;
 use tollgate_core::promql::{self, Enforcer, QueryError, check_within};
@@ -104,9 +104,10 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Every vector selector of `query` (those of range selectors included), printed.
-fn selectors(query: &str) -> Vec<String> {
-    fn walk(expr: &Expr, found: &mut Vec<String>) {
+/// The vector selectors of `query` (those of range selectors included), parsed; none when it
+/// does not parse.
+fn vector_selectors(query: &str) -> Vec<VectorSelector> {
+    fn walk(expr: &Expr, found: &mut Vec<VectorSelector>) {
         match expr {
             Expr::Aggregate(a) => {
                 walk(&a.expr, found);
@@ -122,8 +123,8 @@ fn selectors(query: &str) -> Vec<String> {
             Expr::Paren(p) => walk(&p.expr, found),
             Expr::Subquery(s) => walk(&s.expr, found),
             Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, found)),
-            Expr::VectorSelector(vs) => found.push(vs.to_string()),
-            Expr::MatrixSelector(ms) => found.push(ms.vs.to_string()),
+            Expr::VectorSelector(vs) => found.push(vs.clone()),
+            Expr::MatrixSelector(ms) => found.push(ms.vs.clone()),
             Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
         }
     }
@@ -134,24 +135,19 @@ fn selectors(query: &str) -> Vec<String> {
     found
 }
 
+/// Every vector selector of `query`, printed.
+fn selectors(query: &str) -> Vec<String> {
+    vector_selectors(query)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Whether every matcher of `query` is one Tollgate's own matcher accepts (label name rules,
 /// lengths, no control characters, a regex both dialects read alike): containment is decided
 /// only for those, and refuses the rest.
 fn modelled(query: &str) -> bool {
-    fn walk(expr: &Expr) -> bool {
-        match expr {
-            Expr::Aggregate(a) => walk(&a.expr) && a.param.as_deref().is_none_or(walk),
-            Expr::Unary(u) => walk(&u.expr),
-            Expr::Binary(b) => walk(&b.lhs) && walk(&b.rhs),
-            Expr::Paren(p) => walk(&p.expr),
-            Expr::Subquery(s) => walk(&s.expr),
-            Expr::Call(c) => c.args.args.iter().all(|a| walk(a)),
-            Expr::VectorSelector(vs) => selector(vs),
-            Expr::MatrixSelector(ms) => selector(&ms.vs),
-            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => true,
-        }
-    }
-    fn selector(vs: &promql_parser::parser::VectorSelector) -> bool {
+    fn selector(vs: &VectorSelector) -> bool {
         use promql_parser::label::MatchOp as P;
         vs.matchers
             .matchers
@@ -167,5 +163,5 @@ fn modelled(query: &str) -> bool {
                 Matcher::new(&m.name, op, &m.value).is_ok()
             })
     }
-    parser::parse(query).is_ok_and(|expr| walk(&expr))
+    parser::parse(query).is_ok() && vector_selectors(query).iter().all(selector)
 }

@@ -108,6 +108,7 @@ binaryen:
 ## across runs.
 bench: setup filter
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; $(APT_INSTALL) wrk || { apt-get update -q && $(APT_INSTALL) wrk; }; }
+	@command -v node >/dev/null 2>&1 || { echo "installing nodejs (Debian), for tollgate-bench vm"; $(APT_INSTALL) nodejs || { apt-get update -q && $(APT_INSTALL) nodejs; }; }
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	$(CARGO) bench -p tollgate-core --bench core --no-run

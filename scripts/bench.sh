@@ -25,6 +25,7 @@ step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 5 --
 step envoy taskset -c 1 "$bench" envoy --rounds 3 --seconds 4 --connections 16,1
 step revocation taskset -c 1 "$bench" revocation --count 100
 step flood taskset -c 1 "$bench" flood --rounds 3 --seconds 4
+step vm taskset -c 1 "$bench" vm
 step criterion bash -c "taskset -c 1 cargo bench -q -p tollgate-core --bench core -- --warm-up-time 0.5 --measurement-time 2 --noplot \
   | grep -Ev 'change:|Found [0-9]+ outliers|mild|severe|Performance has|No change|Change within|^$'"
 module=target/wasm32-wasip1/wasm/tollgate_filter.wasm
@@ -51,7 +52,7 @@ envoy_bin=$(command -v envoy || ls .venv/lib/python3*/site-packages/envoy/_bin/e
   cat "$work"/* | grep '^target' || true
   echo "$module_line"
   echo '```'
-  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "flood:A flood of forged tokens" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
+  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "flood:A flood of forged tokens" "vm:The filter's own work, in V8 without Envoy" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
     echo
     echo "## ${section#*:}"
     echo

@@ -9,6 +9,7 @@
 //! * `answers`: removing an account's policy labels from a 1 MB answer, against parsing and
 //!   printing the same JSON (issue 15).
 //! * `flood`: a flood of forged, well-formed tokens through Envoy in filter mode (issue 18).
+//! * `vm`: the filter module's own work per request in Node's V8, without Envoy's noise.
 //! * `store`: admin write latency on SQLite and PostgreSQL, and replica-to-replica propagation.
 //!
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
@@ -18,6 +19,7 @@ mod envoy;
 mod flood;
 mod soak;
 mod store;
+mod vm;
 mod writes;
 
 use anyhow::{Context, bail};
@@ -116,6 +118,14 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         iterations: usize,
     },
+    /// The filter module's own work per request in Node's V8, without Envoy: a hit, a hit with a
+    /// PromQL rewrite, next to the empty filter and its host calls (needs `node`).
+    Vm {
+        #[arg(long, default_value_t = 100_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -172,6 +182,7 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Cmd::Vm { iterations, rounds } => vm::run(iterations, rounds),
             Cmd::Promql { iterations } => promql_bench(iterations),
             Cmd::Logql { iterations } => logql_bench(iterations),
             Cmd::Answers { iterations } => answers_bench(iterations),

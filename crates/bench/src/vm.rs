@@ -1,0 +1,175 @@
+//! The filter's own work per request, in V8 without Envoy (`tollgate-bench vm`): Node runs the
+//! module with TurboFan only, as Envoy's V8 does, against a host in `filter_in_v8.mjs` that
+//! counts every call. Through Envoy (`tollgate-bench envoy`) a run on a shared machine varies by
+//! 10-20 %, more than the filter's own work; here it is a few percent, so a change to the hit
+//! path shows. Next to the empty filter and to the empty filter making a hit's host calls, as in
+//! the Envoy benchmark.
+
+use crate::median_spread;
+use anyhow::{Context, bail};
+use prost::Message;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use tollgate_core::{Role, Token};
+use tollgate_e2e::{filter_wasm, repo_root};
+use tollgate_proto::v1;
+
+/// `tollgate_noop_filter::HOST_CALLS_OF_A_HIT`.
+const NOOP_HOST_CALLS_OF_A_HIT: &str = "host-calls-of-a-hit";
+const FILTER_CONFIG: &str = r#"{"cluster":"tollgate"}"#;
+
+struct Run {
+    ns: Vec<f64>,
+    calls: String,
+}
+
+/// The server's answer granting `role` under `policy`, as the module reads it.
+fn resolve_answer(role: Role, policy: &str) -> String {
+    let grant = v1::Grant {
+        token_id: 1,
+        account_id: 1,
+        account: "bench".into(),
+        tenant: "default".into(),
+        role: role.as_str().into(),
+        label_policy: policy.into(),
+        expires_at: None,
+        scopes: role
+            .scopes()
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
+        read_tenants: Vec::new(),
+        hide_policy_labels: false,
+    };
+    v1::ResolveResponse {
+        grant: Some(grant),
+        revision: 1,
+    }
+    .encode_to_vec()
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect()
+}
+
+fn run_node(
+    wasm: &Path,
+    config: &str,
+    resolve: &str,
+    token: &str,
+    path: &str,
+    iterations: usize,
+    rounds: usize,
+) -> anyhow::Result<Run> {
+    let spec = json!({
+        "wasm": wasm, "config": config, "token": token, "resolve": resolve, "path": path,
+        "iterations": iterations, "rounds": rounds,
+    });
+    let output = Command::new("node")
+        // Envoy's V8 compiles every function with TurboFan up front (proxy-wasm-cpp-host turns
+        // Liftoff off).
+        .arg("--no-liftoff")
+        .arg(repo_root().join("crates/bench/src/filter_in_v8.mjs"))
+        .arg(spec.to_string())
+        .output()
+        .context("running node (make bench installs Debian's nodejs)")?;
+    if !output.status.success() {
+        bail!(
+            "node failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let answer: Value = serde_json::from_slice(&output.stdout).context("node's answer")?;
+    let ns = answer["ns"]
+        .as_array()
+        .context("no ns in node's answer")?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let calls = answer["calls"]
+        .as_object()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    Ok(Run { ns, calls })
+}
+
+pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
+    let noop = repo_root().join("target/wasm32-wasip1/wasm/tollgate_noop_filter.wasm");
+    if !noop.is_file() {
+        bail!("{} is missing: make bench builds it", noop.display());
+    }
+    let filter = filter_wasm()?;
+    let token = Token::generate().context("a token")?;
+    let token = token.expose_secret();
+    let query = "/api/v1/query?query=up";
+    let promql = "/api/v1/query?query=sum%28rate%28http_requests_total%5B5m%5D%29%29";
+    let editor = resolve_answer(Role::Editor, "");
+    let viewer = resolve_answer(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+    let variants: [(&str, &Path, &str, &str, &str); 4] = [
+        ("(c) empty wasm filter", &noop, "", "", query),
+        (
+            "(c') host calls of a hit",
+            &noop,
+            NOOP_HOST_CALLS_OF_A_HIT,
+            "",
+            query,
+        ),
+        (
+            "(d) tollgate filter, hit",
+            &filter,
+            FILTER_CONFIG,
+            &editor,
+            query,
+        ),
+        (
+            "(d') filter hit + PromQL",
+            &filter,
+            FILTER_CONFIG,
+            &viewer,
+            promql,
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (name, wasm, config, resolve, path) in variants {
+        let run = run_node(wasm, config, resolve, token, path, iterations, rounds)
+            .with_context(|| name.to_owned())?;
+        runs.push((name, run));
+    }
+    println!(
+        "The module in Node's V8 (TurboFan only, as in Envoy), host calls answered by a JS host that counts them; {rounds} rounds x {iterations} requests; medians (min-max)"
+    );
+    println!(
+        "{:<26} {:>20} {:>11}  host calls per request",
+        "variant", "ns/request", "own work ns"
+    );
+    let floor = median_spread(&runs[1].1.ns).0;
+    for (name, run) in &runs {
+        let (median, lo, hi) = median_spread(&run.ns);
+        let own = if name.starts_with("(d") {
+            format!("{:.0}", median - floor)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{name:<26} {median:>6.0} ({lo:>5.0}-{hi:<5.0}) {own:>11}  {}",
+            run.calls
+        );
+    }
+    let hit = median_spread(&runs[2].1.ns).0 - floor;
+    let promql = median_spread(&runs[3].1.ns).0 - floor;
+    println!(
+        "(own work: ns/request beyond (c'), the empty filter making the same host calls: token check, SHA-256, cache, decision, and for (d') the remembered rewrite applied)"
+    );
+    println!(
+        "the filter's own work on a hit: {:.2} us; with a remembered PromQL rewrite: {:.2} us",
+        hit / 1000.0,
+        promql / 1000.0
+    );
+    Ok(())
+}

@@ -81,14 +81,24 @@ pub fn encode(input: &str) -> String {
 /// [`encode`], appended to `out`.
 pub fn encode_into(input: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in input.as_bytes() {
+    out.reserve(input.len() + input.len() / 4);
+    // Runs of unreserved bytes are copied whole: this runs on every restricted query, and a
+    // push per character was most of a rewrite's cost in the filter's V8.
+    let mut run_start = 0;
+    for (i, &b) in input.as_bytes().iter().enumerate() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            continue;
         }
+        // A run that is not empty starts at an ASCII byte: a character boundary.
+        if i > run_start {
+            out.push_str(input.get(run_start..i).unwrap_or_default());
+        }
+        let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+        out.push_str(std::str::from_utf8(&escaped).unwrap_or_default());
+        run_start = i + 1;
+    }
+    if run_start < input.len() {
+        out.push_str(input.get(run_start..).unwrap_or_default());
     }
 }
 
@@ -131,6 +141,20 @@ mod tests {
             let encoded = encode(&s);
             prop_assert!(!encoded.contains(['&', '=', '+', ' ', '#', ';']));
             prop_assert_eq!(decode(&encoded).unwrap(), s);
+        }
+
+        /// The run-copying encoder against the byte-at-a-time formulation it replaced.
+        #[test]
+        fn encode_escapes_every_byte_outside_the_unreserved_set(s in "\\PC{0,40}|[a-z%~_ .é€😀-]{0,40}") {
+            let mut expected = String::new();
+            for &b in s.as_bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    expected.push(char::from(b));
+                } else {
+                    expected.push_str(&format!("%{b:02X}"));
+                }
+            }
+            prop_assert_eq!(encode(&s), expected);
         }
 
         #[test]

@@ -426,7 +426,11 @@ impl<H: Host> RequestGate<H> {
         if !authorized.query.is_empty() {
             let target = self.header(":path").unwrap_or("");
             let (path, query) = target.split_once('?').unwrap_or((target, ""));
-            let rebuilt = format!("{path}?{}", authorized.query.apply(query));
+            let query = authorized.query.apply(query);
+            let mut rebuilt = String::with_capacity(path.len() + 1 + query.len());
+            rebuilt.push_str(path);
+            rebuilt.push('?');
+            rebuilt.push_str(&query);
             self.host.set_request_header(":path", Some(&rebuilt));
         }
         let method = self.header(":method").unwrap_or("");

@@ -41,12 +41,15 @@ impl ParamRewrite {
                 keys.push(key);
             }
         }
-        let removed: std::collections::HashSet<&str> =
-            self.remove_raw.iter().map(String::as_str).collect();
+        // Usually empty: no set (and no hasher) for it then.
+        let removed: Option<std::collections::HashSet<&str>> = (!self.remove_raw.is_empty())
+            .then(|| self.remove_raw.iter().map(String::as_str).collect());
         let enforced = |raw_key: &str| {
-            removed.contains(raw_key)
+            removed.as_ref().is_some_and(|r| r.contains(raw_key))
                 || keys.contains(&raw_key)
-                || crate::form::decode(raw_key).is_ok_and(|k| keys.contains(&k.as_str()))
+                // Only `%` and `+` decode to something else: other keys were just looked up.
+                || (raw_key.contains(['%', '+'])
+                    && crate::form::decode(raw_key).is_ok_and(|k| keys.contains(&k.as_str())))
         };
         // Built in one string: this runs on every restricted query.
         let mut out = String::with_capacity(query_string.len() + 16);

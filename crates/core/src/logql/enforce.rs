@@ -78,6 +78,11 @@ impl<'a> LogqlEnforcer<'a> {
             copied = selector.close;
         }
         out.push_str(text.get(copied..).unwrap_or(""));
+        // Past the length the parser reads, the verification would fail as if our rewrite were
+        // wrong (500): it is the client's query grown too long.
+        if out.len() > super::MAX_QUERY_BYTES {
+            return Err(LogqlError::RewrittenTooLong { param });
+        }
         self.verify(param, &out, shape)?;
         Ok(out)
     }

@@ -73,6 +73,11 @@ pub enum LogqlError {
     BodyOutsidePolicy { selector: String, policy: String },
     #[error("the rewritten query did not verify; the request is refused")]
     VerificationFailed,
+    #[error(
+        "{param}: with the label policy's matchers added the query is longer than {limit} bytes, the longest Tollgate reads; shorten it",
+        limit = MAX_QUERY_BYTES
+    )]
+    RewrittenTooLong { param: &'static str },
 }
 
 impl LogqlError {
@@ -84,7 +89,8 @@ impl LogqlError {
             | LogqlError::NotASelector { .. }
             | LogqlError::Repeated { .. }
             | LogqlError::UnsupportedRegex { .. }
-            | LogqlError::AmbiguousEscape { .. } => 400,
+            | LogqlError::AmbiguousEscape { .. }
+            | LogqlError::RewrittenTooLong { .. } => 400,
             LogqlError::Conflict { .. }
             | LogqlError::SelectsNothing { .. }
             | LogqlError::PolicyNotExpressible { .. }

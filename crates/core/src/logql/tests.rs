@@ -204,6 +204,13 @@ fn refusals() {
     assert_eq!(rewrite(NS, &deep).unwrap_err().status(), 400, "too deep");
     let long = format!(r#"{{a="{}"}}"#, "x".repeat(MAX_QUERY_BYTES));
     assert_eq!(rewrite(NS, &long).unwrap_err().status(), 400, "too long");
+    // Within the bound, but not once the policy's matcher is added: the client's query is too
+    // long (400), not our rewrite wrong (500).
+    let at_the_bound = format!(r#"{{a="{}"}}"#, "x".repeat(MAX_QUERY_BYTES - 6));
+    assert_eq!(at_the_bound.len(), MAX_QUERY_BYTES);
+    let err = rewrite(NS, &at_the_bound).unwrap_err();
+    assert_eq!(err, LogqlError::RewrittenTooLong { param: "query" });
+    assert_eq!(err.status(), 400);
 }
 
 #[test]

@@ -75,6 +75,11 @@ pub enum QueryError {
     BodyOutsidePolicy { selector: String, policy: String },
     #[error("the rewritten query did not verify; the request is refused")]
     VerificationFailed,
+    #[error(
+        "{param}: with the label policy's matchers added the query is longer than {limit} bytes, the longest Tollgate reads; shorten it",
+        limit = MAX_QUERY_BYTES
+    )]
+    RewrittenTooLong { param: &'static str },
     #[error("{param}: {message}")]
     UnsupportedRegex {
         param: &'static str,
@@ -103,7 +108,8 @@ impl QueryError {
             | QueryError::NotASelector { .. }
             | QueryError::Repeated { .. }
             | QueryError::UnsupportedRegex { .. }
-            | QueryError::AmbiguousEscape { .. } => 400,
+            | QueryError::AmbiguousEscape { .. }
+            | QueryError::RewrittenTooLong { .. } => 400,
             QueryError::Conflict { .. }
             | QueryError::SelectsNothing { .. }
             | QueryError::BareInfo
@@ -228,7 +234,7 @@ impl Enforcer {
         let mut expr = parse("query", query)?;
         complete_info_calls(&mut expr);
         visit(&mut expr, &mut |vs| self.restrict(vs))?;
-        let rewritten = print(&expr, query.len())?;
+        let rewritten = print("query", &expr, query.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("query", query).unwrap_or(err))?;
         Ok(rewritten)
@@ -247,7 +253,7 @@ impl Enforcer {
             return Err(QueryError::NotASelector { param: "match[]" });
         };
         self.restrict(vs)?;
-        let rewritten = print(&expr, selector.len())?;
+        let rewritten = print("match[]", &expr, selector.len())?;
         self.verify(&rewritten)
             .map_err(|err| unprintable("match[]", selector).unwrap_or(err))?;
         Ok(rewritten)
@@ -330,11 +336,15 @@ impl Enforcer {
 
 /// The rewritten query's text, in a buffer sized once for the usual growth (the policy's
 /// matchers on a few selectors; `to_string` grew it from empty, five copies for a dashboard
-/// query). A printer that fails is a rewrite that did not verify.
-fn print(expr: &Expr, original_len: usize) -> Result<String, QueryError> {
+/// query). A printer that fails is a rewrite that did not verify. A rewrite past the length
+/// Tollgate reads is the client's query grown too long (400), not a failed verification (500).
+fn print(param: &'static str, expr: &Expr, original_len: usize) -> Result<String, QueryError> {
     use std::fmt::Write;
     let mut text = String::with_capacity(original_len.saturating_mul(2).saturating_add(64));
     write!(text, "{expr}").map_err(|_| QueryError::VerificationFailed)?;
+    if text.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::RewrittenTooLong { param });
+    }
     Ok(text)
 }
 
@@ -590,6 +600,27 @@ mod tests {
         Enforcer::new(&Policy::parse(policy).unwrap())
             .unwrap()
             .unwrap()
+    }
+
+    /// A query within the length Tollgate reads whose rewrite is not: 400 for the client's
+    /// query, not 500 for a failed verification.
+    #[test]
+    fn a_rewrite_past_the_length_bound_is_the_clients_query_too_long() {
+        let enforcer = enforcer(r#"{kube_namespace="prometheus"}"#);
+        let at_the_bound = format!(r#"{{a="{}"}}"#, "x".repeat(MAX_QUERY_BYTES - 6));
+        assert_eq!(at_the_bound.len(), MAX_QUERY_BYTES);
+        for (param, err) in [
+            ("query", enforcer.rewrite_query(&at_the_bound).unwrap_err()),
+            (
+                "match[]",
+                enforcer.rewrite_match(&at_the_bound).unwrap_err(),
+            ),
+        ] {
+            assert_eq!(err, QueryError::RewrittenTooLong { param });
+            assert_eq!(err.status(), 400);
+        }
+        let shorter = format!(r#"{{a="{}"}}"#, "x".repeat(MAX_QUERY_BYTES - 100));
+        assert!(enforcer.rewrite_query(&shorter).is_ok());
     }
 
     /// Compares parsed forms: `Display` normalises spacing and order.

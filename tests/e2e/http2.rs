@@ -1,6 +1,7 @@
 //! HTTP/2 cleartext with prior knowledge through Envoy, in filter mode and in ext_authz mode:
-//! requests that end with trailers, bodies in several DATA frames, and header names with
-//! underscores (issue 11). Envoy accepts h2c on the same listener as HTTP/1.1 and, unlike
+//! requests that end with trailers, bodies in several DATA frames, header names with
+//! underscores (issue 11), and the bounds on queries and narrowings (the same cases over
+//! HTTP/1.1 next to them). Envoy accepts h2c on the same listener as HTTP/1.1 and, unlike
 //! HTTP/1.1 chunked trailers, hands HTTP/2 trailers to the filters: a filter callback that
 //! returns Continue for them while the request waits for a decision releases the whole request.
 //!
@@ -479,6 +480,157 @@ async fn underscored_header_names_are_refused_before_the_upstream() {
                 "{} {marker}: {:?}",
                 s.name,
                 s.echo.marked(marker)
+            );
+        }
+    }
+}
+
+/// The bounds on what a client sends, through a real Envoy in both modes, over HTTP/1.1 and
+/// HTTP/2 (a body in several DATA frames with trailers): at most 64 regex matchers in a query,
+/// and a narrowing `x-tollgate-labels` held to a stored policy's limits and 4096 bytes. Over
+/// a bound: 400 with its reason, never upstream; at it: allowed and confined.
+#[tokio::test]
+async fn query_and_narrowing_bounds_hold_over_both_protocols() {
+    let regexes = |n: usize| {
+        let matchers: Vec<String> = (0..n).map(|i| format!("a=~\"x{i}\"")).collect();
+        format!("up{{{}}}", matchers.join(","))
+    };
+    let nine_selectors = (0..9)
+        .map(|i| format!("{{kube_namespace=\"prometheus\", l=\"{i}\"}}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let query = |q: &str| format!("/api/v1/query?query={}", form::encode(q));
+    // (case, path, x-tollgate-labels, form body, status, reason)
+    let cases: Vec<(
+        &str,
+        String,
+        Option<String>,
+        Option<String>,
+        u16,
+        Option<&str>,
+    )> = vec![
+        (
+            "regexes-over-the-bound",
+            query(&regexes(65)),
+            None,
+            None,
+            400,
+            Some("invalid_query"),
+        ),
+        (
+            "regexes-at-the-bound",
+            query(&regexes(64)),
+            None,
+            None,
+            200,
+            None,
+        ),
+        (
+            "regexes-over-the-bound-in-a-body",
+            "/api/v1/query".into(),
+            None,
+            Some(format!("query={}", form::encode(&regexes(65)))),
+            400,
+            Some("invalid_query"),
+        ),
+        (
+            "narrowing-too-long",
+            query("up"),
+            Some(format!("{{kube_namespace=~\"{}\"}}", "a".repeat(5000))),
+            None,
+            400,
+            Some("invalid_labels"),
+        ),
+        (
+            "narrowing-too-many-matchers",
+            query("up"),
+            Some("{a=~\"x\"} or ".repeat(90) + "{a=\"x\"}"),
+            None,
+            400,
+            Some("invalid_labels"),
+        ),
+        (
+            "narrowing-nine-selectors",
+            query("up"),
+            Some(nine_selectors),
+            None,
+            400,
+            Some("invalid_labels"),
+        ),
+        (
+            "narrowing-within",
+            query("up"),
+            Some(r#"{kube_namespace="prometheus", job="x"}"#.into()),
+            None,
+            200,
+            None,
+        ),
+    ];
+    for s in sides().await {
+        for (case, path, labels, body, status, reason) in &cases {
+            let method = if body.is_some() { "POST" } else { "GET" };
+            // HTTP/2: the body in three DATA frames, then trailers.
+            let marker = format!("{case}-h2");
+            let mut request = H2Request::new(method, path)
+                .header("authorization", &bearer(&s.viewer))
+                .header(MARKER, &marker);
+            if let Some(labels) = labels {
+                request = request.header("x-tollgate-labels", labels);
+            }
+            if let Some(body) = body {
+                let third = body.len() / 3;
+                request = request
+                    .header("content-type", FORM)
+                    .data(&body.as_bytes()[..third])
+                    .data(&body.as_bytes()[third..2 * third])
+                    .data(&body.as_bytes()[2 * third..])
+                    .trailer("x-trailer", "1");
+            }
+            let reply = s.h2(request).await;
+            s.verify(
+                &format!("{case} (HTTP/2)"),
+                &marker,
+                &reply,
+                *status,
+                "dash",
+            );
+            assert_eq!(
+                reply.json["reason"].as_str(),
+                *reason,
+                "{} {case} (HTTP/2): {}",
+                s.name,
+                reply.text
+            );
+            // HTTP/1.1.
+            let marker = format!("{case}-h1");
+            let url = format!("{}{path}", s.envoy.url());
+            let http = reqwest::Client::new();
+            let mut request = match body {
+                Some(body) => http
+                    .post(url)
+                    .header("content-type", FORM)
+                    .body(body.clone()),
+                None => http.get(url),
+            }
+            .bearer_auth(&s.viewer)
+            .header(MARKER, &marker);
+            if let Some(labels) = labels {
+                request = request.header("x-tollgate-labels", labels);
+            }
+            let reply = send(request).await;
+            s.verify(
+                &format!("{case} (HTTP/1.1)"),
+                &marker,
+                &reply,
+                *status,
+                "dash",
+            );
+            assert_eq!(
+                reply.json["reason"].as_str(),
+                *reason,
+                "{} {case} (HTTP/1.1): {}",
+                s.name,
+                reply.text
             );
         }
     }

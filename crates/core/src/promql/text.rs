@@ -19,13 +19,14 @@ pub(super) fn parse_rewritten(text: &str) -> Result<Expr, QueryError> {
 }
 
 fn parse_text(param: &'static str, text: &str, from_client: bool) -> Result<Expr, QueryError> {
-    let scan = bounds(param, text)?;
+    let lexed = Lexed::new(text);
+    let scan = bounds_lexed(param, &lexed)?;
     if from_client && scan.may_hold_a_regex {
-        check_regexes(param, text)?;
+        check_regexes(param, &lexed)?;
     }
     if let Some(number) = scan
         .may_spell_a_large_number
-        .then(|| lexed_oversized_duration(text))
+        .then(|| oversized_duration(&lexed))
         .flatten()
     {
         return Err(QueryError::Unparsable {
@@ -35,7 +36,7 @@ fn parse_text(param: &'static str, text: &str, from_client: bool) -> Result<Expr
     }
     if let Some(escape) = scan
         .may_hold_an_escape
-        .then(|| lexed_ambiguous_escape(text))
+        .then(|| ambiguous_escape(&lexed))
         .flatten()
     {
         return Err(QueryError::AmbiguousEscape { param, escape });
@@ -44,6 +45,30 @@ fn parse_text(param: &'static str, text: &str, from_client: bool) -> Result<Expr
         param,
         message: message.lines().next().unwrap_or("syntax error").to_owned(),
     })
+}
+
+/// A query text and the parser's lexer over it, built the first time a check needs it and
+/// shared by the others (each lexed the text on its own: a query with a regex and a large
+/// number was lexed three times before the parse lexed it again). `None` when the lexer
+/// refuses the text: the parser then reports it.
+struct Lexed<'a> {
+    text: &'a str,
+    lexer: std::cell::OnceCell<Option<parser::QueryLexer<'a>>>,
+}
+
+impl<'a> Lexed<'a> {
+    fn new(text: &'a str) -> Lexed<'a> {
+        Lexed {
+            text,
+            lexer: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn lexer(&self) -> Option<&parser::QueryLexer<'a>> {
+        self.lexer
+            .get_or_init(|| parser::lexer(self.text).ok())
+            .as_ref()
+    }
 }
 
 /// What one pass over a query's bytes tells [`parse`]: whether it nests too deep (every
@@ -114,6 +139,11 @@ impl Scan {
 /// The length and nesting bounds, before anything reads the text, and what the one pass over
 /// its bytes found for the closer checks.
 pub(super) fn bounds(param: &'static str, text: &str) -> Result<Scan, QueryError> {
+    bounds_lexed(param, &Lexed::new(text))
+}
+
+fn bounds_lexed(param: &'static str, lexed: &Lexed<'_>) -> Result<Scan, QueryError> {
+    let text = lexed.text;
     if text.len() > MAX_QUERY_BYTES {
         return Err(QueryError::Unparsable {
             param,
@@ -132,7 +162,7 @@ pub(super) fn bounds(param: &'static str, text: &str) -> Result<Scan, QueryError
     // An operator needs an operator byte, or a word of at least three bytes with what
     // separates it: only a text that could hold more operators than allowed is lexed to count.
     let could_hold = scan.operator_bytes + text.len() / 3;
-    if could_hold > MAX_OPERATORS && lexed_operators(text) > MAX_OPERATORS {
+    if could_hold > MAX_OPERATORS && lexed_operators(lexed) > MAX_OPERATORS {
         return Err(QueryError::Unparsable {
             param,
             message: format!("more than {MAX_OPERATORS} operators"),
@@ -146,10 +176,10 @@ pub(super) fn bounds(param: &'static str, text: &str) -> Result<Scan, QueryError
 /// ([`regex_dialect`]). promql-parser compiles every regex while it parses, so this runs first:
 /// a query of 300 distinct `=~"(?:.{1000}){10}"` cost 18.7 s and 3 GB to parse. A text the
 /// lexer refuses is left to the parser.
-fn check_regexes(param: &'static str, text: &str) -> Result<(), QueryError> {
+fn check_regexes(param: &'static str, lexed: &Lexed<'_>) -> Result<(), QueryError> {
     use lrpar::{Lexeme, Lexer, NonStreamingLexer};
     use promql_parser::parser::token::{T_EQL_REGEX, T_IDENTIFIER, T_NEQ_REGEX, T_STRING};
-    let Ok(lexer) = parser::lexer(text) else {
+    let Some(lexer) = lexed.lexer() else {
         return Ok(());
     };
     let mut count = 0;
@@ -189,13 +219,13 @@ fn check_regexes(param: &'static str, text: &str) -> Result<(), QueryError> {
 /// The binary and unary operators of `text` as the parser's lexer reads them (`!=` and `or`
 /// inside braces too: an upper bound is enough). A text the lexer refuses counts 0: the parser
 /// refuses it before building anything.
-fn lexed_operators(text: &str) -> usize {
+fn lexed_operators(lexed: &Lexed<'_>) -> usize {
     use lrpar::{Lexeme, Lexer};
     use promql_parser::parser::token::{
         T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
         T_MUL, T_NEQ, T_POW, T_SUB,
     };
-    let Ok(lexer) = parser::lexer(text) else {
+    let Some(lexer) = lexed.lexer() else {
         return 0;
     };
     lexer
@@ -236,13 +266,13 @@ pub(super) const MAX_DURATION_SECS: f64 = 1e12;
 /// token whose text is a plain number, or a number right after `[`, `:` or `offset` (with an
 /// optional sign). A text the lexer refuses is left to the parser to report. Worth calling only
 /// where [`may_spell_a_large_number`] (or [`Scan`]) says so.
-pub(super) fn lexed_oversized_duration(text: &str) -> Option<String> {
+fn oversized_duration(lexed: &Lexed<'_>) -> Option<String> {
     use lrpar::{Lexeme, Lexer, NonStreamingLexer};
     use promql_parser::parser::token::{
         T_ADD, T_COLON, T_DURATION, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB,
     };
     use promql_parser::util::parse_str_radix;
-    let lexer = parser::lexer(text).ok()?;
+    let lexer = lexed.lexer()?;
     let too_large = |value: f64| !value.is_finite() || value.abs() > MAX_DURATION_SECS;
     let (mut previous, mut before_previous) = (None, None);
     for lexeme in lexer.iter().flatten() {
@@ -267,15 +297,21 @@ pub(super) fn lexed_oversized_duration(text: &str) -> Option<String> {
     None
 }
 
+/// [`oversized_duration`] of a text, for the tests.
+#[cfg(test)]
+pub(super) fn lexed_oversized_duration(text: &str) -> Option<String> {
+    oversized_duration(&Lexed::new(text))
+}
+
 /// The first escape in a quoted string whose value is at or above 0x80 written as `\xHH` or
 /// `\OOO`: Go's strconv.Unquote (Prometheus) yields a raw byte, promql-parser a code point, so
 /// the checked text and the executed text would differ (`"\xc3\xa9"` is `é` in Go and `Ã©`
 /// here). Strings are found with the parser's own lexer; backtick strings have no escapes.
 /// Worth calling only where [`Scan`] found a `\x`, `\2` or `\3`.
-pub(super) fn lexed_ambiguous_escape(text: &str) -> Option<String> {
+fn ambiguous_escape(lexed: &Lexed<'_>) -> Option<String> {
     use lrpar::{Lexeme, Lexer, NonStreamingLexer};
     use promql_parser::parser::token::T_STRING;
-    let lexer = parser::lexer(text).ok()?;
+    let lexer = lexed.lexer()?;
     for lexeme in lexer.iter().flatten() {
         if lexeme.tok_id() != T_STRING {
             continue;
@@ -315,7 +351,7 @@ pub(super) fn lexed_ambiguous_escape(text: &str) -> Option<String> {
 }
 
 /// The test [`Scan`] makes, alone, as it was before the scan: its oracle in the tests.
-/// A cheap test with no false negatives for [`lexed_oversized_duration`], so most queries skip the
+/// A cheap test with no false negatives for [`oversized_duration`], so most queries skip the
 /// second lexing pass (it costs about a fifth of an enforcement): a number over
 /// [`MAX_DURATION_SECS`] needs 13 digits in a row, an exponent, a hex prefix, or `Inf`/`NaN`.
 #[cfg(test)]

@@ -23,7 +23,10 @@ const STRING_SYMBOLS: &str = r#"'"`"#;
 
 pub(crate) type LexemeType = DefaultLexeme<TokenId>;
 
-pub fn lexer(s: &str) -> Result<LRNonStreamingLexer<'_, '_, DefaultLexerTypes<TokenId>>, String> {
+/// Tollgate: the lexer's type, for callers that keep one.
+pub type QueryLexer<'a> = LRNonStreamingLexer<'a, 'a, DefaultLexerTypes<TokenId>>;
+
+pub fn lexer(s: &str) -> Result<QueryLexer<'_>, String> {
     // Tollgate: one pass into the vector the parser reads, with the same answer as collecting
     // every result first (an error only counts when it is the last one; others are dropped).
     let mut lexemes = Vec::with_capacity(s.len() / 4 + 1);

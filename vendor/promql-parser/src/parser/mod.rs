@@ -36,7 +36,7 @@ pub use ast::{
     UnaryExpr, VectorMatchCardinality, VectorMatchFillValues, VectorSelector,
 };
 pub use function::{clear_extra_functions, register_extra_functions, Function, FunctionArgs};
-pub use lex::lexer;
+pub use lex::{lexer, QueryLexer};
 pub use parse::{parse, parse_fast, parse_with_grammar};
 
 // FIXME: show more helpful error message to some invalid promql queries.

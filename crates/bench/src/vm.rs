@@ -3,7 +3,8 @@
 //! counts every call. Through Envoy (`tollgate-bench envoy`) a run on a shared machine varies by
 //! 10-20 %, more than the filter's own work; here it is a few percent, so a change to the hit
 //! path shows. Next to the empty filter and to the empty filter making a hit's host calls, as in
-//! the Envoy benchmark.
+//! the Envoy benchmark. Node's V8 is older than Envoy's and weighs code differently (README,
+//! "Benchmarks"): this ranks changes, it does not predict Envoy's cost.
 
 use crate::median_spread;
 use anyhow::{Context, bail};
@@ -142,7 +143,7 @@ pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
         runs.push((name, run));
     }
     println!(
-        "The module in Node's V8 (TurboFan only, as in Envoy), host calls answered by a JS host that counts them; {rounds} rounds x {iterations} requests; medians (min-max)"
+        "The module in Node's V8 (TurboFan only, as in Envoy; an older V8 than Envoy's: rank changes with it, do not read Envoy's cost from it), host calls answered by a JS host that counts them; {rounds} rounds x {iterations} requests; medians (min-max)"
     );
     println!(
         "{:<26} {:>20} {:>11}  host calls per request",

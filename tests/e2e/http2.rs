@@ -570,10 +570,10 @@ async fn query_and_narrowing_bounds_hold_over_both_protocols() {
         for (case, path, labels, body, status, reason) in &cases {
             let method = if body.is_some() { "POST" } else { "GET" };
             // HTTP/2: the body in three DATA frames, then trailers.
-            let marker = format!("{case}-h2");
+            let h2_marker = format!("{case}-h2");
             let mut request = H2Request::new(method, path)
                 .header("authorization", &bearer(&s.viewer))
-                .header(MARKER, &marker);
+                .header(MARKER, &h2_marker);
             if let Some(labels) = labels {
                 request = request.header("x-tollgate-labels", labels);
             }
@@ -586,23 +586,9 @@ async fn query_and_narrowing_bounds_hold_over_both_protocols() {
                     .data(&body.as_bytes()[2 * third..])
                     .trailer("x-trailer", "1");
             }
-            let reply = s.h2(request).await;
-            s.verify(
-                &format!("{case} (HTTP/2)"),
-                &marker,
-                &reply,
-                *status,
-                "dash",
-            );
-            assert_eq!(
-                reply.json["reason"].as_str(),
-                *reason,
-                "{} {case} (HTTP/2): {}",
-                s.name,
-                reply.text
-            );
+            let h2 = s.h2(request).await;
             // HTTP/1.1.
-            let marker = format!("{case}-h1");
+            let h1_marker = format!("{case}-h1");
             let url = format!("{}{path}", s.envoy.url());
             let http = reqwest::Client::new();
             let mut request = match body {
@@ -613,25 +599,24 @@ async fn query_and_narrowing_bounds_hold_over_both_protocols() {
                 None => http.get(url),
             }
             .bearer_auth(&s.viewer)
-            .header(MARKER, &marker);
+            .header(MARKER, &h1_marker);
             if let Some(labels) = labels {
                 request = request.header("x-tollgate-labels", labels);
             }
-            let reply = send(request).await;
-            s.verify(
-                &format!("{case} (HTTP/1.1)"),
-                &marker,
-                &reply,
-                *status,
-                "dash",
-            );
-            assert_eq!(
-                reply.json["reason"].as_str(),
-                *reason,
-                "{} {case} (HTTP/1.1): {}",
-                s.name,
-                reply.text
-            );
+            let h1 = send(request).await;
+            for (protocol, marker, reply) in
+                [("HTTP/2", &h2_marker, &h2), ("HTTP/1.1", &h1_marker, &h1)]
+            {
+                let case = format!("{case} ({protocol})");
+                s.verify(&case, marker, reply, *status, "dash");
+                assert_eq!(
+                    reply.json["reason"].as_str(),
+                    *reason,
+                    "{} {case}: {}",
+                    s.name,
+                    reply.text
+                );
+            }
         }
     }
 }

@@ -89,9 +89,9 @@ fn bearer(token: &str) -> String {
 /// A POST of a PromQL form body, tagged, with its content-length.
 fn post_query(token: &str, marker: &str, body: &str) -> H2Request {
     H2Request::new("POST", "/api/v1/query")
-        .header("authorization", &bearer(token))
+        .header("authorization", bearer(token))
         .header("content-type", FORM)
-        .header("content-length", &body.len().to_string())
+        .header("content-length", body.len().to_string())
         .header(MARKER, marker)
 }
 
@@ -211,7 +211,7 @@ async fn trailers_on_a_cache_miss_hold_the_request_until_the_decision() {
         let unknown = unknown_token();
         let reply = s
             .h2(H2Request::new("POST", "/api/v1/write")
-                .header("authorization", &bearer(&unknown))
+                .header("authorization", bearer(&unknown))
                 .header("x-tollgate-account", "root")
                 .header("content-type", "application/x-protobuf")
                 .header(MARKER, "miss-unknown")
@@ -245,7 +245,7 @@ async fn trailers_on_a_cache_miss_hold_the_request_until_the_decision() {
         // A writer's first write, with trailers: allowed, body intact, credentials gone.
         let reply = s
             .h2(H2Request::new("POST", "/api/v1/write")
-                .header("authorization", &bearer(&s.writer))
+                .header("authorization", bearer(&s.writer))
                 .header("x-tollgate-account", "root")
                 .header("content-type", "application/x-protobuf")
                 .header(MARKER, "miss-write")
@@ -310,7 +310,7 @@ async fn trailers_on_a_cache_hit_end_the_body_and_it_is_confined() {
         // Trailers right after the headers, no DATA at all.
         let reply = s
             .h2(H2Request::new("POST", "/api/v1/query")
-                .header("authorization", &bearer(&s.viewer))
+                .header("authorization", bearer(&s.viewer))
                 .header("content-type", FORM)
                 .header(MARKER, "hit-empty")
                 .trailer("x-trailer", "1"))
@@ -344,7 +344,7 @@ async fn refused_requests_with_trailers_never_reach_the_upstream() {
                 .data(b"abc".to_vec())
                 .trailer("x-trailer", "1");
             if let Some(token) = token {
-                request = request.header("authorization", &bearer(token));
+                request = request.header("authorization", bearer(token));
             }
             let reply = s.h2(request).await;
             s.verify(case, &marker, &reply, 401, "");
@@ -365,7 +365,7 @@ async fn a_get_with_a_body_and_trailers() {
         let unknown = unknown_token();
         let reply = s
             .h2(H2Request::new("GET", "/api/v1/query?query=up")
-                .header("authorization", &bearer(&unknown))
+                .header("authorization", bearer(&unknown))
                 .header("x-tollgate-account", "root")
                 .header(MARKER, "get-unknown")
                 .data("query=up")
@@ -377,7 +377,7 @@ async fn a_get_with_a_body_and_trailers() {
         for marker in ["get-miss", "get-hit"] {
             let reply = s
                 .h2(H2Request::new("GET", "/api/v1/query?query=up")
-                    .header("authorization", &bearer(&s.viewer))
+                    .header("authorization", bearer(&s.viewer))
                     .header("x-tollgate-account", "root")
                     .header("content-type", FORM)
                     .header(MARKER, marker)
@@ -453,7 +453,7 @@ async fn underscored_header_names_are_refused_before_the_upstream() {
         let h2 = send_h2(
             s.envoy.listener,
             H2Request::new("GET", "/api/v1/query?query=up")
-                .header("authorization", &bearer(&s.viewer))
+                .header("authorization", bearer(&s.viewer))
                 .header("x_tollgate_account", "root")
                 .header(MARKER, "underscore-h2"),
         )
@@ -572,7 +572,7 @@ async fn query_and_narrowing_bounds_hold_over_both_protocols() {
             // HTTP/2: the body in three DATA frames, then trailers.
             let h2_marker = format!("{case}-h2");
             let mut request = H2Request::new(method, path)
-                .header("authorization", &bearer(&s.viewer))
+                .header("authorization", bearer(&s.viewer))
                 .header(MARKER, &h2_marker);
             if let Some(labels) = labels {
                 request = request.header("x-tollgate-labels", labels);

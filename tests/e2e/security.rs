@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::time::Duration;
 use tollgate_core::form;
-use tollgate_e2e::{EchoUpstream, Envoy, MARKER, Mode, Through, Tollgate, bootstrap, send};
+use tollgate_e2e::{
+    EchoUpstream, Envoy, H2Request, MARKER, Mode, Through, Tollgate, bootstrap, send, send_h2,
+};
 
 const NS: &str = r#"{kube_namespace="prometheus"}"#;
 const FAST: &str = r#"{"cluster":"tollgate","feed":{"intervalMs":200}}"#;
@@ -274,7 +276,10 @@ fn parse_response(bytes: &[u8]) -> Option<Raw> {
 /// is decided like any other; never passed on as an injected header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_in_header_values() {
+    // (case, status, reason) per mode: both must decide alike.
+    let mut decisions: Vec<Vec<(String, u16, Value)>> = Vec::new();
     for s in sides().await {
+        let mut decided = Vec::new();
         let token = s.ops.clone();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("bare-cr", b"x-note: a\rx-scope-orgid: evil".to_vec()),
@@ -294,6 +299,19 @@ async fn control_characters_in_header_values() {
             ),
             ("nul-in-tenant", b"x-scope-orgid: default\0evil".to_vec()),
             ("del-in-value", b"x-note: a\x7fb".to_vec()),
+            // obs-text: bytes HTTP/1.1 allows in a value that are not UTF-8.
+            ("obs-text", b"x-note: caf\xe9".to_vec()),
+            (
+                "obs-text-in-token",
+                [format!("authorization: Bearer {token}").as_bytes(), b"\xff"].concat(),
+            ),
+            ("obs-text-in-tenant", b"x-scope-orgid: d\xe9fault".to_vec()),
+            (
+                "obs-text-in-labels",
+                b"x-tollgate-labels: {job=\"caf\xe9\"}".to_vec(),
+            ),
+            // Names are tokens: Envoy's codec refuses any other byte before a filter runs.
+            ("obs-text-in-name", b"x-n\xf6te: a".to_vec()),
             ("cr-in-path", Vec::new()),
         ];
         for (case, extra) in cases {
@@ -339,8 +357,65 @@ async fn control_characters_in_header_values() {
                 let seen = &s.echo.marked(&marker)[0]["headers"];
                 assert_ne!(seen["x-tollgate-account"], json!(["root"]));
             }
+            // Whatever the bytes, the filter is still there to decide the next request.
+            let after = s
+                .check(&format!("{case}-after"), &token, |http, base| {
+                    http.get(format!("{base}/api/v1/query?query=up"))
+                        .bearer_auth(&token)
+                })
+                .await;
+            assert_eq!(after.status, 200, "{} after {case}", s.name);
+            if case == "obs-text-in-name" {
+                assert_eq!(reply.status, 400, "{} {case}", s.name);
+            }
+            decided.push((case.to_owned(), reply.status, json["reason"].clone()));
+        }
+        // The same bytes over HTTP/2: obs-text in values reaches the filter as it does over
+        // HTTP/1.1.
+        for (case, name, value) in [
+            ("h2-obs-text", "x-note", &b"caf\xe9"[..]),
+            ("h2-obs-text-in-tenant", "x-scope-orgid", b"d\xe9fault"),
+            (
+                "h2-obs-text-in-token",
+                "authorization",
+                &[b"Bearer ", token.as_bytes(), b"\xff"].concat(),
+            ),
+        ] {
+            let marker = format!("{}-{case}", s.name);
+            let mut request = H2Request::new("GET", "/api/v1/query?query=up")
+                .header(MARKER, &marker)
+                .header(name, value);
+            if name != "authorization" {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let reply = send_h2(s.envoy.listener, request).await.unwrap().response();
+            s.verify(case, &marker, reply.status, &reply.json, "ops");
+            decided.push((case.to_owned(), reply.status, reply.json["reason"].clone()));
         }
         s.tollgate.stop().await;
+        decisions.push(decided);
+    }
+    let [filter, ext_authz] = &decisions[..] else {
+        panic!("two modes, got {}", decisions.len());
+    };
+    assert_eq!(
+        filter, ext_authz,
+        "filter mode and ext_authz mode decided differently"
+    );
+    // What each decided is what the server would see: each byte that breaks UTF-8 as `!`.
+    let expected = [
+        ("obs-text", 200, Value::Null),
+        ("obs-text-in-token", 401, json!("malformed_token")),
+        ("obs-text-in-tenant", 403, json!("tenant_mismatch")),
+        ("h2-obs-text", 200, Value::Null),
+        ("h2-obs-text-in-tenant", 403, json!("tenant_mismatch")),
+        ("h2-obs-text-in-token", 401, json!("malformed_token")),
+    ];
+    for (case, status, reason) in expected {
+        assert!(
+            filter.contains(&(case.to_owned(), status, reason.clone())),
+            "{case}: expected {status} {reason}, got {filter:?}"
+        );
     }
 }
 

@@ -374,7 +374,8 @@ pub struct H2Request {
     pub method: String,
     /// Path and query.
     pub path: String,
-    pub headers: Vec<(String, String)>,
+    /// Values as bytes: HTTP/2 allows obs-text in them.
+    pub headers: Vec<(String, Vec<u8>)>,
     pub data: Vec<Vec<u8>>,
     pub trailers: Vec<(String, String)>,
     /// A pause before each DATA and trailers frame, so that Envoy reads them one at a time.
@@ -392,8 +393,9 @@ impl H2Request {
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> H2Request {
-        self.headers.push((name.to_owned(), value.to_owned()));
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> H2Request {
+        self.headers
+            .push((name.to_owned(), value.as_ref().to_vec()));
         self
     }
 
@@ -454,7 +456,7 @@ async fn exchange(
         .method(request.method.as_str())
         .uri(format!("http://{addr}{}", request.path));
     for (name, value) in &request.headers {
-        builder = builder.header(name.as_str(), value.as_str());
+        builder = builder.header(name.as_str(), value.as_slice());
     }
     let headers_end = request.data.is_empty() && request.trailers.is_empty();
     let (response, mut stream) = client.send_request(builder.body(())?, headers_end)?;

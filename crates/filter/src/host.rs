@@ -16,6 +16,8 @@ pub enum Level {
 pub trait Host {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+    /// Every request header; a value's bytes that break UTF-8 read as `!`, as ext_authz mode
+    /// sees them (`tollgate_core::headers::sanitize_utf8`).
     fn request_headers(&self) -> Vec<(String, String)>;
     /// Sets (or with `None` removes) a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
@@ -25,6 +27,7 @@ pub trait Host {
     fn replace_request_body(&self, old_size: usize, body: &[u8]);
     fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]);
     fn resume_request(&self);
+    /// A response header, read as `request_headers` reads values.
     fn response_header(&self, name: &str) -> Option<String>;
     /// Sets (or with `None` removes) a response header; only while the headers are paused.
     fn set_response_header(&self, name: &str, value: Option<&str>);
@@ -87,8 +90,14 @@ impl Host for HostCalls {
     }
 
     fn request_headers(&self) -> Vec<(String, String)> {
-        proxy_wasm::hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders)
+        // Values as bytes: the SDK's `get_map` panics on a value that is not UTF-8, which any
+        // client may send (obs-text), and a panic takes the VM down for every request after.
+        // Names are tokens: Envoy's codecs refuse any other byte before a filter runs.
+        proxy_wasm::hostcalls::get_map_bytes(proxy_wasm::types::MapType::HttpRequestHeaders)
             .unwrap_or_default()
+            .into_iter()
+            .map(|(name, value)| (name, tollgate_core::headers::sanitize_utf8(value)))
+            .collect()
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -147,9 +156,14 @@ impl Host for HostCalls {
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
-        proxy_wasm::hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+        // Bytes, for the reason `request_headers` gives: an upstream's value need not be UTF-8.
+        proxy_wasm::hostcalls::get_map_value_bytes(
+            proxy_wasm::types::MapType::HttpResponseHeaders,
+            name,
+        )
+        .ok()
+        .flatten()
+        .map(tollgate_core::headers::sanitize_utf8)
     }
 
     fn set_response_header(&self, name: &str, value: Option<&str>) {

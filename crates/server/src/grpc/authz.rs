@@ -38,18 +38,44 @@ pub struct CheckInput<'a> {
     pub body_complete: bool,
 }
 
+/// The `raw_value`s (`encode_raw_headers`) that are not UTF-8, in `header_map` order, read as
+/// Envoy reads values into `headers` and as the filter reads them: each byte that breaks UTF-8
+/// as `!` (`headers::sanitize_utf8`). Owned here for a [`CheckInput`] to borrow.
+pub struct SanitizedRawValues(Vec<String>);
+
+impl SanitizedRawValues {
+    pub fn of(http: &HttpRequest) -> SanitizedRawValues {
+        SanitizedRawValues(
+            http.header_map
+                .iter()
+                .flat_map(|map| &map.headers)
+                .filter(|h| std::str::from_utf8(&h.raw_value).is_err())
+                .map(|h| tollgate_core::headers::sanitize_utf8(h.raw_value.clone()))
+                .collect(),
+        )
+    }
+}
+
 impl<'a> CheckInput<'a> {
-    /// Reads headers from `headers` and, with `encode_raw_headers`, from `header_map`.
-    pub fn from_request(http: &'a HttpRequest) -> CheckInput<'a> {
+    /// Reads headers from `headers` and, with `encode_raw_headers`, from `header_map`
+    /// (`sanitized`: `SanitizedRawValues::of(http)`).
+    pub fn from_request(
+        http: &'a HttpRequest,
+        sanitized: &'a SanitizedRawValues,
+    ) -> CheckInput<'a> {
+        let mut sanitized = sanitized.0.iter();
         let map_entries = http
             .header_map
             .iter()
             .flat_map(|map| &map.headers)
-            .map(|h| {
+            .map(move |h| {
                 let value = if h.raw_value.is_empty() {
                     h.value.as_str()
                 } else {
-                    std::str::from_utf8(&h.raw_value).unwrap_or("\u{fffd}")
+                    match std::str::from_utf8(&h.raw_value) {
+                        Ok(value) => value,
+                        Err(_) => sanitized.next().map_or("", String::as_str),
+                    }
                 };
                 (h.key.as_str(), value)
             });
@@ -318,7 +344,8 @@ impl AuthzService {
                 "CheckRequest has no attributes.request.http",
             ));
         };
-        let input = CheckInput::from_request(http);
+        let sanitized = SanitizedRawValues::of(http);
+        let input = CheckInput::from_request(http, &sanitized);
         let now = u64::try_from(now_secs()).unwrap_or(0);
         let verdict = evaluate(
             &self.snapshots,

@@ -653,6 +653,26 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
         "series without match[] gets the policy"
     );
 
+    // A raw value that is not UTF-8 reads as Envoy puts it in `headers` and as the filter
+    // reads it: each byte that breaks UTF-8 as `!`.
+    let mut obs_text = raw.clone();
+    if let Some(map) = obs_text
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .and_then(|h| h.header_map.as_mut())
+    {
+        map.headers.push(HeaderValue {
+            key: "x-scope-orgid".into(),
+            raw_value: b"d\xe9fault".to_vec(),
+            ..HeaderValue::default()
+        });
+    }
+    let got = seen(&direct.check(&obs_text).unwrap());
+    assert_eq!((got.status, got.reason.as_str()), (403, "tenant_mismatch"));
+    assert!(got.body.contains("d!fault"), "{}", got.body);
+
     // Two credentials are ambiguous.
     let mut twice = raw.clone();
     let http = twice

@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus postgres binaryen filter build run test lint bench fuzz soak fmt clean apifuzz
+.PHONY: all setup toolchain envoy prometheus postgres binaryen filter build run test lint bench bench-instructions fuzz soak fmt clean apifuzz
 .PHONY: schema-tools otel-sdk prom-api-client chromium selenium console-screenshots musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
@@ -113,6 +113,16 @@ bench: setup filter
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	$(CARGO) bench -p tollgate-core --bench core --no-run
 	./scripts/bench.sh
+
+## bench-instructions: instructions per request through Envoy run by callgrind (valgrind, from
+## Debian): the empty wasm filter, its hit's host calls, a hit, a hit with a PromQL rewrite.
+## Exact to a fraction of a percent on a busy machine, where CPU time moves 10-20 %; about 10
+## minutes. Not part of `make bench`: it counts work, not time.
+bench-instructions: setup filter
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (Debian)"; $(APT_INSTALL) valgrind || { apt-get update -q && $(APT_INSTALL) valgrind; }; }
+	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
+	$(CARGO) build --release -p tollgate-bench
+	./target/release/tollgate-bench instructions --requests $(or $(BENCH_REQUESTS),1000)
 
 ## apifuzz: schemathesis (pinned, from PyPI into .venv) against /openapi.json of a fresh
 ## `tollgate serve`: no 5xx, every response as documented (status, content type, schema), and

@@ -74,16 +74,30 @@ impl Envoy {
 
     /// Like [`Envoy::start`], pinned to one CPU core (for benchmarks).
     pub async fn start_on(config: &str, core: Option<usize>) -> anyhow::Result<Envoy> {
+        let wrapper = match core {
+            Some(core) => vec!["taskset".to_owned(), "-c".to_owned(), core.to_string()],
+            None => Vec::new(),
+        };
+        Envoy::start_wrapped(config, &wrapper, Duration::from_secs(20)).await
+    }
+
+    /// Like [`Envoy::start`], run by `wrapper` (a command and its arguments, Envoy's own
+    /// appended: `taskset`, `valgrind`), given `ready_within` to become ready.
+    pub async fn start_wrapped(
+        config: &str,
+        wrapper: &[String],
+        ready_within: Duration,
+    ) -> anyhow::Result<Envoy> {
         let dir = tempfile::tempdir()?;
         let config_path = dir.path().join("envoy.yaml");
         std::fs::write(&config_path, config)?;
         let admin_path = dir.path().join("admin-address");
         let log = std::fs::File::create(dir.path().join("envoy.log"))?;
-        let mut command = match core {
-            Some(core) => {
-                let mut taskset = Command::new("taskset");
-                taskset.arg("-c").arg(core.to_string()).arg(envoy_binary()?);
-                taskset
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(envoy_binary()?);
+                command
             }
             None => Command::new(envoy_binary()?),
         };
@@ -109,12 +123,12 @@ impl Envoy {
             listener: "127.0.0.1:0".parse()?,
             dir,
         };
-        envoy.wait_ready(&admin_path).await?;
+        envoy.wait_ready(&admin_path, ready_within).await?;
         Ok(envoy)
     }
 
-    async fn wait_ready(&mut self, admin_path: &Path) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    async fn wait_ready(&mut self, admin_path: &Path, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
         let client = reqwest::Client::new();
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -124,7 +138,7 @@ impl Envoy {
                 );
             }
             if Instant::now() > deadline {
-                bail!("envoy not ready after 20 s:\n{}", self.log());
+                bail!("envoy not ready after {within:?}:\n{}", self.log());
             }
             let admin = std::fs::read_to_string(admin_path)
                 .ok()

@@ -13,7 +13,23 @@ use tollgate_e2e::{Envoy, Tollgate, filter_wasm, repo_root};
 
 /// The empty filter's configuration that makes it do a hit's host calls
 /// (`tollgate_noop_filter::HOST_CALLS_OF_A_HIT`; that crate is a wasm module, not a library).
-const NOOP_HOST_CALLS_OF_A_HIT: &str = "host-calls-of-a-hit";
+pub(crate) const NOOP_HOST_CALLS_OF_A_HIT: &str = "host-calls-of-a-hit";
+
+/// The empty filter's module (`make bench` builds it).
+pub(crate) fn noop_module() -> anyhow::Result<PathBuf> {
+    let noop = repo_root().join("target/wasm32-wasip1/wasm/tollgate_noop_filter.wasm");
+    if !noop.is_file() {
+        bail!("{} is missing: make bench builds it", noop.display());
+    }
+    Ok(noop)
+}
+
+/// A token of a viewer confined to `{kube_namespace="prometheus"}`: its reads get a PromQL
+/// rewrite.
+pub(crate) async fn restricted_viewer(tollgate: &Tollgate) -> String {
+    let (_, _, token) = tollgate.account_with_token(json!({"name": "bench-viewer", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}"})).await;
+    token
+}
 
 pub(crate) fn bootstrap(http_filters: &str, clusters: &str) -> String {
     format!(
@@ -269,11 +285,8 @@ pub async fn run(
     let (_, _, second) = tollgate
         .account_with_token(json!({"name": "bench-editor-2", "role": "editor"}))
         .await;
-    let (_, _, restricted) = tollgate.account_with_token(json!({"name": "bench-viewer", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}"})).await;
-    let noop = repo_root().join("target/wasm32-wasip1/wasm/tollgate_noop_filter.wasm");
-    if !noop.is_file() {
-        bail!("{} is missing: make bench builds it", noop.display());
-    }
+    let restricted = restricted_viewer(&tollgate).await;
+    let noop = noop_module()?;
     let filter = filter_wasm()?;
     let dir = tempfile::tempdir()?;
     let rotate = dir.path().join("rotate.lua");

@@ -17,6 +17,7 @@
 
 mod envoy;
 mod flood;
+mod instructions;
 mod soak;
 mod store;
 mod vm;
@@ -126,6 +127,12 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+    /// Instructions per request through Envoy run by callgrind: the empty filter, its hit's
+    /// host calls, a hit, a hit with a PromQL rewrite (needs valgrind; several minutes).
+    Instructions {
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Vm { iterations, rounds } => vm::run(iterations, rounds),
+            Cmd::Instructions { requests } => instructions::run(requests).await,
             Cmd::Promql { iterations } => promql_bench(iterations),
             Cmd::Logql { iterations } => logql_bench(iterations),
             Cmd::Answers { iterations } => answers_bench(iterations),

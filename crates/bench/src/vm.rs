@@ -101,10 +101,7 @@ fn run_node(
 }
 
 pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
-    let noop = repo_root().join("target/wasm32-wasip1/wasm/tollgate_noop_filter.wasm");
-    if !noop.is_file() {
-        bail!("{} is missing: make bench builds it", noop.display());
-    }
+    let noop = crate::envoy::noop_module()?;
     let filter = filter_wasm()?;
     let token = Token::generate().context("a token")?;
     let token = token.expose_secret();

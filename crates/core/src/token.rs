@@ -166,7 +166,16 @@ impl TryFrom<&[u8]> for TokenHash {
 
 impl PartialEq for TokenHash {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        // Constant time in four words, not 32 bytes: every word is compared and only the OR
+        // of their differences is tested, by `subtle`, which keeps the compiler from branching
+        // on it. Byte by byte, a filter hit cost Envoy ~490 instructions more
+        // (`make bench-instructions`).
+        let (ours, _) = self.0.as_chunks::<8>();
+        let (theirs, _) = other.0.as_chunks::<8>();
+        let difference = ours.iter().zip(theirs).fold(0u64, |difference, (a, b)| {
+            difference | (u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b))
+        });
+        difference.ct_eq(&0).into()
     }
 }
 
@@ -345,6 +354,16 @@ mod tests {
     }
 
     proptest! {
+        /// Equal exactly when every byte is, whichever byte differs.
+        #[test]
+        fn hash_equality_is_byte_equality(bytes in any::<[u8; 32]>(), at in 0usize..32, flip in 1u8..=255) {
+            let a = TokenHash::from_bytes(bytes);
+            prop_assert_eq!(a, TokenHash::from_bytes(bytes));
+            let mut other = bytes;
+            other[at] ^= flip;
+            prop_assert_ne!(a, TokenHash::from_bytes(other));
+        }
+
         #[test]
         fn generate_parse_round_trip(_seed in 0u8..255) {
             let token = Token::generate().unwrap();

@@ -234,3 +234,65 @@ async fn hidden_policy_labels_are_refused_through_ext_authz() {
     let _: &Envoy = &stack.envoy;
     let _ = bootstrap;
 }
+
+/// An upstream whose response header values are not UTF-8 (obs-text): the filter reads them as
+/// it reads request headers (each such byte as `!`) and decides on that, never panicking. A
+/// content type that still names JSON is rewritten; an encoding that names nothing we read is
+/// a 502; the next answer is rewritten as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_header_values_that_are_not_utf8() {
+    use axum::http::{HeaderValue, header};
+    let answer = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a","kube_namespace":"prometheus"},"value":[1,"1"]}]}}"#;
+    let upstream =
+        axum::Router::new().fallback(move |request: axum::extract::Request| async move {
+            let encoding = request.uri().path().ends_with("/labels");
+            let mut response = axum::response::Response::new(axum::body::Body::from(answer));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_bytes(b"application/json; charset=caf\xe9").unwrap(),
+            );
+            if encoding {
+                headers.insert(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_bytes(b"gz\xffip").unwrap(),
+                );
+            }
+            response
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, upstream).await;
+    });
+    let tollgate = tollgate_e2e::Tollgate::start().await.unwrap();
+    let mode = Mode::Filter(r#"{"cluster":"tollgate","feed":{"intervalMs":200}}"#.into());
+    let envoy = Envoy::start(&bootstrap(&mode, tollgate.grpc_addr.port(), upstream_port).unwrap())
+        .await
+        .unwrap();
+    let (_, _, hiding) = tollgate
+        .account_with_token(
+            json!({"name": "hidden", "role": "viewer", "labelPolicy": NS,
+            "hidePolicyLabels": true}),
+        )
+        .await;
+    let get = |path: &str| {
+        tollgate_e2e::send(
+            reqwest::Client::new()
+                .get(format!("{}{path}", envoy.url()))
+                .bearer_auth(&hiding),
+        )
+    };
+    let rewritten = get("/api/v1/query?query=up").await;
+    assert_eq!(rewritten.status, 200, "{}\n{}", rewritten.text, envoy.log());
+    assert_hidden("charset in obs-text", &rewritten.text);
+    assert_eq!(rewritten.json["data"]["result"][0]["metric"]["job"], "a");
+    let refused = get("/api/v1/labels").await;
+    assert_eq!(refused.status, 502, "{}\n{}", refused.text, envoy.log());
+    assert!(refused.text.contains("gz!ip"), "{}", refused.text);
+    let again = get("/api/v1/query?query=up").await;
+    assert_eq!(again.status, 200, "the filter decides on: {}", again.text);
+    assert!(!envoy.log().contains("panicked"), "{}", envoy.log());
+    tollgate.stop().await;
+    server.abort();
+}

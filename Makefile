@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip1
 VENV := .venv
 ENVOY_VERSION := 1.40.*
 
-.PHONY: all setup toolchain envoy prometheus postgres binaryen filter build run test lint bench bench-instructions fuzz soak fmt clean apifuzz
+.PHONY: all setup toolchain envoy prometheus postgres binaryen filter build run test lint bench bench-instructions bench-profile fuzz soak fmt clean apifuzz
 .PHONY: schema-tools otel-sdk prom-api-client chromium selenium console-screenshots musl-toolchain oci-tools image wasm-image manifests validate-manifests image-test
 
 all: build
@@ -123,6 +123,18 @@ bench-instructions: setup filter
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-bench
 	./target/release/tollgate-bench instructions --requests $(or $(BENCH_REQUESTS),1000)
+
+## bench-profile: a filter hit's own instructions function by function, in Node's V8 under
+## callgrind, on the module `make filter` builds but with its function names kept (built into
+## target/wasm32-wasip1/wasm-profile). About 5 minutes; not part of `make bench`.
+bench-profile: setup binaryen
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (Debian)"; $(APT_INSTALL) valgrind || { apt-get update -q && $(APT_INSTALL) valgrind; }; }
+	@command -v node >/dev/null 2>&1 || { echo "installing nodejs (Debian)"; $(APT_INSTALL) nodejs || { apt-get update -q && $(APT_INSTALL) nodejs; }; }
+	$(CARGO) build --profile wasm-profile -p tollgate-filter --target $(WASM_TARGET)
+	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
+	$(WASM_OPT) -g $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/wasm-profile/tollgate_filter.wasm -o target/$(WASM_TARGET)/wasm-profile/tollgate_filter.named.wasm
+	$(CARGO) build --release -p tollgate-bench
+	./target/release/tollgate-bench profile target/$(WASM_TARGET)/wasm-profile/tollgate_filter.named.wasm
 
 ## apifuzz: schemathesis (pinned, from PyPI into .venv) against /openapi.json of a fresh
 ## `tollgate serve`: no 5xx, every response as documented (status, content type, schema), and

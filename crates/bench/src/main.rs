@@ -18,6 +18,7 @@
 mod envoy;
 mod flood;
 mod instructions;
+mod profile;
 mod soak;
 mod store;
 mod vm;
@@ -133,6 +134,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
     },
+    /// A filter hit's own instructions function by function, in Node's V8 under callgrind
+    /// (`make bench-profile` builds a module that keeps its function names; needs valgrind).
+    Profile {
+        /// The filter module, with its name section.
+        module: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+    },
     /// Microseconds per PromQL enforcement of typical dashboard queries.
     Promql {
         #[arg(long, default_value_t = 2000)]
@@ -191,6 +200,7 @@ fn main() -> ExitCode {
             }
             Cmd::Vm { iterations, rounds } => vm::run(iterations, rounds),
             Cmd::Instructions { requests } => instructions::run(requests).await,
+            Cmd::Profile { module, iterations } => vm::profile(&module, iterations),
             Cmd::Promql { iterations } => promql_bench(iterations),
             Cmd::Logql { iterations } => logql_bench(iterations),
             Cmd::Answers { iterations } => answers_bench(iterations),

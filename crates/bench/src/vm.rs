@@ -6,6 +6,7 @@
 //! the Envoy benchmark. Node's V8 is older than Envoy's and weighs code differently (README,
 //! "Benchmarks"): this ranks changes, it does not predict Envoy's cost.
 
+use crate::envoy::NOOP_HOST_CALLS_OF_A_HIT;
 use crate::median_spread;
 use anyhow::{Context, bail};
 use prost::Message;
@@ -16,8 +17,6 @@ use tollgate_core::{Role, Token};
 use tollgate_e2e::{filter_wasm, repo_root};
 use tollgate_proto::v1;
 
-/// `tollgate_noop_filter::HOST_CALLS_OF_A_HIT`.
-const NOOP_HOST_CALLS_OF_A_HIT: &str = "host-calls-of-a-hit";
 const FILTER_CONFIG: &str = r#"{"cluster":"tollgate"}"#;
 
 struct Run {
@@ -53,24 +52,35 @@ fn resolve_answer(role: Role, policy: &str) -> String {
     .collect()
 }
 
-fn run_node(
-    wasm: &Path,
-    config: &str,
-    resolve: &str,
-    token: &str,
-    path: &str,
-    iterations: usize,
-    rounds: usize,
-) -> anyhow::Result<Run> {
-    let spec = json!({
-        "wasm": wasm, "config": config, "token": token, "resolve": resolve, "path": path,
-        "iterations": iterations, "rounds": rounds,
-    });
+/// The script that drives a module in Node as Envoy would.
+pub(crate) fn driver() -> std::path::PathBuf {
+    repo_root().join("crates/bench/src/filter_in_v8.mjs")
+}
+
+/// One variant as the driver reads it: the module, its configuration, the Resolve answer (hex,
+/// empty for a module that never asks), the token, the request path, and how many requests.
+struct Spec<'a> {
+    wasm: &'a Path,
+    config: &'a str,
+    resolve: &'a str,
+    path: &'a str,
+}
+
+impl Spec<'_> {
+    fn json(&self, token: &str, iterations: usize, rounds: usize) -> Value {
+        json!({
+            "wasm": self.wasm, "config": self.config, "token": token, "resolve": self.resolve,
+            "path": self.path, "iterations": iterations, "rounds": rounds,
+        })
+    }
+}
+
+fn run_node(spec: Value) -> anyhow::Result<Run> {
     let output = Command::new("node")
         // Envoy's V8 compiles every function with TurboFan up front (proxy-wasm-cpp-host turns
         // Liftoff off).
         .arg("--no-liftoff")
-        .arg(repo_root().join("crates/bench/src/filter_in_v8.mjs"))
+        .arg(driver())
         .arg(spec.to_string())
         .output()
         .context("running node (make bench installs Debian's nodejs)")?;
@@ -100,42 +110,48 @@ fn run_node(
     Ok(Run { ns, calls })
 }
 
+/// The four variants: the empty filter, its hit's host calls, a hit, a hit with a PromQL
+/// rewrite (`filter`: the Tollgate module to run).
+fn variants<'a>(
+    noop: &'a Path,
+    filter: &'a Path,
+    editor: &'a str,
+    viewer: &'a str,
+) -> [(&'static str, Spec<'a>); 4] {
+    let query = "/api/v1/query?query=up";
+    let promql = "/api/v1/query?query=sum%28rate%28http_requests_total%5B5m%5D%29%29";
+    let spec = |wasm, config, resolve, path| Spec {
+        wasm,
+        config,
+        resolve,
+        path,
+    };
+    [
+        ("(c) empty wasm filter", spec(noop, "", "", query)),
+        (
+            "(c') host calls of a hit",
+            spec(noop, NOOP_HOST_CALLS_OF_A_HIT, "", query),
+        ),
+        (
+            "(d) tollgate filter, hit",
+            spec(filter, FILTER_CONFIG, editor, query),
+        ),
+        (
+            "(d') filter hit + PromQL",
+            spec(filter, FILTER_CONFIG, viewer, promql),
+        ),
+    ]
+}
+
 pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
     let noop = crate::envoy::noop_module()?;
     let filter = filter_wasm()?;
     let token = Token::generate().context("a token")?;
-    let token = token.expose_secret();
-    let query = "/api/v1/query?query=up";
-    let promql = "/api/v1/query?query=sum%28rate%28http_requests_total%5B5m%5D%29%29";
     let editor = resolve_answer(Role::Editor, "");
     let viewer = resolve_answer(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
-    let variants: [(&str, &Path, &str, &str, &str); 4] = [
-        ("(c) empty wasm filter", &noop, "", "", query),
-        (
-            "(c') host calls of a hit",
-            &noop,
-            NOOP_HOST_CALLS_OF_A_HIT,
-            "",
-            query,
-        ),
-        (
-            "(d) tollgate filter, hit",
-            &filter,
-            FILTER_CONFIG,
-            &editor,
-            query,
-        ),
-        (
-            "(d') filter hit + PromQL",
-            &filter,
-            FILTER_CONFIG,
-            &viewer,
-            promql,
-        ),
-    ];
     let mut runs = Vec::new();
-    for (name, wasm, config, resolve, path) in variants {
-        let run = run_node(wasm, config, resolve, token, path, iterations, rounds)
+    for (name, spec) in variants(&noop, &filter, &editor, &viewer) {
+        let run = run_node(spec.json(token.expose_secret(), iterations, rounds))
             .with_context(|| name.to_owned())?;
         runs.push((name, run));
     }
@@ -169,5 +185,28 @@ pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
         hit / 1000.0,
         promql / 1000.0
     );
+    Ok(())
+}
+
+/// The hit and the hit with a PromQL rewrite of `module` (which must keep its function names),
+/// function by function (`profile`).
+pub fn profile(module: &Path, iterations: usize) -> anyhow::Result<()> {
+    let noop = crate::envoy::noop_module()?;
+    let token = Token::generate().context("a token")?;
+    let editor = resolve_answer(Role::Editor, "");
+    let viewer = resolve_answer(Role::Viewer, r#"{kube_namespace="prometheus"}"#);
+    // The driver warms up with a quarter of the requests it measures: all are counted.
+    let requests = iterations + iterations / 4;
+    for (name, spec) in variants(&noop, module, &editor, &viewer)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("(d"))
+    {
+        eprintln!("{name}: Node under callgrind (a minute or two)");
+        crate::profile::run(
+            &spec.json(token.expose_secret(), iterations, 1),
+            requests,
+            name,
+        )?;
+    }
     Ok(())
 }

@@ -21,6 +21,9 @@ const WARM_UP: usize = 200;
 const QUIET_FEED: &str = r#"{"cluster":"tollgate","feed":{"intervalMs":60000}}"#;
 
 pub async fn run(requests: usize) -> anyhow::Result<()> {
+    if requests == 0 {
+        bail!("--requests must be at least 1: the count is per request");
+    }
     for tool in ["valgrind", "callgrind_control"] {
         let found = Command::new(tool).arg("--help").output().is_ok();
         if !found {
@@ -152,15 +155,9 @@ async fn send(
 }
 
 fn callgrind_control(action: &str, pid: &str) -> anyhow::Result<()> {
-    let output = Command::new("callgrind_control")
-        .args([action, pid])
-        .output()
-        .context("running callgrind_control")?;
-    if !output.status.success() {
-        bail!(
-            "callgrind_control {action} {pid}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::checked_output(
+        Command::new("callgrind_control").args([action, pid]),
+        &format!("callgrind_control {action} {pid}"),
+    )
+    .map(drop)
 }

@@ -294,6 +294,21 @@ impl Process {
     }
 }
 
+/// Runs `command` to its end; an exit other than success is an error carrying its stderr.
+/// `what` names it, and what installs it, for the error of a command that cannot start.
+fn checked_output(command: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output)
+}
+
 /// User + system CPU seconds a process has used so far, from /proc/PID/stat.
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;

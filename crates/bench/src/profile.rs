@@ -63,7 +63,7 @@ fn costs_by_address(dump: &str) -> anyhow::Result<HashMap<u64, u64>> {
         }
         let mut fields = line.split_whitespace();
         let position = fields.next().unwrap_or("*");
-        address = match position.as_bytes()[0] {
+        address = match first {
             b'+' => address.wrapping_add(number(&position[1..])?),
             b'-' => address.wrapping_sub(number(&position[1..])?),
             b'*' => address,
@@ -74,7 +74,10 @@ fn costs_by_address(dump: &str) -> anyhow::Result<HashMap<u64, u64>> {
         }
         let _line = fields.next();
         if let Some(cost) = fields.next() {
-            *costs.entry(address).or_insert(0) += cost.parse::<u64>().unwrap_or(0);
+            let cost: u64 = cost
+                .parse()
+                .with_context(|| format!("not a callgrind cost: {line:?}"))?;
+            *costs.entry(address).or_insert(0) += cost;
         }
     }
     Ok(costs)
@@ -94,7 +97,8 @@ pub fn run(spec: &serde_json::Value, requests: usize, label: &str) -> anyhow::Re
     let dir = tempfile::tempdir()?;
     let dump = dir.path().join("callgrind.out");
     let log = dir.path().join("v8.log");
-    let output = Command::new("valgrind")
+    let mut command = Command::new("valgrind");
+    command
         .args([
             "--tool=callgrind",
             "--dump-instr=yes",
@@ -104,15 +108,11 @@ pub fn run(spec: &serde_json::Value, requests: usize, label: &str) -> anyhow::Re
         .args(["node", "--no-liftoff", "--prof", "--no-logfile-per-isolate"])
         .arg(format!("--logfile={}", log.display()))
         .arg(crate::vm::driver())
-        .arg(spec.to_string())
-        .output()
-        .context("running valgrind (Debian's valgrind) and node")?;
-    if !output.status.success() {
-        bail!(
-            "valgrind node failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+        .arg(spec.to_string());
+    crate::checked_output(
+        &mut command,
+        "node under valgrind (Debian's valgrind and nodejs)",
+    )?;
     let codes = compiled_wasm(&std::fs::read_to_string(&log).context("V8's code log")?);
     if codes.is_empty() {
         bail!("V8 logged no compiled wasm function");

@@ -76,20 +76,14 @@ impl Spec<'_> {
 }
 
 fn run_node(spec: Value) -> anyhow::Result<Run> {
-    let output = Command::new("node")
+    let mut command = Command::new("node");
+    command
         // Envoy's V8 compiles every function with TurboFan up front (proxy-wasm-cpp-host turns
         // Liftoff off).
         .arg("--no-liftoff")
         .arg(driver())
-        .arg(spec.to_string())
-        .output()
-        .context("running node (make bench installs Debian's nodejs)")?;
-    if !output.status.success() {
-        bail!(
-            "node failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+        .arg(spec.to_string());
+    let output = crate::checked_output(&mut command, "node (make bench installs Debian's nodejs)")?;
     let answer: Value = serde_json::from_slice(&output.stdout).context("node's answer")?;
     let ns = answer["ns"]
         .as_array()
@@ -191,6 +185,9 @@ pub fn run(iterations: usize, rounds: usize) -> anyhow::Result<()> {
 /// The hit and the hit with a PromQL rewrite of `module` (which must keep its function names),
 /// function by function (`profile`).
 pub fn profile(module: &Path, iterations: usize) -> anyhow::Result<()> {
+    if iterations == 0 {
+        bail!("--iterations must be at least 1: the count is per request");
+    }
     let noop = crate::envoy::noop_module()?;
     let token = Token::generate().context("a token")?;
     let editor = resolve_answer(Role::Editor, "");

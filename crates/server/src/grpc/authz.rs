@@ -15,6 +15,7 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,47 +39,42 @@ pub struct CheckInput<'a> {
     pub body_complete: bool,
 }
 
-/// The `raw_value`s (`encode_raw_headers`) that are not UTF-8, in `header_map` order, read as
-/// Envoy reads values into `headers` and as the filter reads them: each byte that breaks UTF-8
-/// as `!` (`headers::sanitize_utf8`). Owned here for a [`CheckInput`] to borrow.
-pub struct SanitizedRawValues(Vec<String>);
+/// Every `header_map` value (`encode_raw_headers`), in order, as text: `value`, or `raw_value`
+/// read as Envoy reads values into `headers` and as the filter reads them (each byte that
+/// breaks UTF-8 as `!`, `headers::sanitize_utf8`). Borrowed unless a raw value is not UTF-8;
+/// held here for a [`CheckInput`] to borrow.
+pub struct HeaderMapValues<'a>(Vec<Cow<'a, str>>);
 
-impl SanitizedRawValues {
-    pub fn of(http: &HttpRequest) -> SanitizedRawValues {
-        SanitizedRawValues(
-            http.header_map
-                .iter()
-                .flat_map(|map| &map.headers)
-                .filter(|h| std::str::from_utf8(&h.raw_value).is_err())
-                .map(|h| tollgate_core::headers::sanitize_utf8(h.raw_value.clone()))
+impl<'a> HeaderMapValues<'a> {
+    pub fn of(http: &'a HttpRequest) -> HeaderMapValues<'a> {
+        HeaderMapValues(
+            header_map_entries(http)
+                .map(|h| match std::str::from_utf8(&h.raw_value) {
+                    _ if h.raw_value.is_empty() => Cow::Borrowed(h.value.as_str()),
+                    Ok(value) => Cow::Borrowed(value),
+                    Err(_) => {
+                        Cow::Owned(tollgate_core::headers::sanitize_utf8(h.raw_value.clone()))
+                    }
+                })
                 .collect(),
         )
     }
 }
 
+fn header_map_entries(http: &HttpRequest) -> impl Iterator<Item = &HeaderValue> {
+    http.header_map.iter().flat_map(|map| &map.headers)
+}
+
 impl<'a> CheckInput<'a> {
     /// Reads headers from `headers` and, with `encode_raw_headers`, from `header_map`
-    /// (`sanitized`: `SanitizedRawValues::of(http)`).
+    /// (`map_values`: `HeaderMapValues::of(http)`).
     pub fn from_request(
         http: &'a HttpRequest,
-        sanitized: &'a SanitizedRawValues,
+        map_values: &'a HeaderMapValues<'a>,
     ) -> CheckInput<'a> {
-        let mut sanitized = sanitized.0.iter();
-        let map_entries = http
-            .header_map
-            .iter()
-            .flat_map(|map| &map.headers)
-            .map(move |h| {
-                let value = if h.raw_value.is_empty() {
-                    h.value.as_str()
-                } else {
-                    match std::str::from_utf8(&h.raw_value) {
-                        Ok(value) => value,
-                        Err(_) => sanitized.next().map_or("", String::as_str),
-                    }
-                };
-                (h.key.as_str(), value)
-            });
+        let map_entries = header_map_entries(http)
+            .zip(&map_values.0)
+            .map(|(h, value)| (h.key.as_str(), value.as_ref()));
         let entries: Vec<(&str, &str)> = http
             .headers
             .iter()
@@ -344,8 +340,8 @@ impl AuthzService {
                 "CheckRequest has no attributes.request.http",
             ));
         };
-        let sanitized = SanitizedRawValues::of(http);
-        let input = CheckInput::from_request(http, &sanitized);
+        let map_values = HeaderMapValues::of(http);
+        let input = CheckInput::from_request(http, &map_values);
         let now = u64::try_from(now_secs()).unwrap_or(0);
         let verdict = evaluate(
             &self.snapshots,

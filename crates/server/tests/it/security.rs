@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tollgate_server::authz::{CheckInput, SanitizedRawValues, Verdict, evaluate};
+use tollgate_server::authz::{CheckInput, HeaderMapValues, Verdict, evaluate};
 use tollgate_server::directory::Directory;
 use tollgate_server::store::SqliteStore;
 
@@ -955,8 +955,8 @@ async fn expiry_is_exclusive_at_the_exact_second() {
         "",
     );
     let http = request.attributes.unwrap().request.unwrap().http.unwrap();
-    let sanitized = SanitizedRawValues::of(&http);
-    let input = CheckInput::from_request(&http, &sanitized);
+    let map_values = HeaderMapValues::of(&http);
+    let input = CheckInput::from_request(&http, &map_values);
     let limits = tollgate_core::write::WriteLimits::default();
     let at = |now: i64| match evaluate(&directory, &routes, &limits, &input, now as u64, None) {
         Verdict::Allow(_) => "allowed".to_owned(),

@@ -109,6 +109,7 @@ binaryen:
 bench: setup filter
 	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian)"; $(APT_INSTALL) wrk || { apt-get update -q && $(APT_INSTALL) wrk; }; }
 	@command -v node >/dev/null 2>&1 || { echo "installing nodejs (Debian), for tollgate-bench vm"; $(APT_INSTALL) nodejs || { apt-get update -q && $(APT_INSTALL) nodejs; }; }
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing valgrind (Debian), for tollgate-bench check-instructions"; $(APT_INSTALL) valgrind || { apt-get update -q && $(APT_INSTALL) valgrind; }; }
 	$(CARGO) build --profile wasm -p tollgate-noop-filter --target $(WASM_TARGET)
 	$(CARGO) build --release -p tollgate-server -p tollgate-bench
 	$(CARGO) bench -p tollgate-core --bench core --no-run

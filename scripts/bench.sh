@@ -22,6 +22,7 @@ step answers taskset -c 1 "$bench" answers
 step writes taskset -c 1 "$bench" writes
 step store taskset -c 1 "$bench" store --writes 200
 step check taskset -c 1 "$bench" check --sizes 1000,100000,1000000 --rounds 5 --seconds 1.5
+step check-instructions taskset -c 1 "$bench" check-instructions --checks 2000
 step envoy taskset -c 1 "$bench" envoy --rounds 3 --seconds 4 --connections 16,1
 step revocation taskset -c 1 "$bench" revocation --count 100
 step flood taskset -c 1 "$bench" flood --rounds 3 --seconds 4
@@ -52,7 +53,7 @@ envoy_bin=$(command -v envoy || ls .venv/lib/python3*/site-packages/envoy/_bin/e
   cat "$work"/* | grep '^target' || true
   echo "$module_line"
   echo '```'
-  for section in "envoy:Envoy request path" "check:Server Check alone" "revocation:Revocation propagation" "flood:A flood of forged tokens" "vm:The filter's own work, in V8 without Envoy" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
+  for section in "envoy:Envoy request path" "check:Server Check alone" "check-instructions:Server Check in instructions" "revocation:Revocation propagation" "flood:A flood of forged tokens" "vm:The filter's own work, in V8 without Envoy" "promql:PromQL enforcement" "logql:LogQL enforcement" "answers:Hiding policy labels from answers" "writes:Write bodies under a policy" "store:Admin writes and replica propagation" "criterion:Micro-benchmarks (criterion)"; do
     echo
     echo "## ${section#*:}"
     echo

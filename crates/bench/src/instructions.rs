@@ -24,12 +24,7 @@ pub async fn run(requests: usize) -> anyhow::Result<()> {
     if requests == 0 {
         bail!("--requests must be at least 1: the count is per request");
     }
-    for tool in ["valgrind", "callgrind_control"] {
-        let found = Command::new(tool).arg("--help").output().is_ok();
-        if !found {
-            bail!("{tool} is missing: install Debian's valgrind");
-        }
-    }
+    require_valgrind()?;
     let tollgate = Tollgate::start().await?;
     let (_, _, unrestricted) = tollgate
         .account_with_token(json!({"name": "bench-editor", "role": "editor"}))
@@ -107,13 +102,8 @@ pub async fn run(requests: usize) -> anyhow::Result<()> {
 
 /// Instructions per request of `requests` requests, counted from after the warm-up.
 async fn measure(config: &str, token: &str, requests: usize, out: &Path) -> anyhow::Result<f64> {
-    let wrapper = [
-        "valgrind".to_owned(),
-        "--tool=callgrind".to_owned(),
-        // V8 writes the code it runs: callgrind must see every change to it.
-        "--smc-check=all-non-file".to_owned(),
-        format!("--callgrind-out-file={}", out.display()),
-    ];
+    // V8 writes the code it runs: callgrind must see every change to it.
+    let wrapper = callgrind_wrapper(out, &["--smc-check=all-non-file"]);
     let envoy = Envoy::start_wrapped(config, &wrapper, Duration::from_secs(600)).await?;
     let url = format!("{}/api/v1/query?query=up", envoy.url());
     let client = reqwest::Client::new();
@@ -123,17 +113,42 @@ async fn measure(config: &str, token: &str, requests: usize, out: &Path) -> anyh
     send(&client, &url, token, requests).await?;
     callgrind_control("-d", &pid)?;
     drop(envoy);
-    // callgrind names its first dump after the output file, with `.1` appended.
-    let dump = std::path::PathBuf::from(format!("{}.1", out.display()));
+    Ok(dumped_instructions(out, 1)? / requests as f64)
+}
+
+/// Valgrind and its callgrind_control, or an error saying what installs them.
+pub(crate) fn require_valgrind() -> anyhow::Result<()> {
+    for tool in ["valgrind", "callgrind_control"] {
+        let found = Command::new(tool).arg("--help").output().is_ok();
+        if !found {
+            bail!("{tool} is missing: install Debian's valgrind");
+        }
+    }
+    Ok(())
+}
+
+/// The command line that runs a program under callgrind, its dumps named after `out`.
+pub(crate) fn callgrind_wrapper(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut wrapper = vec![
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+    ];
+    wrapper.extend(extra.iter().map(|arg| (*arg).to_owned()));
+    wrapper
+}
+
+/// The instructions in callgrind's dump number `index` (1 for the first `callgrind_control
+/// -d`): what ran since the counters were last zeroed or dumped.
+pub(crate) fn dumped_instructions(out: &Path, index: usize) -> anyhow::Result<f64> {
+    let dump = std::path::PathBuf::from(format!("{}.{index}", out.display()));
     let text = std::fs::read_to_string(&dump)
         .with_context(|| format!("reading callgrind's dump {}", dump.display()))?;
-    let instructions: f64 = text
-        .lines()
+    text.lines()
         .find_map(|line| line.strip_prefix("summary:"))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .context("no summary line in callgrind's dump")?;
-    Ok(instructions / requests as f64)
+        .context("no summary line in callgrind's dump")
 }
 
 /// `count` requests, one after another on one connection; each must be answered 2xx.
@@ -154,7 +169,7 @@ async fn send(
     Ok(())
 }
 
-fn callgrind_control(action: &str, pid: &str) -> anyhow::Result<()> {
+pub(crate) fn callgrind_control(action: &str, pid: &str) -> anyhow::Result<()> {
     crate::checked_output(
         Command::new("callgrind_control").args([action, pid]),
         &format!("callgrind_control {action} {pid}"),

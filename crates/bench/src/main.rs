@@ -4,6 +4,7 @@
 //! * `check`: starts `tollgate serve` and the trivial server pinned to one core, seeds tokens,
 //!   and drives both with a gRPC load client over interleaved rounds, reporting Check/s and
 //!   server CPU per Check (from /proc) as medians with their spread and ratios to the floor.
+//! * `check-instructions`: the same two servers run by callgrind, in instructions per Check.
 //! * `promql`: the cost of PromQL enforcement on typical dashboard queries.
 //! * `logql`: the same for LogQL on typical Loki queries (issue 15).
 //! * `answers`: removing an account's policy labels from a 1 MB answer, against parsing and
@@ -15,6 +16,7 @@
 //! The machine is shared and noisy: compare ratios within one run, never absolute figures
 //! across runs.
 
+mod check_instructions;
 mod envoy;
 mod flood;
 mod instructions;
@@ -134,6 +136,18 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
     },
+    /// Instructions per Check of `tollgate serve` run by callgrind, next to the trivial server:
+    /// unrestricted and with a PromQL rewrite (needs valgrind; a few minutes).
+    CheckInstructions {
+        #[arg(long, default_value_t = 2000)]
+        checks: usize,
+        /// Tokens in the store.
+        #[arg(long, default_value_t = 1000)]
+        tokens: usize,
+        /// Keep callgrind's dumps here, for callgrind_annotate.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// A filter hit's own instructions function by function, in Node's V8 under callgrind
     /// (`make bench-profile` builds a module that keeps its function names; needs valgrind).
     Profile {
@@ -169,6 +183,16 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A subscriber that wants nothing, for the trivial servers (in this process and as
+    // `trivial-server`): with none set, tracing's `log` fallback (a dependency enables it)
+    // hands every h2 and hyper span to `log`, some 11,000 instructions per Check (callgrind),
+    // which `tollgate serve`, with its subscriber, never pays. The floor must not pay it either.
+    if let Err(err) =
+        tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
+    {
+        eprintln!("error: cannot set the tracing subscriber: {err}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,6 +224,11 @@ fn main() -> ExitCode {
             }
             Cmd::Vm { iterations, rounds } => vm::run(iterations, rounds),
             Cmd::Instructions { requests } => instructions::run(requests).await,
+            Cmd::CheckInstructions {
+                checks,
+                tokens,
+                out,
+            } => check_instructions::run(checks, tokens, out.as_deref()).await,
             Cmd::Profile { module, iterations } => vm::profile(&module, iterations),
             Cmd::Promql { iterations } => promql_bench(iterations),
             Cmd::Logql { iterations } => logql_bench(iterations),
@@ -355,10 +384,22 @@ fn spawn_pinned(
     args: &[String],
     envs: &[(&str, String)],
 ) -> anyhow::Result<Process> {
+    spawn_pinned_wrapped(core, &[], program, args, envs)
+}
+
+/// [`spawn_pinned`], run by `wrapper` (a command and its arguments, such as valgrind's).
+fn spawn_pinned_wrapped(
+    core: usize,
+    wrapper: &[String],
+    program: &PathBuf,
+    args: &[String],
+    envs: &[(&str, String)],
+) -> anyhow::Result<Process> {
     let mut command = Command::new("taskset");
     command
         .arg("-c")
         .arg(core.to_string())
+        .args(wrapper)
         .arg(program)
         .args(args);
     command.env("TOKIO_WORKER_THREADS", "1");
@@ -378,8 +419,17 @@ fn wait_for_address(
     reader: impl std::io::Read + Send + 'static,
     pick: impl Fn(&str) -> Option<SocketAddr>,
 ) -> anyhow::Result<SocketAddr> {
+    wait_for_address_within(reader, pick, Duration::from_secs(20))
+}
+
+/// [`wait_for_address`], giving up after `within`.
+fn wait_for_address_within(
+    reader: impl std::io::Read + Send + 'static,
+    pick: impl Fn(&str) -> Option<SocketAddr>,
+    within: Duration,
+) -> anyhow::Result<SocketAddr> {
     let mut lines = BufReader::new(reader).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let Some(line) = lines.next() else { break };
         if let Some(addr) = pick(&line?) {
@@ -629,10 +679,22 @@ fn start_server_with_admin(
     store: &str,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Process, SocketAddr, SocketAddr, Duration)> {
+    start_server_wrapped(core, &[], Duration::from_secs(20), store, dir)
+}
+
+/// [`start_server_with_admin`], the server run by `wrapper` and given `ready_within` to start.
+fn start_server_wrapped(
+    core: usize,
+    wrapper: &[String],
+    ready_within: Duration,
+    store: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Process, SocketAddr, SocketAddr, Duration)> {
     let tollgate = sibling_binary("tollgate")?;
     let started = Instant::now();
-    let mut server = spawn_pinned(
+    let mut server = spawn_pinned_wrapped(
         core,
+        wrapper,
         &tollgate,
         &[
             "serve".into(),
@@ -656,15 +718,19 @@ fn start_server_with_admin(
             .and_then(|a| a.split_whitespace().next())
             .and_then(|a| a.parse().ok())
     };
-    let grpc = wait_for_address(stderr, |line| {
-        if line.contains("admin API listening") {
-            admin.set(addr(line));
-        }
-        if !line.contains("gRPC") {
-            return None;
-        }
-        addr(line)
-    })?;
+    let grpc = wait_for_address_within(
+        stderr,
+        |line| {
+            if line.contains("admin API listening") {
+                admin.set(addr(line));
+            }
+            if !line.contains("gRPC") {
+                return None;
+            }
+            addr(line)
+        },
+        ready_within,
+    )?;
     let admin = admin
         .get()
         .context("the server did not report its admin API address")?;

@@ -1,0 +1,152 @@
+//! Instructions per Check of the ext_authz server run by callgrind, next to the trivial
+//! always-allow server: the exact form of `check`'s CPU ratios. CPU per Check moves 10-20 %
+//! between rounds on this shared machine; an instruction count does not, so a change to the
+//! Check path shows even when it is smaller than that noise. It counts user-space work only:
+//! the kernel's share (socket reads and writes, alike for every server) is left out, so these
+//! ratios are larger than `check`'s CPU ratios.
+
+use crate::instructions::{
+    callgrind_control, callgrind_wrapper, dumped_instructions, require_valgrind,
+};
+use crate::{Process, check_request, seed, spawn_pinned_wrapped, start_server_wrapped};
+use anyhow::{Context, bail};
+use envoy_types::ext_authz::v3::pb::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Checks on each target before the counters are zeroed: connections open, caches filled.
+const WARM_UP: usize = 200;
+/// A server under callgrind starts some 50 times slower than without it.
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+pub async fn run(checks: usize, tokens: usize, out: Option<&Path>) -> anyhow::Result<()> {
+    if checks == 0 {
+        bail!("--checks must be at least 1: the count is per Check");
+    }
+    require_valgrind()?;
+    let scratch = tempfile::tempdir()?;
+    let out = out.unwrap_or(scratch.path());
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the output directory {}", out.display()))?;
+    let store = format!("sqlite://{}", scratch.path().join("bench.db").display());
+    eprintln!("seeding {tokens} tokens…");
+    let (unrestricted, restricted) = seed(&store, tokens).await?;
+    let query = format!(
+        "/api/v1/query?query={}",
+        tollgate_core::form::encode("sum(rate(http_requests_total[5m])) by (job)")
+    );
+
+    eprintln!("trivial server: starting under callgrind");
+    let trivial_out = out.join("callgrind.trivial");
+    let (trivial, trivial_addr) = start_trivial(&callgrind_wrapper(&trivial_out, &[]))?;
+    let floor = measure(
+        &trivial,
+        &trivial_out,
+        &[(trivial_addr, check_request(&query, &unrestricted))],
+        checks,
+    )
+    .await?;
+    drop(trivial);
+
+    eprintln!("tollgate serve: starting under callgrind");
+    let server_out = out.join("callgrind.tollgate");
+    let (server, _, grpc, _) = start_server_wrapped(
+        0,
+        &callgrind_wrapper(&server_out, &[]),
+        READY_WITHIN,
+        &store,
+        scratch.path(),
+    )?;
+    let counts = measure(
+        &server,
+        &server_out,
+        &[
+            (grpc, check_request(&query, &unrestricted)),
+            (grpc, check_request(&query, &restricted)),
+        ],
+        checks,
+    )
+    .await?;
+    drop(server);
+
+    let floor = floor
+        .first()
+        .copied()
+        .context("no count for the trivial server")?;
+    println!();
+    println!(
+        "Check path run by callgrind, {tokens} tokens; {checks} Checks one after another on one connection after {WARM_UP} to warm up; user-space instructions per Check, all of the server's threads"
+    );
+    println!("{:<30} {:>12} {:>9}", "target", "instr/Check", "over (a)");
+    let rows = [
+        ("(a) trivial always-allow server", floor),
+        ("(b) tollgate, unrestricted", counts[0]),
+        ("(c) tollgate, PromQL rewrite", counts[1]),
+    ];
+    for (name, count) in rows {
+        println!("{name:<30} {count:>12.0} {:>8.2}x", count / floor);
+    }
+    if out != scratch.path() {
+        println!(
+            "function by function: callgrind_annotate {}.N (trivial: .1; tollgate: .1 unrestricted, .2 rewrite)",
+            server_out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The trivial server (this binary's `trivial-server`) run by `wrapper`, and its address.
+fn start_trivial(wrapper: &[String]) -> anyhow::Result<(Process, SocketAddr)> {
+    let this = std::env::current_exe()?;
+    let mut trivial = spawn_pinned_wrapped(0, wrapper, &this, &["trivial-server".into()], &[])?;
+    let stdout = trivial.0.stdout.take().context("trivial stdout")?;
+    let addr = crate::wait_for_address_within(
+        stdout,
+        |line| line.strip_prefix("listening ").and_then(|a| a.parse().ok()),
+        READY_WITHIN,
+    )?;
+    Ok((trivial, addr))
+}
+
+/// Instructions per Check of each target in turn, on `process` run by callgrind writing to
+/// `out`: every target warmed up first, then the counters zeroed, then one dump per target.
+async fn measure(
+    process: &Process,
+    out: &Path,
+    targets: &[(SocketAddr, CheckRequest)],
+    checks: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut clients = Vec::new();
+    for (addr, request) in targets {
+        let mut client = AuthorizationClient::connect(format!("http://{addr}")).await?;
+        send(&mut client, request, WARM_UP).await?;
+        clients.push(client);
+    }
+    let pid = process.0.id().to_string();
+    callgrind_control("-z", &pid)?;
+    let mut counts = Vec::new();
+    for (index, (client, (_, request))) in clients.iter_mut().zip(targets).enumerate() {
+        send(client, request, checks).await?;
+        callgrind_control("-d", &pid)?;
+        counts.push(dumped_instructions(out, index + 1)? / checks as f64);
+    }
+    Ok(counts)
+}
+
+/// `count` Checks one after another; each must be allowed.
+async fn send(
+    client: &mut AuthorizationClient<Channel>,
+    request: &CheckRequest,
+    count: usize,
+) -> anyhow::Result<()> {
+    for _ in 0..count {
+        let response = client.check(request.clone()).await?.into_inner();
+        if response.status.as_ref().map_or(-1, |s| s.code) != 0 {
+            bail!("a Check was not allowed: {:?}", response.status);
+        }
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ const SHAPES: [&str; 8] = [
     "/loki/api/v1/index/volume",
 ];
 
-/// Input: a shape byte, a status byte (even: 200, odd: 400), then the answer's body.
+// Input: a shape byte, a status byte (even: 200, odd: 400), then the answer's body.
 fuzz_target!(|data: &[u8]| {
     let [shape, status, body @ ..] = data else {
         return;

@@ -1,6 +1,7 @@
 //! ext_authz Check: an arbitrary HTTP request as Envoy describes it (headers, raw headers, body,
 //! path and query) mapped to a request view and decided against the live snapshot.
-//! Invariants: no panic, and a request without a seeded token is never allowed.
+//! Invariants: no panic, the encoded answer decodes, and a request without a seeded token is
+//! never allowed.
 #![no_main]
 
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
@@ -84,7 +85,8 @@ fuzz_target!(|data: &[u8]| {
             ..AttributeContext::default()
         }),
     };
-    let response = harness.app.authz.check(&check).unwrap();
+    // The answer as encoded for the wire must decode (prost, as Envoy's parser would).
+    let response = harness.app.authz.check(&check).unwrap().decode().unwrap();
     let allowed = response.status.as_ref().is_some_and(|s| s.code == 0);
     assert!(seeded || !allowed, "allowed without a token: {check:?}");
 });

@@ -93,8 +93,10 @@ pub fn encode_into(input: &str, out: &mut String) {
         if i > run_start {
             out.push_str(input.get(run_start..i).unwrap_or_default());
         }
-        let escaped = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
-        out.push_str(std::str::from_utf8(&escaped).unwrap_or_default());
+        // Three ASCII characters, pushed as such: no UTF-8 check of an escape.
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
         run_start = i + 1;
     }
     if run_start < input.len() {

@@ -4,6 +4,7 @@ use crate::config::ServeConfig;
 use crate::directory::Directory;
 use crate::grpc::authz::AuthzService;
 use crate::grpc::grants::GrantsService;
+use crate::grpc::wire::CheckServer;
 use crate::http::{AppState, router};
 use crate::metrics::{CheckMetrics, GrantsMetrics};
 use crate::service::Admin;
@@ -11,7 +12,6 @@ use crate::store::{self, ChangeListener};
 use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -143,9 +143,7 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<AuthorizationServer<AuthzService>>()
-            .await;
+        health.set_serving::<CheckServer>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
@@ -170,7 +168,7 @@ impl Server {
         let grpc = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(AuthorizationServer::new(authz))
+            .add_service(CheckServer::new(authz))
             .add_service(GrantsServer::new(
                 GrantsService::new(directory.clone())
                     .with_metrics(grants)
@@ -183,9 +181,7 @@ impl Server {
             );
         let signal = async move {
             shutdown.await;
-            health
-                .set_not_serving::<AuthorizationServer<AuthzService>>()
-                .await;
+            health.set_not_serving::<CheckServer>().await;
             let _ = stop_tx.send(true);
         };
         let (http_result, grpc_result, ()) = tokio::join!(http.into_future(), grpc, signal);

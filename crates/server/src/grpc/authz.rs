@@ -4,19 +4,18 @@
 //! Wire types are turned into a [`CheckInput`] in one place ([`CheckInput::from_request`]) and a
 //! decision into a response in one place ([`respond`]).
 
+use super::wire::{CheckAnswer, ProtoWriter};
 use crate::directory::{LiveSnapshot, SnapshotHandle};
 use crate::metrics::{CheckMetrics, Outcome};
 use crate::model::now_secs;
 use crate::usage::UsageRecorder;
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue,
-    HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse, QueryParameter,
+    HeaderValueOption, HttpResponse, HttpStatus,
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tollgate_core::decision::BodyView;
@@ -189,79 +188,108 @@ fn header(key: &str, value: &str, action: HeaderAppendAction) -> HeaderValueOpti
     }
 }
 
-fn string_value(s: &str) -> Value {
-    Value {
-        kind: Some(Kind::StringValue(s.to_owned())),
-    }
-}
-
-/// Turns a verdict into Envoy's CheckResponse. `view` is the request it answers.
-pub fn respond(verdict: Verdict, view: &RequestView<'_>) -> CheckResponse {
+/// Turns a verdict into Envoy's CheckResponse, encoded. `view` is the request it answers.
+pub fn respond(verdict: Verdict, view: &RequestView<'_>) -> CheckAnswer {
     match verdict {
-        Verdict::Allow(allowed) => allow_response(*allowed, view),
-        Verdict::Deny(deny) => deny_response(&deny),
+        Verdict::Allow(allowed) => allow_answer(*allowed, view),
+        Verdict::Deny(deny) => CheckAnswer::encode(&deny_response(&deny)),
     }
 }
 
-/// An OK response: headers to set and remove, the query rewrite, and access-log metadata.
-fn allow_response(allowed: Allowed, view: &RequestView<'_>) -> CheckResponse {
+/// Field numbers of the messages an allowed answer is made of
+/// (`envoy/service/auth/v3/external_auth.proto` and what it imports).
+mod field {
+    /// `CheckResponse`.
+    pub const STATUS: u32 = 1;
+    pub const OK_RESPONSE: u32 = 3;
+    pub const DYNAMIC_METADATA: u32 = 4;
+    /// `OkHttpResponse`.
+    pub const HEADERS: u32 = 2;
+    pub const HEADERS_TO_REMOVE: u32 = 5;
+    pub const QUERY_PARAMETERS_TO_SET: u32 = 7;
+    pub const QUERY_PARAMETERS_TO_REMOVE: u32 = 8;
+    /// `HeaderValueOption`, `HeaderValue` and `QueryParameter`.
+    pub const OPTION_HEADER: u32 = 1;
+    pub const OPTION_APPEND_ACTION: u32 = 3;
+    pub const KEY: u32 = 1;
+    pub const VALUE: u32 = 2;
+    /// `google.protobuf.Struct` (a map: entries of `KEY` and `VALUE`) and `Value`.
+    pub const STRUCT_FIELDS: u32 = 1;
+    pub const STRING_VALUE: u32 = 3;
+    pub const STRUCT_VALUE: u32 = 5;
+}
+
+/// An OK answer: headers to set and remove, the query rewrite, and access-log metadata
+/// (`tollgate`: `account`, `tenant`, `role`), written field by field (see [`wire`](super::wire)).
+fn allow_answer(allowed: Allowed, view: &RequestView<'_>) -> CheckAnswer {
     let Allowed {
         allow,
         mut rewrite,
         role,
     } = allowed;
-    let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
-    let mut headers: Vec<HeaderValueOption> = allow
-        .set_headers
-        .iter()
-        .map(|(k, v)| header(k, v, overwrite))
-        .collect();
+    let mut path = None;
     if rewrite.has_repeated_key() {
         // Envoy keeps one value per key in query_parameters_to_set (measured on 1.40):
         // replace the whole query string instead, so no value is silently dropped.
-        let path = format!("{}?{}", view.path, rewrite.apply(view.query));
-        headers.push(header(":path", &path, overwrite));
+        path = Some(format!("{}?{}", view.path, rewrite.apply(view.query)));
         rewrite = ParamRewrite::default();
     }
-    let ok = OkHttpResponse {
-        headers,
-        headers_to_remove: allow.remove_headers.clone(),
-        // Envoy inserts values raw: encode them, or a `&` would inject parameters.
-        query_parameters_to_set: rewrite
-            .set
-            .iter()
-            .map(|(key, value)| QueryParameter {
-                key: key.clone(),
-                value: form::encode(value),
-            })
-            .collect(),
-        query_parameters_to_remove: rewrite.remove_raw.clone(),
-        ..OkHttpResponse::default()
-    };
-    let mut fields = HashMap::new();
-    for (name, value) in &allow.set_headers {
-        match *name {
-            headers::ACCOUNT => fields.insert("account".to_owned(), string_value(value)),
-            headers::TENANT => fields.insert("tenant".to_owned(), string_value(value)),
-            _ => None,
-        };
-    }
-    fields.insert("role".to_owned(), string_value(&role));
-    let mut outer = HashMap::new();
-    outer.insert(
-        METADATA_NAMESPACE.to_owned(),
-        Value {
-            kind: Some(Kind::StructValue(Struct { fields })),
-        },
-    );
-    CheckResponse {
-        status: Some(rpc::Status {
-            code: tonic::Code::Ok as i32,
-            ..rpc::Status::default()
-        }),
-        dynamic_metadata: Some(Struct { fields: outer }),
-        http_response: Some(HttpResponse::OkResponse(ok)),
-    }
+    let mut answer = ProtoWriter::with_capacity(256);
+    // Status OK: every field of it at its default.
+    answer.message(field::STATUS, |_| {});
+    answer.message(field::OK_RESPONSE, |ok| {
+        let path = path.as_deref().map(|path| (":path", path));
+        let set = allow.set_headers.iter().map(|(k, v)| (*k, v.as_str()));
+        for (key, value) in set.chain(path) {
+            ok.message(field::HEADERS, |option| {
+                option.message(field::OPTION_HEADER, |header| {
+                    header.string(field::KEY, key);
+                    header.string(field::VALUE, value);
+                });
+                option.int32(
+                    field::OPTION_APPEND_ACTION,
+                    HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                );
+            });
+        }
+        for name in &allow.remove_headers {
+            ok.string(field::HEADERS_TO_REMOVE, name);
+        }
+        for (key, value) in &rewrite.set {
+            ok.message(field::QUERY_PARAMETERS_TO_SET, |parameter| {
+                parameter.string(field::KEY, key);
+                // Envoy inserts values raw: encode them, or a `&` would inject parameters.
+                parameter.string(field::VALUE, &form::encode(value));
+            });
+        }
+        for key in &rewrite.remove_raw {
+            ok.string(field::QUERY_PARAMETERS_TO_REMOVE, key);
+        }
+    });
+    answer.message(field::DYNAMIC_METADATA, |metadata| {
+        struct_field(metadata, METADATA_NAMESPACE, |value| {
+            value.message(field::STRUCT_VALUE, |fields| {
+                for (name, value) in &allow.set_headers {
+                    let key = match *name {
+                        headers::ACCOUNT => "account",
+                        headers::TENANT => "tenant",
+                        _ => continue,
+                    };
+                    struct_field(fields, key, |v| v.string(field::STRING_VALUE, value));
+                }
+                struct_field(fields, "role", |v| v.string(field::STRING_VALUE, &role));
+            });
+        });
+    });
+    CheckAnswer::from_written(answer)
+}
+
+/// One entry of a `google.protobuf.Struct`: `key` and the `Value` that `value` writes.
+fn struct_field(fields: &mut ProtoWriter, key: &str, value: impl FnOnce(&mut ProtoWriter)) {
+    fields.message(field::STRUCT_FIELDS, |entry| {
+        entry.string(field::KEY, key);
+        entry.message(field::VALUE, value);
+    });
 }
 
 /// A denied response: the status, headers and JSON body of the one denial table.
@@ -321,7 +349,7 @@ impl AuthzService {
     }
 
     /// The whole Check: input mapping, decision, response; also counted and timed.
-    pub fn check(&self, request: &CheckRequest) -> Result<CheckResponse, tonic::Status> {
+    pub fn check(&self, request: &CheckRequest) -> Result<CheckAnswer, tonic::Status> {
         let started = Instant::now();
         if self.snapshots.is_stale() {
             self.metrics.record(Outcome::Error, started.elapsed());
@@ -369,12 +397,131 @@ impl AuthzService {
     }
 }
 
-#[tonic::async_trait]
-impl envoy_types::ext_authz::v3::pb::Authorization for AuthzService {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        AuthzService::check(self, request.get_ref()).map(tonic::Response::new)
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use envoy_types::ext_authz::v3::pb::{OkHttpResponse, QueryParameter};
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    use tollgate_core::route::LabelEnforcement;
+    use tollgate_core::{Policy, Scope};
+
+    fn allowed(set_headers: Vec<(&'static str, String)>, rewrite: ParamRewrite) -> Verdict {
+        Verdict::Allow(Box::new(Allowed {
+            allow: Allow {
+                scope: Scope::MetricsRead,
+                set_headers,
+                remove_headers: vec!["authorization".into(), "x-tollgate-labels".into()],
+                effective_policy: Policy::unrestricted(),
+                labels: LabelEnforcement::PromqlQuery,
+                answer: None,
+            },
+            rewrite,
+            role: "viewer".into(),
+        }))
+    }
+
+    fn text(value: &str) -> Value {
+        Value {
+            kind: Some(Kind::StringValue(value.to_owned())),
+        }
+    }
+
+    /// The answer as prost builds it: what the hand-written bytes must decode to.
+    fn expected(
+        headers: &[(&str, &str)],
+        parameters: &[(&str, &str)],
+        remove_raw: &[&str],
+    ) -> CheckResponse {
+        let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd;
+        let fields = [
+            ("account", text("ci")),
+            ("tenant", text("acme")),
+            ("role", text("viewer")),
+        ];
+        let fields = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let namespace = Value {
+            kind: Some(Kind::StructValue(Struct { fields })),
+        };
+        CheckResponse {
+            status: Some(rpc::Status::default()),
+            dynamic_metadata: Some(Struct {
+                fields: [("tollgate".to_owned(), namespace)].into_iter().collect(),
+            }),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| header(k, v, overwrite))
+                    .collect(),
+                headers_to_remove: vec!["authorization".into(), "x-tollgate-labels".into()],
+                query_parameters_to_set: parameters
+                    .iter()
+                    .map(|(key, value)| QueryParameter {
+                        key: (*key).to_owned(),
+                        value: (*value).to_owned(),
+                    })
+                    .collect(),
+                query_parameters_to_remove: remove_raw.iter().map(|k| (*k).to_owned()).collect(),
+                ..OkHttpResponse::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn an_allowed_answer_decodes_as_prost_builds_it() {
+        // Lengths across one-byte and two-byte message lengths (127, 128) and a long value.
+        for length in [0, 1, 90, 127, 128, 300, 20_000] {
+            let long = "x".repeat(length);
+            let set = vec![
+                (headers::ACCOUNT, "ci".to_owned()),
+                (headers::TENANT, "acme".to_owned()),
+                (headers::LABELS, long.clone()),
+            ];
+            let rewrite = ParamRewrite {
+                set: vec![("query".into(), format!("up{{a=\"{long}\"}}&x"))],
+                remove_raw: vec!["quer%79".into()],
+            };
+            let view = RequestView::new("GET", "/api/v1/query?query=up");
+            let answer = respond(allowed(set, rewrite), &view);
+            let encoded = form::encode(&format!("up{{a=\"{long}\"}}&x"));
+            let want = expected(
+                &[
+                    (headers::ACCOUNT, "ci"),
+                    (headers::TENANT, "acme"),
+                    (headers::LABELS, &long),
+                ],
+                &[("query", &encoded)],
+                &["quer%79"],
+            );
+            assert_eq!(answer.decode().unwrap(), want, "length {length}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_replaces_the_path() {
+        let set = vec![
+            (headers::ACCOUNT, "ci".to_owned()),
+            (headers::TENANT, "acme".to_owned()),
+        ];
+        let rewrite = ParamRewrite {
+            set: vec![
+                ("match[]".into(), "up{a=\"1\"}".into()),
+                ("match[]".into(), "down{a=\"1\"}".into()),
+            ],
+            remove_raw: vec![],
+        };
+        let view = RequestView::new("GET", "/api/v1/series?match[]=up&match[]=down&limit=5");
+        let answer = respond(allowed(set, rewrite.clone()), &view);
+        let path = format!("/api/v1/series?{}", rewrite.apply(view.query));
+        let want = expected(
+            &[
+                (headers::ACCOUNT, "ci"),
+                (headers::TENANT, "acme"),
+                (":path", &path),
+            ],
+            &[],
+            &[],
+        );
+        assert_eq!(answer.decode().unwrap(), want);
     }
 }

@@ -2,11 +2,13 @@
 //! denial reason; PromQL rewriting; bodies; and no token in any response or log line.
 
 use crate::harness::TestServer;
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use envoy_types::pb::google::protobuf::value::Kind;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -66,11 +68,27 @@ fn seen(response: &CheckResponse) -> Seen {
     match response.http_response.as_ref().unwrap() {
         HttpResponse::OkResponse(ok) => {
             assert_eq!(response.status.as_ref().unwrap().code, 0);
+            // Access-log metadata: `tollgate` {account, tenant, role}, as the headers say.
             let metadata = response.dynamic_metadata.as_ref().unwrap();
-            assert!(
-                metadata.fields.contains_key("tollgate"),
-                "dynamic metadata for access logs"
-            );
+            let Some(Kind::StructValue(fields)) = metadata.fields["tollgate"].kind.as_ref() else {
+                panic!("tollgate metadata is a struct: {metadata:?}")
+            };
+            let text = |name: &str| match fields.fields.get(name).and_then(|v| v.kind.as_ref()) {
+                Some(Kind::StringValue(text)) => text.clone(),
+                other => panic!("metadata {name}: {other:?}"),
+            };
+            let header = |name: &str| {
+                ok.headers
+                    .iter()
+                    .filter_map(|h| h.header.as_ref())
+                    .find(|h| h.key == name)
+                    .map(|h| h.value.clone())
+                    .unwrap()
+            };
+            assert_eq!(text("account"), header(tollgate_core::headers::ACCOUNT));
+            assert_eq!(text("tenant"), header(tollgate_core::headers::TENANT));
+            assert!(!text("role").is_empty());
+            assert_eq!(fields.fields.len(), 3, "{fields:?}");
             Seen {
                 status: 200,
                 reason: "allowed".into(),
@@ -78,6 +96,11 @@ fn seen(response: &CheckResponse) -> Seen {
                     .headers
                     .iter()
                     .map(|h| {
+                        assert_eq!(
+                            h.append_action,
+                            HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+                            "{h:?}"
+                        );
                         let hv = h.header.as_ref().unwrap();
                         (hv.key.clone(), hv.value.clone())
                     })
@@ -550,7 +573,7 @@ async fn check_table_directly_and_over_grpc() {
     for (why, method, path, headers, body, status, reason) in table(&f) {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let request = check_request(method, &path, &headers, &body);
-        let by_call = seen(&direct.check(&request).unwrap());
+        let by_call = seen(&direct.check(&request).unwrap().decode().unwrap());
         let by_grpc = seen(&client.check(request).await.unwrap().into_inner());
         assert_eq!(
             (by_call.status, by_call.reason.as_str()),
@@ -599,7 +622,7 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
         ],
         "",
     );
-    let got = seen(&direct.check(&request).unwrap());
+    let got = seen(&direct.check(&request).unwrap().decode().unwrap());
     assert_eq!(got.status, 200);
     let set: HashMap<&str, &str> = got
         .set
@@ -645,7 +668,7 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
             ..HeaderValue::default()
         }],
     });
-    let got = seen(&direct.check(&raw).unwrap());
+    let got = seen(&direct.check(&raw).unwrap().decode().unwrap());
     assert_eq!(got.status, 200, "token read from header_map");
     assert_eq!(
         got.params,
@@ -669,7 +692,7 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
             ..HeaderValue::default()
         });
     }
-    let got = seen(&direct.check(&obs_text).unwrap());
+    let got = seen(&direct.check(&obs_text).unwrap().decode().unwrap());
     assert_eq!((got.status, got.reason.as_str()), (403, "tenant_mismatch"));
     assert!(got.body.contains("d!fault"), "{}", got.body);
 
@@ -688,7 +711,7 @@ async fn allow_sets_identity_rewrites_promql_and_strips_spoofing() {
     http.headers
         .insert("authorization".into(), bearer(&f.editor));
     assert_eq!(
-        seen(&direct.check(&twice).unwrap()).reason,
+        seen(&direct.check(&twice).unwrap().decode().unwrap()).reason,
         "malformed_token"
     );
 
@@ -726,7 +749,7 @@ async fn loki_reads_are_rewritten_and_carry_the_label_policy() {
         ],
         "",
     );
-    let response = direct.check(&request).unwrap();
+    let response = direct.check(&request).unwrap().decode().unwrap();
     let got = seen(&response);
     assert_eq!(got.status, 200, "{}", got.body);
     let policies: Vec<&str> = got
@@ -759,7 +782,7 @@ async fn loki_reads_are_rewritten_and_carry_the_label_policy() {
         &[("authorization", &bearer(&f.viewer))],
         "",
     );
-    let got = seen(&direct.check(&request).unwrap());
+    let got = seen(&direct.check(&request).unwrap().decode().unwrap());
     assert_eq!(
         got.params,
         [("match[]".to_owned(), tollgate_core::form::encode(NS))]
@@ -773,7 +796,7 @@ async fn loki_reads_are_rewritten_and_carry_the_label_policy() {
         ],
         "",
     );
-    let got = seen(&direct.check(&request).unwrap());
+    let got = seen(&direct.check(&request).unwrap().decode().unwrap());
     assert!(got.params.is_empty(), "unrestricted: as sent");
     assert!(got.set.iter().all(|(k, _)| k != "x-prom-label-policy"));
     assert!(got.removed.contains(&"x-prom-label-policy".to_owned()));
@@ -872,7 +895,10 @@ async fn a_store_failure_fails_closed_and_heals() {
         &[("authorization", &bearer(&f.viewer))],
         "",
     );
-    assert_eq!(seen(&service.check(&request).unwrap()).status, 200);
+    assert_eq!(
+        seen(&service.check(&request).unwrap().decode().unwrap()).status,
+        200
+    );
 
     // Break the change feed underneath the server: the snapshot can no longer be trusted.
     let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", f.server.store_path.display()))
@@ -896,7 +922,7 @@ async fn a_store_failure_fails_closed_and_heals() {
         .unwrap();
     directory.refresh().await.unwrap();
     assert_eq!(
-        seen(&service.check(&request).unwrap()).status,
+        seen(&service.check(&request).unwrap().decode().unwrap()).status,
         200,
         "heals on the next refresh"
     );

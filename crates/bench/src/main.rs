@@ -137,7 +137,7 @@ enum Cmd {
         requests: usize,
     },
     /// Instructions per Check of `tollgate serve` run by callgrind, next to the trivial server:
-    /// unrestricted and with a PromQL rewrite (needs valgrind; a few minutes).
+    /// unrestricted and with a PromQL rewrite (needs valgrind; about 15 seconds).
     CheckInstructions {
         #[arg(long, default_value_t = 2000)]
         checks: usize,
@@ -414,6 +414,13 @@ fn spawn_pinned_wrapped(
     Ok(Process(child))
 }
 
+/// Reads and discards a child's stderr, so that it never blocks on a full pipe.
+fn drain_stderr(process: &mut Process) {
+    if let Some(mut stderr) = process.0.stderr.take() {
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    }
+}
+
 /// Reads lines of a child's output until `pick` returns an address, then keeps draining it.
 fn wait_for_address(
     reader: impl std::io::Read + Send + 'static,
@@ -422,22 +429,39 @@ fn wait_for_address(
     wait_for_address_within(reader, pick, Duration::from_secs(20))
 }
 
-/// [`wait_for_address`], giving up after `within`.
+/// [`wait_for_address`], giving up after `within` even if the child prints nothing more.
 fn wait_for_address_within(
     reader: impl std::io::Read + Send + 'static,
     pick: impl Fn(&str) -> Option<SocketAddr>,
     within: Duration,
 ) -> anyhow::Result<SocketAddr> {
-    let mut lines = BufReader::new(reader).lines();
+    // Lines arrive from a thread that keeps draining them, so the wait has a deadline even when
+    // the child is silent, and the child never blocks on a full pipe.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            // The receiver is gone once the address is found: keep draining regardless.
+            let _ = lines_tx.send(line);
+        }
+    });
     let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let Some(line) = lines.next() else { break };
-        if let Some(addr) = pick(&line?) {
-            std::thread::spawn(move || for _ in lines {});
-            return Ok(addr);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = pick(&line) {
+                    return Ok(addr);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                bail!("the server did not report its address within {within:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("the server closed its output without reporting its address (did it exit?)")
+            }
         }
     }
-    bail!("the server did not report its address")
 }
 
 fn check_request(path: &str, token: &str) -> CheckRequest {
@@ -766,6 +790,7 @@ async fn check_bench(
 ) -> anyhow::Result<()> {
     let this = std::env::current_exe()?;
     let mut trivial = spawn_pinned(core, &this, &["trivial-server".into()], &[])?;
+    drain_stderr(&mut trivial);
     let stdout = trivial.0.stdout.take().context("trivial stdout")?;
     let trivial_addr = wait_for_address(stdout, |line| {
         line.strip_prefix("listening ").and_then(|a| a.parse().ok())
@@ -1117,4 +1142,47 @@ fn promql_bench(iterations: usize) -> anyhow::Result<()> {
             Ok(())
         },
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `sh -c script`, stopped when the returned process is dropped, and its stdout.
+    fn output_of(script: &str) -> (Process, std::process::ChildStdout) {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        (Process(child), stdout)
+    }
+
+    fn listening_address(line: &str) -> Option<SocketAddr> {
+        line.strip_prefix("listening ").and_then(|a| a.parse().ok())
+    }
+
+    #[test]
+    fn waiting_for_an_address_has_a_deadline_and_notices_an_exit() {
+        let within = Duration::from_millis(300);
+        let (_talks, stdout) = output_of("echo hi; echo listening 127.0.0.1:9");
+        let found = wait_for_address_within(stdout, listening_address, within);
+        assert_eq!(found.unwrap(), "127.0.0.1:9".parse().unwrap());
+        // Silent and alive: the deadline ends the wait.
+        let started = Instant::now();
+        let (_silent, stdout) = output_of("sleep 2");
+        let silent = wait_for_address_within(stdout, listening_address, within);
+        assert!(silent.unwrap_err().to_string().contains("within"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let (_exits, stdout) = output_of("echo hi");
+        let exited = wait_for_address_within(stdout, listening_address, within);
+        assert!(
+            exited
+                .unwrap_err()
+                .to_string()
+                .contains("closed its output")
+        );
+    }
 }

@@ -234,7 +234,8 @@ fn allow_answer(allowed: Allowed, view: &RequestView<'_>) -> CheckAnswer {
         path = Some(format!("{}?{}", view.path, rewrite.apply(view.query)));
         rewrite = ParamRewrite::default();
     }
-    let mut answer = ProtoWriter::with_capacity(256);
+    // Room for a typical answer (a few hundred bytes) without growing.
+    let mut answer = ProtoWriter::with_capacity(512);
     // Status OK: every field of it at its default.
     answer.message(field::STATUS, |_| {});
     answer.message(field::OK_RESPONSE, |ok| {

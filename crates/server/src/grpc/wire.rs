@@ -38,10 +38,6 @@ impl CheckAnswer {
         CheckAnswer(writer.0)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
     /// The answer as Envoy reads it, decoded by prost (for tests and tools).
     pub fn decode(&self) -> Result<CheckResponse, prost::DecodeError> {
         CheckResponse::decode(self.0.as_slice())

@@ -803,6 +803,48 @@ async fn loki_reads_are_rewritten_and_carry_the_label_policy() {
     f.server.stop().await;
 }
 
+/// The Check service is served by hand (`grpc::wire`), not by tonic's generated server: what a
+/// client of the generated one would see must hold. Another method of the service and an
+/// oversized request are refused with the generated server's codes.
+#[tokio::test]
+async fn the_check_service_refuses_what_the_generated_server_refused() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    let server = TestServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let call = |path: &'static str, request: CheckRequest| {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        async move {
+            grpc.ready().await.unwrap();
+            grpc.unary(
+                tonic::Request::new(request),
+                PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<CheckRequest, CheckResponse>::default(),
+            )
+            .await
+        }
+    };
+    let request = check_request("GET", "/api/v1/query?query=up", &[], "");
+    let other = call(
+        "/envoy.service.auth.v3.Authorization/Other",
+        request.clone(),
+    )
+    .await;
+    assert_eq!(other.unwrap_err().code(), tonic::Code::Unimplemented);
+    let answered = call("/envoy.service.auth.v3.Authorization/Check", request).await;
+    let denied = answered.unwrap().into_inner();
+    assert_eq!(seen(&denied).reason, "missing_token");
+
+    // Over the 4 MiB a generated server decodes by default.
+    let big = check_request("POST", "/api/v1/query", &[], &"x".repeat(5 << 20));
+    let mut client = AuthorizationClient::new(channel).max_encoding_message_size(usize::MAX);
+    let oversized = client.check(big).await.unwrap_err();
+    assert_eq!(oversized.code(), tonic::Code::OutOfRange, "{oversized:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_last_used() {
     let f = fixture().await;

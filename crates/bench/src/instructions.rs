@@ -17,8 +17,10 @@ use tollgate_e2e::{Envoy, Tollgate, filter_wasm};
 /// connection open.
 const WARM_UP: usize = 200;
 /// The slowest feed (60 s) keeps the filter's timer work (polls, stream heartbeats) out of the count:
-/// under callgrind a run lasts minutes, and that work would land on the requests.
-const QUIET_FEED: &str = r#"{"cluster":"tollgate","feed":{"intervalMs":60000}}"#;
+/// under callgrind a run lasts minutes, and that work would land on the requests. The longest
+/// timeout (60 s) lets the first request's Resolve finish: Envoy under callgrind on a busy
+/// machine took over the default 500 ms, and the warm-up got a 503.
+const QUIET_FEED: &str = r#"{"cluster":"tollgate","timeoutMs":60000,"feed":{"intervalMs":60000}}"#;
 
 pub async fn run(requests: usize) -> anyhow::Result<()> {
     if requests == 0 {

@@ -9,9 +9,7 @@
 use crate::instructions::{
     callgrind_control, callgrind_wrapper, dumped_instructions, require_valgrind,
 };
-use crate::{
-    Process, check_request, drain_stderr, seed, spawn_pinned_wrapped, start_server_wrapped,
-};
+use crate::{Process, check_request, seed, start_server_wrapped, start_trivial};
 use anyhow::{Context, bail};
 use envoy_types::ext_authz::v3::pb::{CheckRequest, HttpResponse};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
@@ -44,15 +42,12 @@ pub async fn run(checks: usize, tokens: usize, out: Option<&Path>) -> anyhow::Re
 
     eprintln!("trivial server: starting under callgrind");
     let trivial_out = out.join("callgrind.trivial");
-    let (trivial, trivial_addr) = start_trivial(&callgrind_wrapper(&trivial_out, &[]))?;
+    let (trivial, trivial_addr) =
+        start_trivial(0, &callgrind_wrapper(&trivial_out, &[]), READY_WITHIN)?;
     let floor = measure(
         &trivial,
         &trivial_out,
-        &[Target {
-            addr: trivial_addr,
-            request: check_request(&query, &unrestricted),
-            rewrites: false,
-        }],
+        &[Target::new(trivial_addr, &query, &unrestricted, false)],
         checks,
     )
     .await?;
@@ -71,16 +66,8 @@ pub async fn run(checks: usize, tokens: usize, out: Option<&Path>) -> anyhow::Re
         &server,
         &server_out,
         &[
-            Target {
-                addr: grpc,
-                request: check_request(&query, &unrestricted),
-                rewrites: false,
-            },
-            Target {
-                addr: grpc,
-                request: check_request(&query, &restricted),
-                rewrites: true,
-            },
+            Target::new(grpc, &query, &unrestricted, false),
+            Target::new(grpc, &query, &restricted, true),
         ],
         checks,
     )
@@ -116,26 +103,22 @@ pub async fn run(checks: usize, tokens: usize, out: Option<&Path>) -> anyhow::Re
     Ok(())
 }
 
-/// The trivial server (this binary's `trivial-server`) run by `wrapper`, and its address.
-fn start_trivial(wrapper: &[String]) -> anyhow::Result<(Process, SocketAddr)> {
-    let this = std::env::current_exe()?;
-    let mut trivial = spawn_pinned_wrapped(0, wrapper, &this, &["trivial-server".into()], &[])?;
-    drain_stderr(&mut trivial);
-    let stdout = trivial.0.stdout.take().context("trivial stdout")?;
-    let addr = crate::wait_for_address_within(
-        stdout,
-        |line| line.strip_prefix("listening ").and_then(|a| a.parse().ok()),
-        READY_WITHIN,
-    )?;
-    Ok((trivial, addr))
-}
-
 /// A server's address and the Check it is sent; `rewrites`: whether its answer must carry a
 /// query rewrite (so that row measures the path it names).
 struct Target {
     addr: SocketAddr,
     request: CheckRequest,
     rewrites: bool,
+}
+
+impl Target {
+    fn new(addr: SocketAddr, path: &str, token: &str, rewrites: bool) -> Target {
+        Target {
+            addr,
+            request: check_request(path, token),
+            rewrites,
+        }
+    }
 }
 
 /// Instructions per Check of each target in turn, on `process` run by callgrind writing to

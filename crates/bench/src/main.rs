@@ -377,18 +377,9 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Spawns `program args` pinned to `core` with a one-thread tokio runtime.
+/// Spawns `program args` pinned to `core` with a one-thread tokio runtime, run by `wrapper` (a
+/// command and its arguments, such as valgrind's; empty for none).
 fn spawn_pinned(
-    core: usize,
-    program: &PathBuf,
-    args: &[String],
-    envs: &[(&str, String)],
-) -> anyhow::Result<Process> {
-    spawn_pinned_wrapped(core, &[], program, args, envs)
-}
-
-/// [`spawn_pinned`], run by `wrapper` (a command and its arguments, such as valgrind's).
-fn spawn_pinned_wrapped(
     core: usize,
     wrapper: &[String],
     program: &PathBuf,
@@ -414,6 +405,26 @@ fn spawn_pinned_wrapped(
     Ok(Process(child))
 }
 
+/// The trivial server (this binary's `trivial-server`) pinned to `core`, run by `wrapper`, and
+/// its address once it listens (within `ready_within`).
+fn start_trivial(
+    core: usize,
+    wrapper: &[String],
+    ready_within: Duration,
+) -> anyhow::Result<(Process, SocketAddr)> {
+    let this = std::env::current_exe()?;
+    let mut trivial = spawn_pinned(core, wrapper, &this, &["trivial-server".into()], &[])?;
+    drain_stderr(&mut trivial);
+    let stdout = trivial.0.stdout.take().context("trivial stdout")?;
+    let addr = wait_for_address(stdout, listening_address, ready_within)?;
+    Ok((trivial, addr))
+}
+
+/// The address in the trivial server's `listening ADDR` line.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix("listening ").and_then(|a| a.parse().ok())
+}
+
 /// Reads and discards a child's stderr, so that it never blocks on a full pipe.
 fn drain_stderr(process: &mut Process) {
     if let Some(mut stderr) = process.0.stderr.take() {
@@ -421,16 +432,9 @@ fn drain_stderr(process: &mut Process) {
     }
 }
 
-/// Reads lines of a child's output until `pick` returns an address, then keeps draining it.
+/// Reads lines of a child's output until `pick` returns an address, then keeps draining it;
+/// gives up after `within` even if the child prints nothing more.
 fn wait_for_address(
-    reader: impl std::io::Read + Send + 'static,
-    pick: impl Fn(&str) -> Option<SocketAddr>,
-) -> anyhow::Result<SocketAddr> {
-    wait_for_address_within(reader, pick, Duration::from_secs(20))
-}
-
-/// [`wait_for_address`], giving up after `within` even if the child prints nothing more.
-fn wait_for_address_within(
     reader: impl std::io::Read + Send + 'static,
     pick: impl Fn(&str) -> Option<SocketAddr>,
     within: Duration,
@@ -716,7 +720,7 @@ fn start_server_wrapped(
 ) -> anyhow::Result<(Process, SocketAddr, SocketAddr, Duration)> {
     let tollgate = sibling_binary("tollgate")?;
     let started = Instant::now();
-    let mut server = spawn_pinned_wrapped(
+    let mut server = spawn_pinned(
         core,
         wrapper,
         &tollgate,
@@ -742,7 +746,7 @@ fn start_server_wrapped(
             .and_then(|a| a.split_whitespace().next())
             .and_then(|a| a.parse().ok())
     };
-    let grpc = wait_for_address_within(
+    let grpc = wait_for_address(
         stderr,
         |line| {
             if line.contains("admin API listening") {
@@ -788,13 +792,7 @@ async fn check_bench(
     concurrency: usize,
     core: usize,
 ) -> anyhow::Result<()> {
-    let this = std::env::current_exe()?;
-    let mut trivial = spawn_pinned(core, &this, &["trivial-server".into()], &[])?;
-    drain_stderr(&mut trivial);
-    let stdout = trivial.0.stdout.take().context("trivial stdout")?;
-    let trivial_addr = wait_for_address(stdout, |line| {
-        line.strip_prefix("listening ").and_then(|a| a.parse().ok())
-    })?;
+    let (trivial, trivial_addr) = start_trivial(core, &[], Duration::from_secs(20))?;
     let query = format!(
         "/api/v1/query?query={}",
         tollgate_core::form::encode("sum(rate(http_requests_total[5m])) by (job)")
@@ -1160,24 +1158,20 @@ mod tests {
         (Process(child), stdout)
     }
 
-    fn listening_address(line: &str) -> Option<SocketAddr> {
-        line.strip_prefix("listening ").and_then(|a| a.parse().ok())
-    }
-
     #[test]
     fn waiting_for_an_address_has_a_deadline_and_notices_an_exit() {
         let within = Duration::from_millis(300);
         let (_talks, stdout) = output_of("echo hi; echo listening 127.0.0.1:9");
-        let found = wait_for_address_within(stdout, listening_address, within);
+        let found = wait_for_address(stdout, listening_address, within);
         assert_eq!(found.unwrap(), "127.0.0.1:9".parse().unwrap());
         // Silent and alive: the deadline ends the wait.
         let started = Instant::now();
         let (_silent, stdout) = output_of("sleep 2");
-        let silent = wait_for_address_within(stdout, listening_address, within);
+        let silent = wait_for_address(stdout, listening_address, within);
         assert!(silent.unwrap_err().to_string().contains("within"));
         assert!(started.elapsed() < Duration::from_secs(2));
         let (_exits, stdout) = output_of("echo hi");
-        let exited = wait_for_address_within(stdout, listening_address, within);
+        let exited = wait_for_address(stdout, listening_address, within);
         assert!(
             exited
                 .unwrap_err()

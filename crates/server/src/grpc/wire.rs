@@ -24,7 +24,6 @@ use tonic::codegen::{BoxFuture, StdError, http};
 use tonic_prost::ProstDecoder;
 
 /// The encoded bytes of one `CheckResponse`.
-#[derive(Clone, PartialEq, Eq)]
 pub struct CheckAnswer(Vec<u8>);
 
 impl CheckAnswer {
@@ -54,7 +53,6 @@ impl std::fmt::Debug for CheckAnswer {
 }
 
 /// Protobuf's wire format, for the fields of an answer: strings, varints and nested messages.
-#[derive(Default)]
 pub(crate) struct ProtoWriter(Vec<u8>);
 
 /// Wire types (protobuf encoding spec).

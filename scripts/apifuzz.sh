@@ -2,7 +2,7 @@
 # `make apifuzz`: schemathesis (PyPI, pinned, installed into .venv) against the admin API of a
 # freshly started `tollgate serve`, on a temporary store and free loopback ports, authenticated
 # with the bootstrap admin token. Fails on any 5xx and on any response that does not match the
-# server's own /openapi.json (status code, content type, body schema). Bounded: about 1-3
+# server's own /openapi.json (status code, content type, body schema). Bounded: about 4
 # minutes on 2 cores. The server is always stopped, and its log is shown when the run fails.
 #
 # Overrides (environment): APIFUZZ_MAX_EXAMPLES (examples per operation, default 1000),
@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
+# Hypothesis drives the generation; pinned too, so that a new release cannot change a run.
+HYPOTHESIS_VERSION=6.170.17
 venv=.venv
 python=${PYTHON:-python3}
 max_examples=${APIFUZZ_MAX_EXAMPLES:-1000}
@@ -19,10 +21,12 @@ workers=${APIFUZZ_WORKERS:-2}
 
 # schemathesis, pinned, into the project's venv (the same one the Envoy wheel uses).
 st="$venv/bin/schemathesis"
-if ! "$st" --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION"; then
-  echo "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $venv"
+if ! "$st" --version 2>/dev/null | grep -qF "version $SCHEMATHESIS_VERSION" \
+  || ! "$venv/bin/python" -c 'import sys, hypothesis; sys.exit(hypothesis.__version__ != sys.argv[1])' "$HYPOTHESIS_VERSION" 2>/dev/null; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION and hypothesis $HYPOTHESIS_VERSION (PyPI) into $venv"
   [ -x "$venv/bin/pip" ] || "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" "hypothesis==$HYPOTHESIS_VERSION"
 fi
 
 # The server binary: a debug build shares its artifacts with `cargo test`.

@@ -15,6 +15,22 @@ fn rfc3339(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// A scope's name in the documents: the strings `Scope` parses, listed from `Scope::ALL` so that
+/// the OpenAPI enum cannot drift from what the server accepts.
+pub struct ScopeName;
+
+impl utoipa::PartialSchema for ScopeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(tollgate_core::Scope::ALL.iter().map(|s| s.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
+
 /// `{"error": "...", "reason": "<machine code>"}`
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -264,8 +280,7 @@ pub struct RoleDto {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     pub description: String,
-    /// `metrics:read`, `metrics:write`, `logs:read`, `logs:write`, `traces:read`,
-    /// `traces:write`, `accounts:read`, `accounts:write`.
+    #[schema(value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
     pub builtin: bool,
 }
@@ -303,6 +318,7 @@ pub struct CreateRoleBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// At least one; each one the caller holds.
+    #[schema(value_type = Vec<ScopeName>, min_items = 1)]
     pub scopes: Vec<String>,
 }
 
@@ -312,7 +328,8 @@ pub struct PatchRoleBody {
     #[schema(max_length = 400)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Replaces the scopes; the role's accounts follow at once.
+    /// Replaces the scopes (at least one); the role's accounts follow at once.
+    #[schema(value_type = Option<Vec<ScopeName>>, min_items = 1)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
 }
@@ -498,6 +515,7 @@ pub struct AuditParams {
 pub struct TokenListParams {
     /// Only tokens that are still valid and expire within this period: `7d`, `12h`, `90m`,
     /// `3600` (seconds).
+    #[param(pattern = r"^[0-9]{1,12}[smhd]?$")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiring_within: Option<String>,
     /// 1-based.
@@ -525,7 +543,8 @@ pub struct WhoAmIDto {
     pub account: AccountDto,
     /// The token of this request (metadata only); null if it was revoked meanwhile.
     pub token: Option<TokenDto>,
-    /// Such as `accounts:read`; what the caller may do, and may grant.
+    /// What the caller may do, and may grant.
+    #[schema(value_type = Vec<ScopeName>)]
     pub scopes: Vec<String>,
 }
 

@@ -282,6 +282,38 @@ async fn read_tenants_only_from_an_all_tenant_admin() {
     server.stop().await;
 }
 
+/// The scopes /openapi.json lists for a role are exactly those the server takes: a role with
+/// all of them is created and reads back the same list, and the documents hold no other scope.
+#[tokio::test]
+async fn the_documented_scopes_are_the_accepted_ones() {
+    let server = TestServer::start().await;
+    let openapi = server.call(None, Method::GET, "/openapi.json", None).await;
+    let schemas = &openapi.expect_status(200).json["components"]["schemas"];
+    let documented = schemas["ScopeName"]["enum"].clone();
+    assert_eq!(documented.as_array().map(Vec::len), Some(8), "{documented}");
+    for body in ["CreateRoleBody", "PatchRoleBody"] {
+        let scopes = &schemas[body]["properties"]["scopes"];
+        assert_eq!(scopes["items"]["$ref"], "#/components/schemas/ScopeName");
+        assert_eq!(scopes["minItems"], 1, "{body}");
+    }
+    for dto in ["RoleDto", "WhoAmIDto"] {
+        assert_eq!(
+            schemas[dto]["properties"]["scopes"]["items"]["$ref"],
+            "#/components/schemas/ScopeName"
+        );
+    }
+    let role = server
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"name": "everything", "scopes": documented})),
+        )
+        .await
+        .expect(201, "");
+    assert_eq!(role.json["scopes"], documented);
+    server.stop().await;
+}
+
 /// Widening a role widens its holders: a tenant admin may do it only when it could manage each
 /// of them (not an account that reads other tenants, nor one with a wider label policy).
 #[tokio::test]

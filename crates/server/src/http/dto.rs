@@ -193,6 +193,7 @@ pub struct CreatedAccountDto {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "ci-prometheus", "role": "viewer", "labelPolicy": "{kube_namespace=\"prometheus\"}", "withToken": true, "ttlSeconds": 2592000}))]
 pub struct CreateAccountBody {
     /// Defaults to the caller's tenant; only an all-tenant admin may name another.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
@@ -244,6 +245,7 @@ pub struct CreateAccountBody {
 
 #[derive(Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"labelPolicy": "{kube_namespace=~\"prometheus|loki\"}"}))]
 pub struct PatchAccountBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,6 +308,7 @@ pub struct RoleListDto {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "sa-manager", "description": "manages accounts, reads no telemetry", "scopes": ["accounts:read", "accounts:write"]}))]
 pub struct CreateRoleBody {
     /// Defaults to the caller's tenant; only an all-tenant admin may name another.
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
@@ -324,6 +327,7 @@ pub struct CreateRoleBody {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"scopes": ["metrics:read", "logs:read"]}))]
 pub struct PatchRoleBody {
     #[schema(max_length = 400)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -345,6 +349,7 @@ pub struct RoleParams {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "ci", "ttlSeconds": 2592000}))]
 pub struct CreateTokenBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
@@ -359,6 +364,7 @@ pub struct CreateTokenBody {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "ci-2026"}))]
 pub struct RenameTokenBody {
     #[schema(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     pub name: String,
@@ -374,6 +380,7 @@ pub enum AccountRef {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"account": "ci-prometheus", "method": "GET", "path": "/api/v1/query?query=up"}))]
 pub struct AccessReviewBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountRef>,
@@ -480,7 +487,7 @@ pub struct ListParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// 1-based.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
@@ -500,7 +507,7 @@ pub struct AuditParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// 1-based.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
@@ -515,11 +522,11 @@ pub struct AuditParams {
 pub struct TokenListParams {
     /// Only tokens that are still valid and expire within this period: `7d`, `12h`, `90m`,
     /// `3600` (seconds).
-    #[param(pattern = r"^[0-9]{1,12}[smhd]?$")]
+    #[param(pattern = r"^0*[1-9][0-9]{0,11}[smhd]?$")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiring_within: Option<String>,
     /// 1-based.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_u64)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
     /// 1 to 1000, default 50.
@@ -565,6 +572,7 @@ impl From<crate::service::Identity> for WhoAmIDto {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"policy": "{kube_namespace=\"prometheus\", team=~\"a|b\"}"}))]
 pub struct ValidatePolicyBody {
     /// A label policy as an account would hold it; empty for unrestricted.
     pub policy: String,

@@ -289,10 +289,40 @@ pub struct Change {
     pub kind: ChangeKind,
 }
 
+/// `text` with each control character written as its escape (`\n`, `\u{1b}`): for text that
+/// carries client input and is printed a line at a time (audit targets, table cells), where a
+/// raw line break or terminal escape could forge a row.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_other_text_kept() {
+        assert!(matches!(
+            escape_control("role/acme/x é"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_control("globex\n9999\t\u{1b}[2J\u{85}é"),
+            r"globex\n9999\t\u{1b}[2J\u{85}é"
+        );
+    }
 
     #[test]
     fn names() {

@@ -19,12 +19,13 @@ pub fn print<T: Serialize>(
     Ok(())
 }
 
-/// A table cell: `-` for an empty or absent value.
+/// A table cell: `-` for an empty or absent value. Control characters are shown escaped: a
+/// description may hold a line break, and a cell must not start a new row or move the cursor.
 pub fn text(value: &str) -> String {
     if value.is_empty() {
         "-".into()
     } else {
-        value.to_owned()
+        crate::model::escape_control(value).into_owned()
     }
 }
 

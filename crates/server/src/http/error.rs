@@ -58,6 +58,7 @@ impl From<ServiceError> for ApiError {
             | ServiceError::ExpiryTooLate(_)
             | ServiceError::ExpiryRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::TenantForbidden(_)
+            | ServiceError::OtherTenant
             | ServiceError::RoleCeiling { .. }
             | ServiceError::LabelPolicyCeiling { .. }
             | ServiceError::AllTenantsCeiling

@@ -69,7 +69,7 @@ impl Admin {
         id: i64,
     ) -> Result<Account, ServiceError> {
         let account = self.store().get_account(id).await?;
-        caller.check_tenant(&account.tenant)?;
+        caller.check_tenant_of(&account.tenant)?;
         Ok(account)
     }
 

@@ -1,9 +1,16 @@
 //! The audit log: the row every action writes (successes in the store's own transaction,
 //! failures here) and reading it back.
 
+use super::fields::parse_name;
 use super::{Admin, Caller, ServiceError, now_secs};
-use crate::model::{AuditEntry, AuditQuery, AuditRecord, Page};
+use crate::model::{AuditEntry, AuditQuery, AuditRecord, Page, escape_control};
 use crate::store::Store;
+
+/// A target as the log keeps it: it carries client input (an attempted name), so no token
+/// value, and no control character that could forge a line where the log is printed.
+fn audit_text(target: &str) -> String {
+    escape_control(&tollgate_core::token::redact(target)).into_owned()
+}
 
 impl Admin {
     /// The audit row of an action by `caller`, as it will read if the action succeeds.
@@ -14,13 +21,22 @@ impl Admin {
         action: &str,
         target: String,
     ) -> AuditRecord {
+        // The row goes to the named tenant's log only when that is a tenant the caller may act
+        // on. Otherwise `tenant` is raw client input (a query parameter, a body field), which
+        // must not become a column value nor file the attempt in another tenant's log: the
+        // caller's own tenant records it, and the target still names what was attempted.
+        let tenant = if parse_name("tenant", tenant).is_ok() && caller.check_tenant(tenant).is_ok()
+        {
+            tenant
+        } else {
+            caller.tenant.as_str()
+        };
         AuditRecord {
             at: now_secs(),
             actor: caller.actor.clone(),
             tenant: tenant.to_owned(),
             action: action.to_owned(),
-            // Targets carry client input (an attempted name): never let a token into the log.
-            target: tollgate_core::token::redact(&target).into_owned(),
+            target: audit_text(&target),
             outcome: "ok".to_owned(),
         }
     }

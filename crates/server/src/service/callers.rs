@@ -43,6 +43,13 @@ impl Caller {
         }
     }
 
+    /// As `check_tenant`, for a tenant read from the store (the tenant of an account or token
+    /// the caller named by id or value): a refusal does not tell the caller its name.
+    pub(super) fn check_tenant_of(&self, tenant: &str) -> Result<(), ServiceError> {
+        self.check_tenant(tenant)
+            .map_err(|_| ServiceError::OtherTenant)
+    }
+
     /// A caller may only grant, or act for, what it holds itself: no escalation through an
     /// account it creates, edits or mints tokens for.
     pub(super) fn check_ceiling(

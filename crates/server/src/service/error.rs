@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// The caller may not act on this tenant.
     #[error("caller may not act on tenant \"{0}\"")]
     TenantForbidden(String),
+    /// What the caller named by id belongs to a tenant it may not act on. Unlike
+    /// `TenantForbidden` the tenant came from the store, so the message does not name it.
+    #[error("caller may not act on that tenant")]
+    OtherTenant,
     /// The caller does not hold every scope of the role it would grant (or define).
     #[error("caller does not hold every scope of role {role} (lacks {})", .missing.to_text())]
     RoleCeiling { role: String, missing: ScopeSet },
@@ -74,7 +78,7 @@ impl ServiceError {
             ServiceError::ExpiryInPast => "expiry_in_past",
             ServiceError::ExpiryTooLate(_) => "expiry_too_late",
             ServiceError::ExpiryRequired(_) => "expiry_required",
-            ServiceError::TenantForbidden(_) => "tenant_forbidden",
+            ServiceError::TenantForbidden(_) | ServiceError::OtherTenant => "tenant_forbidden",
             ServiceError::RoleCeiling { .. } => "role_ceiling",
             ServiceError::UnknownRole { .. } => "unknown_role",
             ServiceError::BuiltinRole(_) => "builtin_role",

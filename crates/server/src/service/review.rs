@@ -124,7 +124,7 @@ impl Admin {
                 let snapshot = self.directory.snapshot();
                 match snapshot.get(&token.hash()) {
                     Some(grant) => {
-                        caller.check_tenant(&grant.tenant)?;
+                        caller.check_tenant_of(&grant.tenant)?;
                         grant
                     }
                     None => return Ok(Err(Deny::unknown_token())),

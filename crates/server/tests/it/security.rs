@@ -326,6 +326,11 @@ async fn tenant_isolation_on_every_endpoint() {
     for (method, path, body, expect) in CROSS_TENANT {
         let path = fill(path);
         let body = body.map(|b| serde_json::from_str::<Value>(&fill(b)).unwrap());
+        // B's tenant name only comes back where the caller wrote it (an id must not reveal it).
+        let named_b = path.contains("globex")
+            || body
+                .as_ref()
+                .is_some_and(|b| b.to_string().contains("globex"));
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let what = format!("{method} {path}");
         let reply = server.call(Some(&acme), method, &path, body).await;
@@ -335,6 +340,11 @@ async fn tenant_isolation_on_every_endpoint() {
                 assert!(
                     !reply.text.contains("globex-app") && !reply.text.contains(&b_token),
                     "{what}: leaks B's data: {}",
+                    reply.text
+                );
+                assert!(
+                    named_b || !reply.text.contains("globex"),
+                    "{what}: names B's tenant: {}",
                     reply.text
                 );
             }
@@ -562,6 +572,70 @@ async fn no_escalation_past_the_callers_label_policy() {
         ),
         (Some("{team=\"a\"}"), Some(false))
     );
+    server.stop().await;
+}
+
+/// A refused attempt's audit row takes nothing raw from the request: a token value sent as a
+/// tenant is not stored, a line break cannot forge a row, and an attempt on another tenant is
+/// filed in the caller's own tenant's log (where its admins look), not in the other's.
+#[tokio::test]
+async fn audit_rows_keep_no_raw_client_input() {
+    let server = TestServer::start().await;
+    let (_, acme) = server
+        .account_with_token(json!({"tenant": "acme", "name": "a", "role": "admin"}))
+        .await;
+    let (_, secret) = server
+        .account_with_token(json!({"tenant": "acme", "name": "b", "role": "viewer"}))
+        .await;
+    let (_, globex) = server
+        .account_with_token(json!({"tenant": "globex", "name": "g", "role": "admin"}))
+        .await;
+    let attempts = [
+        (Method::PATCH, format!("/api/v1/roles/x?tenant={secret}")),
+        (
+            Method::DELETE,
+            "/api/v1/roles/x?tenant=globex%0A9999%20fake".to_owned(),
+        ),
+        (Method::DELETE, "/api/v1/roles/x?tenant=globex".to_owned()),
+    ];
+    for (method, path) in attempts {
+        let body = (method == Method::PATCH).then(|| json!({"description": "x"}));
+        let reply = server.call(Some(&acme), method, &path, body).await;
+        assert_eq!(reply.status.as_u16(), 403, "{path}: {}", reply.reason());
+    }
+    let audit = server
+        .admin(Method::GET, "/api/v1/audit?actor=acme/a", None)
+        .await
+        .expect_status(200);
+    let rows = audit.json["entries"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", audit.json);
+    for row in rows {
+        assert_eq!(row["tenant"], "acme", "{row}");
+        assert_eq!(row["outcome"], "tenant_forbidden", "{row}");
+        let target = row["target"].as_str().unwrap();
+        assert!(!target.chars().any(char::is_control), "{target:?}");
+    }
+    assert!(
+        !audit.text.contains(&secret[5..]),
+        "a token value in the audit log"
+    );
+    assert!(audit.text.contains(r"globex\\n9999 fake"), "{}", audit.text);
+    // acme's own admin sees its member's attempts; globex's sees none of them.
+    let own = server
+        .call(Some(&acme), Method::GET, "/api/v1/audit?actor=acme/a", None)
+        .await
+        .expect_status(200);
+    assert_eq!(own.json["entries"].as_array().map(Vec::len), Some(3));
+    let other = server
+        .call(
+            Some(&globex),
+            Method::GET,
+            "/api/v1/audit?actor=acme/a",
+            None,
+        )
+        .await
+        .expect_status(200);
+    assert_eq!(other.json["entries"], json!([]), "{}", other.text);
     server.stop().await;
 }
 

@@ -433,6 +433,106 @@ async fn filter_mode_revocations_through_either_replica() {
     );
 }
 
+/// Checked writes through two replicas never interleave: an account created with a role
+/// through A while B widens the role. Each checks what the other changes (the role's scopes,
+/// the role's holders), so run side by side both would pass and the account would end up past
+/// both callers' ceilings; the replicas take one PostgreSQL advisory lock around such writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checked_writes_through_two_replicas_never_interleave() {
+    let Some((_cluster, store)) = database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, admin) = two_replicas(&store, dir.path()).await;
+    let http = reqwest::Client::new();
+    let create = |url: &str, token: &str, path: &str, body: Value| {
+        let (http, url, token, path) = (
+            http.clone(),
+            url.to_owned(),
+            token.to_owned(),
+            path.to_owned(),
+        );
+        async move {
+            admin_request(&http, &url, &token, Method::POST, &path, Some(body))
+                .await
+                .unwrap()
+        }
+    };
+    let status = |url: &str, token: &str, method: Method, path: String, body: Value| {
+        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
+        async move {
+            let response = http
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    create(
+        &a.url,
+        &admin,
+        "/api/v1/roles",
+        json!({"tenant": "acme", "name": "mgr",
+        "scopes": ["accounts:read", "accounts:write", "metrics:read"]}),
+    )
+    .await;
+    let manager = create(
+        &a.url,
+        &admin,
+        "/api/v1/serviceaccounts",
+        json!({"tenant": "acme", "name": "acme-mgr", "role": "mgr", "withToken": true}),
+    )
+    .await;
+    let manager = manager["token"]["token"].as_str().unwrap().to_owned();
+    let widener = create(
+        &a.url,
+        &admin,
+        "/api/v1/serviceaccounts",
+        json!({"tenant": "acme", "name": "acme-admin", "role": "admin",
+            "labelPolicy": "{team=\"a\"}", "withToken": true}),
+    )
+    .await;
+    let widener = widener["token"]["token"].as_str().unwrap().to_owned();
+    let target = revision(&http, &a.url).await;
+    until_revision(&http, &b.url, target).await;
+    let mut both = Vec::new();
+    for i in 0..20 {
+        let role = format!("r{i}");
+        create(
+            &a.url,
+            &admin,
+            "/api/v1/roles",
+            json!({"tenant": "acme", "name": role, "scopes": ["metrics:read"]}),
+        )
+        .await;
+        let (created, widened) = tokio::join!(
+            status(
+                &a.url,
+                &manager,
+                Method::POST,
+                "/api/v1/serviceaccounts".into(),
+                json!({"name": format!("x{i}"), "role": role})
+            ),
+            status(
+                &b.url,
+                &widener,
+                Method::PATCH,
+                format!("/api/v1/roles/{role}"),
+                json!({"scopes": ["metrics:read", "logs:read"]})
+            ),
+        );
+        match (created.0, widened.0) {
+            (201, 200) => both.push(i),
+            (201, 403) | (403, 200) => {}
+            other => panic!("unexpected {other:?}: {} / {}", created.1, widened.1),
+        }
+    }
+    assert!(both.is_empty(), "both passed in trials {both:?}");
+}
+
 /// The real binary refusing store URLs at start: exit code 1, one clear line, and never the
 /// password (an unsupported scheme, TLS settings this build cannot honour, a wrong password).
 #[test]

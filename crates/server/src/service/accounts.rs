@@ -146,33 +146,34 @@ impl Admin {
             "serviceaccount.create",
             format!("serviceaccount/{}/{}", tenant, spec.name),
         );
-        let result = async {
-            let new = self.new_account(caller, &tenant, spec).await?;
-            let first = match first_token {
-                Some((token_name, expiry)) => Some((
-                    parse_name("tokenName", &token_name)?,
-                    self.resolve_expiry(expiry, new.created_at)?,
-                )),
-                None => None,
-            };
-            let account = self.store().create_account(new, audit.clone()).await?;
-            let issued = match first {
-                Some((token_name, expires_at)) => {
-                    let token_audit = AuditRecord {
-                        action: "token.create".into(),
-                        target: format!("serviceaccount/{}/token/{token_name}", account.id),
-                        ..audit.clone()
-                    };
-                    Some(
-                        self.issue_token(account.id, token_name, expires_at, token_audit)
-                            .await?,
-                    )
-                }
-                None => None,
-            };
-            Ok((account, issued))
-        }
-        .await;
+        let result = self
+            .checked_write(async {
+                let new = self.new_account(caller, &tenant, spec).await?;
+                let first = match first_token {
+                    Some((token_name, expiry)) => Some((
+                        parse_name("tokenName", &token_name)?,
+                        self.resolve_expiry(expiry, new.created_at)?,
+                    )),
+                    None => None,
+                };
+                let account = self.store().create_account(new, audit.clone()).await?;
+                let issued = match first {
+                    Some((token_name, expires_at)) => {
+                        let token_audit = AuditRecord {
+                            action: "token.create".into(),
+                            target: format!("serviceaccount/{}/token/{token_name}", account.id),
+                            ..audit.clone()
+                        };
+                        Some(
+                            self.issue_token(account.id, token_name, expires_at, token_audit)
+                                .await?,
+                        )
+                    }
+                    None => None,
+                };
+                Ok((account, issued))
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result
@@ -301,18 +302,19 @@ impl Admin {
             "serviceaccount.update",
             format!("serviceaccount/{id}"),
         );
-        let result = async {
-            let account = self.managed_account(caller, id).await?;
-            let patch = self.account_patch(caller, &account, changes).await?;
-            let audit = AuditRecord {
-                tenant: account.tenant.clone(),
-                ..audit.clone()
-            };
-            // The store refuses to demote the all-tenant admin, inside its write transaction
-            // (409 all_tenants_admin_protected): a check here could race another replica.
-            Ok(self.store().update_account(id, patch, audit).await?)
-        }
-        .await;
+        let result = self
+            .checked_write(async {
+                let account = self.managed_account(caller, id).await?;
+                let patch = self.account_patch(caller, &account, changes).await?;
+                let audit = AuditRecord {
+                    tenant: account.tenant.clone(),
+                    ..audit.clone()
+                };
+                // The store refuses to demote the all-tenant admin, inside its write transaction
+                // (409 all_tenants_admin_protected): a check here could race another replica.
+                Ok(self.store().update_account(id, patch, audit).await?)
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result

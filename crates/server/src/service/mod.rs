@@ -60,6 +60,8 @@ pub struct Admin {
     admin_routes: RouteTable,
     /// What Envoy enforces in front of upstreams, for access reviews.
     upstream_routes: Arc<RouteTable>,
+    /// This process's checked writers, one at a time (see [`Admin::checked_write`]).
+    checked_writes: tokio::sync::Mutex<()>,
 }
 
 impl Admin {
@@ -73,6 +75,7 @@ impl Admin {
             config,
             admin_routes: RouteTable::admin(),
             upstream_routes,
+            checked_writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -82,6 +85,22 @@ impl Admin {
 
     fn store(&self) -> &AnyStore {
         self.directory.store()
+    }
+
+    /// Runs `write` (its checks, then the store write they allow) while no other checked write
+    /// runs, in this process or another replica: a write whose rules read other rows (ceilings
+    /// against an account's role, a widening against the role's holders) must not pass them on
+    /// what a concurrent write is about to change. Local writers queue on a mutex first, so a
+    /// replica holds at most one connection waiting for PostgreSQL's lock.
+    async fn checked_write<T>(
+        &self,
+        write: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        let _in_process = self.checked_writes.lock().await;
+        let serial = self.store().serialize_checked_writes().await?;
+        let result = write.await;
+        serial.release().await;
+        result
     }
 
     /// Whether the store answers (for `/healthz`).

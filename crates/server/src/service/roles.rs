@@ -180,34 +180,35 @@ impl Admin {
             "role.update",
             format!("role/{tenant}/{name}"),
         );
-        let result = async {
-            if Role::builtin(name).is_some() {
-                return Err(ServiceError::BuiltinRole(name.to_owned()));
-            }
-            caller.check_tenant(&tenant)?;
-            if let Some(text) = &description {
-                check_text("description", text, MAX_DESCRIPTION_CHARS)?;
-            }
-            let scopes = scopes.map(parse_scopes).transpose()?;
-            let before = self.store().get_role(&tenant, name).await?;
-            caller.check_scopes(name, before.scopes)?;
-            if let Some(scopes) = scopes {
-                caller.check_scopes(name, scopes)?;
-                if !scopes.without(before.scopes).is_empty() {
-                    self.check_holders(caller, &tenant, name).await?;
+        let result = self
+            .checked_write(async {
+                if Role::builtin(name).is_some() {
+                    return Err(ServiceError::BuiltinRole(name.to_owned()));
                 }
-            }
-            let patch = RolePatch {
-                description,
-                scopes,
-            };
-            Ok(record_view(
-                self.store()
-                    .update_role(&tenant, name, patch, audit.clone())
-                    .await?,
-            ))
-        }
-        .await;
+                caller.check_tenant(&tenant)?;
+                if let Some(text) = &description {
+                    check_text("description", text, MAX_DESCRIPTION_CHARS)?;
+                }
+                let scopes = scopes.map(parse_scopes).transpose()?;
+                let before = self.store().get_role(&tenant, name).await?;
+                caller.check_scopes(name, before.scopes)?;
+                if let Some(scopes) = scopes {
+                    caller.check_scopes(name, scopes)?;
+                    if !scopes.without(before.scopes).is_empty() {
+                        self.check_holders(caller, &tenant, name).await?;
+                    }
+                }
+                let patch = RolePatch {
+                    description,
+                    scopes,
+                };
+                Ok(record_view(
+                    self.store()
+                        .update_role(&tenant, name, patch, audit.clone())
+                        .await?,
+                ))
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result

@@ -110,17 +110,18 @@ impl Admin {
             "token.create",
             format!("serviceaccount/{account_id}/token/{name}"),
         );
-        let result = async {
-            let account = self.managed_account(caller, account_id).await?;
-            let name = parse_name("name", &name)?;
-            let expires_at = self.resolve_expiry(expiry, now_secs())?;
-            let audit = AuditRecord {
-                tenant: account.tenant.clone(),
-                ..audit.clone()
-            };
-            self.issue_token(account_id, name, expires_at, audit).await
-        }
-        .await;
+        let result = self
+            .checked_write(async {
+                let account = self.managed_account(caller, account_id).await?;
+                let name = parse_name("name", &name)?;
+                let expires_at = self.resolve_expiry(expiry, now_secs())?;
+                let audit = AuditRecord {
+                    tenant: account.tenant.clone(),
+                    ..audit.clone()
+                };
+                self.issue_token(account_id, name, expires_at, audit).await
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result
@@ -193,20 +194,22 @@ impl Admin {
             "token.regenerate",
             format!("serviceaccount/{account_id}/token/{token_id}"),
         );
-        let result = async {
-            let account = self.managed_account(caller, account_id).await?;
-            let token = Token::generate().map_err(|err| ServiceError::Internal(err.to_string()))?;
-            let audit = AuditRecord {
-                tenant: account.tenant.clone(),
-                ..audit.clone()
-            };
-            let record = self
-                .store()
-                .regenerate_token(account_id, token_id, token.hash(), token.hint(), audit)
-                .await?;
-            Ok(IssuedToken { record, token })
-        }
-        .await;
+        let result = self
+            .checked_write(async {
+                let account = self.managed_account(caller, account_id).await?;
+                let token =
+                    Token::generate().map_err(|err| ServiceError::Internal(err.to_string()))?;
+                let audit = AuditRecord {
+                    tenant: account.tenant.clone(),
+                    ..audit.clone()
+                };
+                let record = self
+                    .store()
+                    .regenerate_token(account_id, token_id, token.hash(), token.hint(), audit)
+                    .await?;
+                Ok(IssuedToken { record, token })
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result

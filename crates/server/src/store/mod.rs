@@ -269,7 +269,9 @@ impl TokenGrant {
 /// Rules that must hold however many writers race, in this process or in other replicas, are
 /// checked in the write transaction itself, never by the caller beforehand: unique names
 /// ([`StoreError::Conflict`]) and the protection of the all-tenant admin
-/// ([`StoreError::Protected`]). A refused write changes nothing.
+/// ([`StoreError::Protected`]). A refused write changes nothing. The admin service's ceiling
+/// rules read several rows and are checked before the write, so it runs those writes one at
+/// a time across replicas instead ([`Store::serialize_checked_writes`]).
 pub trait Store: Send + Sync + 'static {
     /// Creates the account, or `Conflict` when its name is taken in its tenant. A role that is
     /// not built in must exist in the account's tenant (`NotFound`), checked in the transaction.
@@ -451,6 +453,13 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the one-time bootstrap has run.
     fn is_bootstrapped(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Waits until no other replica runs a checked write, and keeps it so until the answer is
+    /// released: see [`CheckedWrites`]. A backend only one server uses (SQLite) answers at
+    /// once; the admin service serialises its own writers.
+    fn serialize_checked_writes(
+        &self,
+    ) -> impl Future<Output = Result<CheckedWrites, StoreError>> + Send;
+
     /// Creates the bootstrap admin and its token and marks the store bootstrapped, in one
     /// transaction; `false` (and no change) when the store was already bootstrapped.
     fn bootstrap(
@@ -459,6 +468,36 @@ pub trait Store: Send + Sync + 'static {
         token: NewToken,
         audit: AuditRecord,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Held while a checked write runs: a write whose rules read other rows than the one it writes
+/// (a caller's ceiling against an account's role and policy, a role's widening against every
+/// holder). Two such writes must not interleave, or each could pass its checks on what the
+/// other is about to change (a role widened while an account is created with it: the account
+/// ends up past both callers' ceilings). For PostgreSQL, a transaction holding an advisory
+/// lock that every replica takes for these writes; released by ending it, or, should the
+/// holder be dropped, by the connection's rollback.
+pub struct CheckedWrites(Option<sqlx::Transaction<'static, sqlx::Postgres>>);
+
+impl CheckedWrites {
+    /// Nothing to hold beyond the admin service's own lock (one server per store).
+    pub(crate) fn in_process() -> CheckedWrites {
+        CheckedWrites(None)
+    }
+
+    pub(crate) fn holding(lock: sqlx::Transaction<'static, sqlx::Postgres>) -> CheckedWrites {
+        CheckedWrites(Some(lock))
+    }
+
+    /// Lets the next checked write go.
+    pub async fn release(self) {
+        if let Some(lock) = self.0
+            && let Err(err) = lock.rollback().await
+        {
+            // The connection is then closed, which releases the lock as well.
+            tracing::warn!(error = %err, "could not end the checked-write lock's transaction");
+        }
+    }
 }
 
 /// The store `serve` runs on, whichever backend [`open`] chose: implements [`Store`] by
@@ -537,6 +576,7 @@ delegate! {
     grants_for(hashes: Vec<TokenHash>) -> Vec<(TokenHash, TokenGrant)>;
     changes_since(revision: u64, limit: u64) -> Vec<Change>;
     is_bootstrapped() -> bool;
+    serialize_checked_writes() -> CheckedWrites;
     bootstrap(account: NewAccount, token: NewToken, audit: AuditRecord) -> bool;
 }
 

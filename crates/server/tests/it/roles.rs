@@ -404,3 +404,68 @@ async fn widening_a_role_is_held_to_its_holders() {
         .expect(200, "");
     server.stop().await;
 }
+
+/// A role widened while an account is created with it: the widening checks the role's holders
+/// and the creation checks the role's scopes, so interleaved, each would pass on what the
+/// other is about to change and the account would end up past both callers' ceilings (a
+/// review found 29 of 40 such races escalated). At most one of the two may succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widening_and_a_creation_never_both_pass_their_checks() {
+    let server = TestServer::start().await;
+    server
+        .admin(
+            Method::POST,
+            "/api/v1/roles",
+            Some(json!({"tenant": "acme", "name": "mgr",
+                "scopes": ["accounts:read", "accounts:write", "metrics:read"]})),
+        )
+        .await
+        .expect(201, "");
+    // May create accounts with metrics:read roles, and has no label policy.
+    let (_, manager) = server
+        .account_with_token(json!({"tenant": "acme", "name": "acme-mgr", "role": "mgr"}))
+        .await;
+    // May widen roles, but only for holders within {team="a"}.
+    let (_, admin) = server
+        .account_with_token(
+            json!({"tenant": "acme", "name": "acme-admin", "role": "admin",
+            "labelPolicy": "{team=\"a\"}"}),
+        )
+        .await;
+    let mut both = Vec::new();
+    for i in 0..40 {
+        let role = format!("r{i}");
+        server
+            .admin(
+                Method::POST,
+                "/api/v1/roles",
+                Some(json!({"tenant": "acme", "name": role, "scopes": ["metrics:read"]})),
+            )
+            .await
+            .expect(201, "");
+        let create = server.call(
+            Some(&manager),
+            Method::POST,
+            "/api/v1/serviceaccounts",
+            Some(json!({"name": format!("x{i}"), "role": role})),
+        );
+        let path = format!("/api/v1/roles/{role}");
+        let widen = server.call(
+            Some(&admin),
+            Method::PATCH,
+            &path,
+            Some(json!({"scopes": ["metrics:read", "logs:read"]})),
+        );
+        let (created, widened) = tokio::join!(create, widen);
+        match (created.status.as_u16(), widened.status.as_u16()) {
+            (201, 200) => both.push(i),
+            // The creation first: the widening finds a holder past its policy ceiling.
+            (201, 403) => assert_eq!(widened.reason(), "label_policy_ceiling"),
+            // The widening first: the creation finds a role past the manager's scopes.
+            (403, 200) => assert_eq!(created.reason(), "role_ceiling"),
+            other => panic!("unexpected {other:?}: {} / {}", created.text, widened.text),
+        }
+    }
+    assert!(both.is_empty(), "both passed in trials {both:?}");
+    server.stop().await;
+}

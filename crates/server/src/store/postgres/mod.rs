@@ -30,7 +30,7 @@ use crate::model::{
     NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery,
     TokenRecord,
 };
-use crate::store::{GrantSet, Store, StoreError, TokenGrant, redact_url};
+use crate::store::{CheckedWrites, GrantSet, Store, StoreError, TokenGrant, redact_url};
 use error::PgResult;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
@@ -45,6 +45,9 @@ use tollgate_core::TokenHash;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections per replica: admin writes are rare and checks never touch the database.
 const MAX_CONNECTIONS: u32 = 8;
+/// The advisory lock every replica takes around a checked write ([`CheckedWrites`]); apart
+/// from the migrations' lock ("tollgate" in ASCII).
+const CHECKED_WRITES_LOCK: i64 = 0x746f_6c6c_6761_7466;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -279,6 +282,16 @@ impl Store for PostgresStore {
 
     async fn is_bootstrapped(&self) -> Result<bool, StoreError> {
         accounts::is_bootstrapped(self).await
+    }
+
+    async fn serialize_checked_writes(&self) -> Result<CheckedWrites, StoreError> {
+        let mut lock = self.pool.begin().await.pg()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHECKED_WRITES_LOCK)
+            .execute(&mut *lock)
+            .await
+            .pg()?;
+        Ok(CheckedWrites::holding(lock))
     }
 
     async fn bootstrap(

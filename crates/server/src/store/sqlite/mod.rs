@@ -20,7 +20,7 @@ use crate::model::{
     NewAccount, NewRole, NewToken, Page, RolePatch, RoleRecord, TenantSummary, TokenQuery,
     TokenRecord,
 };
-use crate::store::{GrantSet, Store, StoreError, TokenGrant, redact_url};
+use crate::store::{CheckedWrites, GrantSet, Store, StoreError, TokenGrant, redact_url};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -238,6 +238,10 @@ impl Store for SqliteStore {
 
     async fn is_bootstrapped(&self) -> Result<bool, StoreError> {
         accounts::is_bootstrapped(self).await
+    }
+
+    async fn serialize_checked_writes(&self) -> Result<CheckedWrites, StoreError> {
+        Ok(CheckedWrites::in_process())
     }
 
     async fn bootstrap(

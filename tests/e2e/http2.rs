@@ -315,12 +315,22 @@ async fn trailers_on_a_cache_hit_end_the_body_and_it_is_confined() {
                 .header(MARKER, "hit-empty")
                 .trailer("x-trailer", "1"))
             .await;
-        // Nothing to confine: it goes on, empty, as it came (Prometheus will ask for a query).
-        assert_eq!(reply.status, 200, "{}: {}", s.name, reply.text);
         let reached = s.echo.marked("hit-empty");
-        assert_eq!(reached.len(), 1, "{}", s.name);
-        assert_eq!(reached[0]["body"], "", "{}", s.name);
-        assert!(reached[0]["headers"].get("authorization").is_none());
+        if s.filter {
+            // The filter sees the stream end: nothing to confine, so it goes on, empty, as it
+            // came (Prometheus will ask for a query).
+            assert_eq!(reply.status, 200, "{}: {}", s.name, reply.text);
+            assert_eq!(reached.len(), 1, "{}", s.name);
+            assert_eq!(reached[0]["body"], "", "{}", s.name);
+            assert!(reached[0]["headers"].get("authorization").is_none());
+        } else {
+            // Envoy tells ext_authz nothing of a body it did not buffer, and HTTP/2 needs no
+            // content-length: an empty POST may be a body left out of the check (Envoy without
+            // with_request_body), so a restricted account's is refused, never passed unread.
+            assert_eq!(reply.status, 403, "{}: {}", s.name, reply.text);
+            assert_eq!(reply.json["reason"], "body_unavailable", "{}", reply.text);
+            assert!(reached.is_empty(), "{}", s.name);
+        }
     }
 }
 

@@ -137,11 +137,31 @@ impl Encoder for AnswerEncoder {
 
 /// `envoy.service.auth.v3.Authorization`, its `Check` answered by [`AuthzService::check`].
 #[derive(Clone)]
-pub struct CheckServer(Arc<AuthzService>);
+pub struct CheckServer {
+    service: Arc<AuthzService>,
+    /// The largest CheckRequest decoded: room for the largest body the write limits accept
+    /// and the request's headers, so such a body gets an answer rather than a gRPC error.
+    max_request_bytes: usize,
+}
+
+/// What a CheckRequest holds besides its body: its headers (twice with `encode_raw_headers`)
+/// and attributes. Envoy's header limit is 60 KiB by default; raised past about 500 KiB, a
+/// request with a body at the write limit is refused as too large (503 through Envoy).
+const CHECK_REQUEST_HEADROOM: usize = 1 << 20;
+/// tonic's default, kept as the least.
+const MIN_REQUEST_BYTES: usize = 4 << 20;
 
 impl CheckServer {
     pub fn new(service: AuthzService) -> CheckServer {
-        CheckServer(Arc::new(service))
+        let max_request_bytes = service
+            .write_limits()
+            .max_body_bytes
+            .saturating_add(CHECK_REQUEST_HEADROOM)
+            .max(MIN_REQUEST_BYTES);
+        CheckServer {
+            service: Arc::new(service),
+            max_request_bytes,
+        }
     }
 }
 
@@ -184,9 +204,11 @@ where
             )
             .into_http())));
         }
-        let method = CheckMethod(self.0.clone());
+        let method = CheckMethod(self.service.clone());
+        let max_request_bytes = self.max_request_bytes;
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(CheckCodec);
+            let mut grpc =
+                tonic::server::Grpc::new(CheckCodec).max_decoding_message_size(max_request_bytes);
             Ok(grpc.unary(method, request).await)
         })
     }

@@ -38,6 +38,7 @@ pub(crate) fn check_request(
         attributes: Some(AttributeContext {
             request: Some(Request {
                 http: Some(HttpRequest {
+                    protocol: "HTTP/1.1".into(),
                     method: method.into(),
                     path: path.into(),
                     headers: map,
@@ -838,9 +839,15 @@ async fn the_check_service_refuses_what_the_generated_server_refused() {
     let denied = answered.unwrap().into_inner();
     assert_eq!(seen(&denied).reason, "missing_token");
 
-    // Over the 4 MiB a generated server decodes by default.
-    let big = check_request("POST", "/api/v1/query", &[], &"x".repeat(5 << 20));
-    let mut client = AuthorizationClient::new(channel).max_encoding_message_size(usize::MAX);
+    // A body at the write limit (4 MiB by default) is read and answered; past the limit and
+    // the headers' room (1 MiB), the request is refused before it is decoded.
+    let mut client = AuthorizationClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX);
+    let at_limit = check_request("POST", "/api/v1/query", &[], &"x".repeat(4 << 20));
+    let answered = client.check(at_limit).await.unwrap().into_inner();
+    assert_eq!(seen(&answered).reason, "missing_token");
+    let big = check_request("POST", "/api/v1/query", &[], &"x".repeat(6 << 20));
     let oversized = client.check(big).await.unwrap_err();
     assert_eq!(oversized.code(), tonic::Code::OutOfRange, "{oversized:?}");
 }

@@ -327,16 +327,19 @@ impl Admin {
             "serviceaccount.delete",
             format!("serviceaccount/{id}"),
         );
-        let result = async {
-            let account = self.managed_account(caller, id).await?;
-            let audit = AuditRecord {
-                tenant: account.tenant.clone(),
-                ..audit.clone()
-            };
-            // The store refuses to delete the all-tenant admin (409, as above).
-            Ok(self.store().delete_account(id, audit).await?)
-        }
-        .await;
+        // A checked write too: a role's widening pages through its tenant's accounts, and a
+        // delete in between would shift the pages under it and hide a holder.
+        let result = self
+            .checked_write(async {
+                let account = self.managed_account(caller, id).await?;
+                let audit = AuditRecord {
+                    tenant: account.tenant.clone(),
+                    ..audit.clone()
+                };
+                // The store refuses to delete the all-tenant admin (409, as above).
+                Ok(self.store().delete_account(id, audit).await?)
+            })
+            .await;
         let result = self.audited(audit, result).await;
         self.publish().await;
         result

@@ -673,7 +673,7 @@ fn form_text<'a>(body: &BodyView<'a>) -> Result<Option<&'a str>, Deny> {
     if !form_type {
         return Err(Deny::new(
             DenyReason::InvalidQuery,
-            "a POST body to this API must be application/x-www-form-urlencoded",
+            "a request body to this API must be application/x-www-form-urlencoded",
         ));
     }
     std::str::from_utf8(body.bytes).map(Some).map_err(|_| {

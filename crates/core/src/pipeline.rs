@@ -108,12 +108,13 @@ pub fn unavailable() -> Deny {
 }
 
 impl<G: Borrow<Grant>> Authorized<G> {
-    /// Whether the filter must hold the request for its body: a POST whose PromQL or LogQL form
+    /// Whether the filter must hold the request for its body: one whose PromQL or LogQL form
     /// body or write body must be confined, not yet complete. (ext_authz receives the body with the
-    /// request.) Unrestricted accounts' bodies are never read.
-    pub fn needs_body(&self, method: &str, end_of_stream: bool) -> bool {
-        method == "POST"
-            && !end_of_stream
+    /// request.) Unrestricted accounts' bodies are never read. Whatever the method: Go's
+    /// `FormValue` (Prometheus) reads a multipart body on a GET too, so a GET's body is checked
+    /// as a POST's is (and refused unless it is a form), as ext_authz checks it.
+    pub fn needs_body(&self, end_of_stream: bool) -> bool {
+        !end_of_stream
             && (matches!(
                 self.allow.labels,
                 LabelEnforcement::PromqlQuery
@@ -301,8 +302,8 @@ mod tests {
         else {
             panic!("allowed")
         };
-        assert!(allowed.needs_body("POST", false));
-        assert!(!allowed.needs_body("POST", true));
+        assert!(allowed.needs_body(false));
+        assert!(!allowed.needs_body(true));
         let body = BodyView {
             content_type: Some("application/x-www-form-urlencoded"),
             content_encoding: None,

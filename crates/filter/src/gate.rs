@@ -433,8 +433,7 @@ impl<H: Host> RequestGate<H> {
             rebuilt.push_str(&query);
             self.host.set_request_header(":path", Some(&rebuilt));
         }
-        let method = self.header(":method").unwrap_or("");
-        if authorized.needs_body(method, self.end_of_stream) {
+        if authorized.needs_body(self.end_of_stream) {
             if let Some(size) = self.body_end {
                 return match self.host.request_body(size) {
                     Ok(body) => self.finish_body(&authorized, &body, resumed),

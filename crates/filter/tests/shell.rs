@@ -548,6 +548,40 @@ fn warm(world: &World, token: &Token, policy: &str) {
     world.host.take_events();
 }
 
+/// A GET's body is checked as a POST's: Prometheus's `FormValue` reads a multipart body on a
+/// GET too (measured on 2.42: `query` from it answered another namespace's series), so one
+/// left unread would be a query outside the policy. A GET without a body is not held.
+#[test]
+fn a_get_with_a_body_is_checked_as_a_post() {
+    let world = World::new(CONFIG);
+    let token = Token::generate().unwrap();
+    warm(&world, &token, NS);
+    let body = "--x\r\ncontent-disposition: form-data; name=\"query\"\r\n\r\nup\r\n--x--\r\n";
+    *world.host.body.borrow_mut() = body.as_bytes().to_vec();
+    let mut gate = world.request(
+        "GET",
+        "/api/v1/query",
+        &[
+            ("authorization", &bearer(&token)),
+            ("content-type", "multipart/form-data; boundary=x"),
+        ],
+    );
+    assert_eq!(
+        gate.on_request_headers(false),
+        Flow::Pause,
+        "held for its body"
+    );
+    assert_eq!(gate.on_request_body(body.len(), true), Flow::Pause);
+    assert_eq!(responded(&world.host.take_events()).unwrap().0, 400);
+
+    let mut plain = world.request(
+        "GET",
+        "/api/v1/query?query=up",
+        &[("authorization", &bearer(&token))],
+    );
+    assert_eq!(plain.on_request_headers(true), Flow::Continue);
+}
+
 #[test]
 fn trailers_before_the_headers_fail_closed() {
     let world = World::new(CONFIG);
@@ -719,10 +753,10 @@ fn trailers_after_the_decision_follow_it() {
     let world = World::new(CONFIG);
     let token = Token::generate().unwrap();
     warm(&world, &token, NS);
-    // Allowed at the headers (a GET with a body, a hit): the rest goes on.
+    // Allowed at the headers (a hit with a body on a route that reads none): the rest goes on.
     let mut gate = world.request(
         "GET",
-        "/api/v1/query?query=up",
+        "/api/v1/status/buildinfo",
         &[("authorization", &bearer(&token))],
     );
     assert_eq!(gate.on_request_headers(false), Flow::Continue);

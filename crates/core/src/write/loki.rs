@@ -149,6 +149,17 @@ pub(super) fn json(
         });
     }
     let mut request = json::parse(body)?;
+    // Loki's decoder matches keys regardless of case: a `Streams` beside `streams` would be
+    // the one it writes, unchecked. Nothing but `streams` is read here, so nothing else passes.
+    if let Some(other) = request
+        .as_object()
+        .and_then(|top| top.keys().find(|k| *k != "streams"))
+    {
+        return Err(WriteError::Json(format!(
+            "unknown field \"{}\"",
+            other.escape_debug()
+        )));
+    }
     let Some(Value::Array(streams)) = request.get_mut("streams") else {
         return Err(WriteError::Json(
             "\"streams\" is missing or not an array".into(),
@@ -187,6 +198,12 @@ fn json_stream(
             labels
                 .iter()
                 .map(|(n, v)| match v {
+                    // Loki unescapes a stream label's name twice (`n\\u0073` is `ns` to it):
+                    // only a valid label name, which holds no backslash, reads alike.
+                    Value::String(_) if !is_label_name(n) => Err(malformed(
+                        at,
+                        format!("invalid label name \"{}\"", n.escape_debug()),
+                    )),
                     Value::String(v) => Ok((n.clone(), v.clone())),
                     _ => Err(malformed(
                         at,
@@ -207,6 +224,15 @@ fn json_stream(
                 continue;
             };
             for (name, value) in meta {
+                if name.contains('\\') {
+                    return Err(malformed(
+                        at,
+                        format!(
+                            "structured metadata name \"{}\" holds a backslash",
+                            name.escape_debug()
+                        ),
+                    ));
+                }
                 let value = value.as_str().ok_or_else(|| {
                     malformed(at, "structured metadata values must be strings".into())
                 })?;
@@ -222,6 +248,15 @@ fn json_stream(
         stream.insert("stream".into(), Value::Object(forced));
     }
     Ok(changed)
+}
+
+/// A Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`, as Loki requires of stream labels.
+fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn malformed(at: Item, what: String) -> WriteError {

@@ -10,6 +10,29 @@ use super::{
     refuse_duplicates, snappy_rewrite,
 };
 
+/// The top-level fields of 1.0's `WriteRequest` (timeseries 1, metadata 3, and 2, which 2.0
+/// reserves with them) and 2.0's `Request` (symbols 4, timeseries 5).
+const V1_ONLY_FIELDS: &[u32] = &[1, 2, 3];
+const V2_ONLY_FIELDS: &[u32] = &[4, 5];
+
+/// A body read as one version must not carry the other's series: which version an upstream
+/// reads is its own choice (Prometheus before 2.54 and Mimir read 1.0 whatever the
+/// `Content-Type` says; Prometheus 3 reads its `proto=` its own way), and the version not
+/// checked here would be written unconfined.
+fn refuse_other_version(
+    field: &Field<'_>,
+    other_fields: &[u32],
+    what: &'static str,
+) -> Result<(), WriteError> {
+    if other_fields.contains(&field.number) {
+        return Err(WriteError::Protobuf {
+            what,
+            offset: field.offset,
+        });
+    }
+    Ok(())
+}
+
 /// 1.0: `WriteRequest { repeated TimeSeries timeseries = 1; }`,
 /// `TimeSeries { repeated Label labels = 1; ... }`. The hot path of every restricted writer:
 /// one label buffer for all series, labels read and written without intermediate buffers.
@@ -25,6 +48,11 @@ pub(super) fn v1(
         let mut index = 0usize;
         for_each_field(body, 0, |field, raw| {
             if field.number != 1 {
+                refuse_other_version(
+                    &field,
+                    V2_ONLY_FIELDS,
+                    "a remote write 2.0 field in a 1.0 request",
+                )?;
                 out.extend_from_slice(raw);
                 return Ok(());
             }
@@ -532,6 +560,11 @@ pub(super) fn v2(
         let mut index = 0usize;
         for_each_field(body, 0, |field, raw| {
             if field.number != 5 {
+                refuse_other_version(
+                    &field,
+                    V1_ONLY_FIELDS,
+                    "a remote write 1.0 field in a 2.0 request",
+                )?;
                 if field.number != 4 {
                     series_out.extend_from_slice(raw);
                 }

@@ -349,6 +349,32 @@ fn remote_write_1_unknown_fields_survive() {
     }
 }
 
+/// A body read as one version of remote write carries none of the other's fields: an
+/// upstream that reads the other version (by its own reading of `Content-Type`, or because it
+/// knows only 1.0) would write those series unconfined.
+#[test]
+fn remote_write_refuses_the_other_versions_series() {
+    let policy = p(r#"{ns="a"}"#);
+    let mut v1 = unsnappy(&rw1_body(&[&[("__name__", "up"), ("ns", "a")]]));
+    let v2_series = unsnappy(&rw2_body(&[&[("__name__", "evil"), ("ns", "other")]]));
+    v1.extend_from_slice(&v2_series);
+    let mut v2 = unsnappy(&rw2_body(&[&[("__name__", "up"), ("ns", "a")]]));
+    encode_bytes(1, b"\x0a\x0b\x0a\x03job\x12\x04evil", &mut v2);
+    for (format, body) in [
+        (WriteFormat::RemoteWrite1, &v1),
+        (WriteFormat::RemoteWrite2, &v2),
+    ] {
+        for result in [
+            force(format, &policy, &snappy(body), &limits()).map(|_| ()),
+            check(format, &policy, &snappy(body), &limits()),
+        ] {
+            let err = result.unwrap_err();
+            assert_eq!(err.status(), 400, "{format:?}: {err}");
+            assert!(err.to_string().contains("field in a"), "{format:?}: {err}");
+        }
+    }
+}
+
 /// The fast path (sorted labels) and the general one (the same labels reversed) agree: on the
 /// bytes they write whatever follows the labels (fields the fast path skips by hand or leaves to
 /// the general walk), and on the conflict they report (the first of the policy's forced labels).
@@ -1046,6 +1072,21 @@ fn loki_json() {
         ),
         (br#"{"streams":[{"labels":"{namespace=\"b\"}"}]}"#, 400),
         (br#"{"streams":{}}"#, 400),
+        // Loki matches keys regardless of case and would write `Streams`, unchecked.
+        (
+            br#"{"streams":[],"Streams":[{"stream":{"namespace":"b"},"values":[]}]}"#,
+            400,
+        ),
+        // Loki unescapes a label name twice: `namespac\u0065` would be `namespace` to it.
+        (
+            br#"{"streams":[{"stream":{"namespace":"team-a","namespac\\u0065":"b"},"values":[]}]}"#,
+            400,
+        ),
+        (br#"{"streams":[{"stream":{"1a":"x"},"values":[]}]}"#, 400),
+        (
+            br#"{"streams":[{"stream":{},"values":[["1","l",{"namespac\\u0065":"b"}]]}]}"#,
+            400,
+        ),
     ] {
         let err = force(WriteFormat::LokiJson, &policy, body, &limits()).unwrap_err();
         assert_eq!(

@@ -167,7 +167,11 @@ fn layout(signal: Signal) -> Layout {
     }
 }
 
-/// Whether attribute `key` becomes label `label` under Prometheus's translation.
+/// Whether attribute `key` may become label `label` under a receiver's translation:
+/// Prometheus's (each character outside `[A-Za-z0-9_]` as `_`, `key_` before a leading digit,
+/// `key` before a single leading `_`), or a newer one that also folds runs of `_` into one
+/// (`kube__namespace` as `kube_namespace`). Wider than any one receiver, so an attribute one of
+/// them reads as a policy label is always checked.
 fn maps_to(key: &str, label: &str) -> bool {
     let same = |key: &str, label: &str| {
         key.chars().count() == label.len()
@@ -178,6 +182,19 @@ fn maps_to(key: &str, label: &str) -> bool {
     same(key, label)
         || label.strip_prefix("key_").is_some_and(|l| same(key, l))
         || label.strip_prefix("key").is_some_and(|l| same(key, l))
+        || folded(key).eq(folded(label))
+}
+
+/// `text` sanitised as a label name, with each run of `_` as one.
+fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
+    let mut after_underscore = false;
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .filter(move |&c| {
+            let repeated = c == '_' && after_underscore;
+            after_underscore = c == '_';
+            !repeated
+        })
 }
 
 /// Refuses policies naming what OTLP does not carry as an attribute: the metric name, and for

@@ -810,6 +810,20 @@ fn otlp_refusals() {
             logs_request(vec![resource(vec![])], vec![kv("kube.namespace", "team-b")]),
             "a log record attribute overriding the resource",
         ),
+        (
+            logs_request(
+                vec![resource(vec![])],
+                vec![kv("kube__namespace", "team-b")],
+            ),
+            "an attribute a receiver that folds runs of _ reads as the policy label",
+        ),
+        (
+            logs_request(
+                vec![resource(vec![kv("kube..namespace", "team-b")])],
+                vec![],
+            ),
+            "a resource attribute folded to the policy label",
+        ),
     ];
     for (request, why) in cases {
         let err = force(format, &policy, &request.encode_to_vec(), &limits()).unwrap_err();

@@ -110,11 +110,13 @@ pub fn unavailable() -> Deny {
 impl<G: Borrow<Grant>> Authorized<G> {
     /// Whether the filter must hold the request for its body: one whose PromQL or LogQL form
     /// body or write body must be confined, not yet complete. (ext_authz receives the body with the
-    /// request.) Unrestricted accounts' bodies are never read. Whatever the method: Go's
-    /// `FormValue` (Prometheus) reads a multipart body on a GET too, so a GET's body is checked
-    /// as a POST's is (and refused unless it is a form), as ext_authz checks it.
-    pub fn needs_body(&self, end_of_stream: bool) -> bool {
+    /// request.) Unrestricted accounts' bodies are never read. A POST's body always; another
+    /// method's when it has a content type: Go's `FormValue` (Prometheus) reads a multipart body
+    /// on a GET too, so such a body is checked as a POST's is (refused unless it is a form), as
+    /// ext_authz checks it. Not a WebSocket upgrade's stream (Loki's tail), which has none.
+    pub fn needs_body(&self, method: &str, has_content_type: bool, end_of_stream: bool) -> bool {
         !end_of_stream
+            && (method == "POST" || has_content_type)
             && (matches!(
                 self.allow.labels,
                 LabelEnforcement::PromqlQuery
@@ -302,8 +304,16 @@ mod tests {
         else {
             panic!("allowed")
         };
-        assert!(allowed.needs_body(false));
-        assert!(!allowed.needs_body(true));
+        assert!(allowed.needs_body("POST", false, false));
+        assert!(!allowed.needs_body("POST", false, true));
+        assert!(
+            allowed.needs_body("GET", true, false),
+            "a GET with a content type"
+        );
+        assert!(
+            !allowed.needs_body("GET", false, false),
+            "an upgrade's stream"
+        );
         let body = BodyView {
             content_type: Some("application/x-www-form-urlencoded"),
             content_encoding: None,

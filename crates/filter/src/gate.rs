@@ -433,7 +433,12 @@ impl<H: Host> RequestGate<H> {
             rebuilt.push_str(&query);
             self.host.set_request_header(":path", Some(&rebuilt));
         }
-        if authorized.needs_body(self.end_of_stream) {
+        // A request that ended with its headers (the hit path) looks up nothing more.
+        let needs_body = !self.end_of_stream && {
+            let method = self.header(":method").unwrap_or("");
+            authorized.needs_body(method, self.header("content-type").is_some(), false)
+        };
+        if needs_body {
             if let Some(size) = self.body_end {
                 return match self.host.request_body(size) {
                     Ok(body) => self.finish_body(&authorized, &body, resumed),

@@ -458,19 +458,6 @@ async fn checked_writes_through_two_replicas_never_interleave() {
                 .unwrap()
         }
     };
-    let status = |url: &str, token: &str, method: Method, path: String, body: Value| {
-        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
-        async move {
-            let response = http
-                .request(method, format!("{url}{path}"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }
-    };
     create(
         &a.url,
         &admin,
@@ -508,26 +495,19 @@ async fn checked_writes_through_two_replicas_never_interleave() {
             json!({"tenant": "acme", "name": role, "scopes": ["metrics:read"]}),
         )
         .await;
-        let (created, widened) = tokio::join!(
-            status(
-                &a.url,
-                &manager,
-                Method::POST,
-                "/api/v1/serviceaccounts".into(),
-                json!({"name": format!("x{i}"), "role": role})
-            ),
-            status(
-                &b.url,
-                &widener,
-                Method::PATCH,
-                format!("/api/v1/roles/{role}"),
-                json!({"scopes": ["metrics:read", "logs:read"]})
-            ),
-        );
-        match (created.0, widened.0) {
+        let create_account = http
+            .post(format!("{}/api/v1/serviceaccounts", a.url))
+            .bearer_auth(&manager)
+            .json(&json!({"name": format!("x{i}"), "role": role}));
+        let widen = http
+            .patch(format!("{}/api/v1/roles/{role}", b.url))
+            .bearer_auth(&widener)
+            .json(&json!({"scopes": ["metrics:read", "logs:read"]}));
+        let (created, widened) = tokio::join!(send(create_account), send(widen));
+        match (created.status, widened.status) {
             (201, 200) => both.push(i),
             (201, 403) | (403, 200) => {}
-            other => panic!("unexpected {other:?}: {} / {}", created.1, widened.1),
+            other => panic!("unexpected {other:?}: {} / {}", created.text, widened.text),
         }
     }
     assert!(both.is_empty(), "both passed in trials {both:?}");

@@ -17,6 +17,15 @@ const REGEX_META: &[char] = &[
 
 /// A label name following the Prometheus rule `[a-zA-Z_][a-zA-Z0-9_]*`, at most
 /// [`MAX_LABEL_NAME_LEN`] bytes.
+/// Whether `name` is a Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LabelName(pub(super) String);
 
@@ -26,14 +35,7 @@ impl LabelName {
         if name.len() > MAX_LABEL_NAME_LEN {
             return Err(SelectorError::LabelNameTooLong { len: name.len() });
         }
-        let mut bytes = name.bytes();
-        let valid = match bytes.next() {
-            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
-                bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            }
-            _ => false,
-        };
-        if valid {
+        if is_label_name(name) {
             Ok(Self(name.to_owned()))
         } else {
             Err(SelectorError::InvalidLabelName {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 mod matcher;
 mod parse;
 
-pub use matcher::{LabelName, MatchOp, Matcher};
+pub use matcher::{LabelName, MatchOp, Matcher, is_label_name};
 use parse::Parser;
 
 /// Longest label value accepted, in bytes.

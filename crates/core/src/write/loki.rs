@@ -11,6 +11,7 @@ use super::{
     refuse_duplicates, snappy_rewrite,
 };
 use crate::promql::parse_label_set;
+use crate::selector::is_label_name;
 
 /// `PushRequest { repeated StreamAdapter streams = 1; }`,
 /// `StreamAdapter { string labels = 1; repeated EntryAdapter entries = 2; uint64 hash = 3; }`,
@@ -248,15 +249,6 @@ fn json_stream(
         stream.insert("stream".into(), Value::Object(forced));
     }
     Ok(changed)
-}
-
-/// A Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`, as Loki requires of stream labels.
-fn is_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn malformed(at: Item, what: String) -> WriteError {

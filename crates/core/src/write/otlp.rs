@@ -179,10 +179,10 @@ fn maps_to(key: &str, label: &str) -> bool {
                 k == char::from(l) || (l == b'_' && !k.is_ascii_alphanumeric() && k != '_')
             })
     };
-    same(key, label)
+    // One for one, as Prometheus maps, is a case of the folded comparison.
+    folded(key).eq(folded(label))
         || label.strip_prefix("key_").is_some_and(|l| same(key, l))
         || label.strip_prefix("key").is_some_and(|l| same(key, l))
-        || folded(key).eq(folded(label))
 }
 
 /// `text` sanitised as a label name, with each run of `_` as one.

@@ -83,17 +83,18 @@ impl<'a> CheckInput<'a> {
 
         let mut view = RequestView::new(&http.method, &http.path);
         // Envoy adds x-envoy-auth-partial-body (dropping any copy a client sent) whenever it
-        // buffered a body for the check: `Some(true)` for a part of one.
-        let mut partial: Option<bool> = None;
-        let mut declared_length: Option<Option<u64>> = None;
+        // buffered a body for the check, `true` for a part of one.
+        let mut marked = false;
+        let mut partial = false;
+        let mut declared_length: Option<&str> = None;
         let mut chunked = false;
         for (name, value) in entries {
             view.observe_header(name, value);
             if name.eq_ignore_ascii_case("x-envoy-auth-partial-body") {
-                let part = value.eq_ignore_ascii_case("true");
-                partial = Some(partial.unwrap_or(false) | part);
+                marked = true;
+                partial |= value.eq_ignore_ascii_case("true");
             } else if name.eq_ignore_ascii_case("content-length") {
-                declared_length = Some(value.trim().parse().ok());
+                declared_length = Some(value);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
             }
@@ -111,13 +112,12 @@ impl<'a> CheckInput<'a> {
         // passed on unread). A length that does not parse is missing too.
         let may_carry_body = matches!(http.method.as_str(), "POST" | "PUT" | "PATCH");
         let framed_by_headers = matches!(http.protocol.as_str(), "HTTP/1.0" | "HTTP/1.1");
-        let missing = match declared_length {
-            Some(Some(len)) => len != body_len,
-            Some(None) => true,
+        let missing = match declared_length.map(|len| len.trim().parse::<u64>()) {
+            Some(Ok(len)) => len != body_len,
+            Some(Err(_)) => true,
             None if chunked => body.is_empty(),
-            None => body.is_empty() && partial.is_none() && may_carry_body && !framed_by_headers,
+            None => body.is_empty() && !marked && may_carry_body && !framed_by_headers,
         };
-        let partial = partial.unwrap_or(false);
         CheckInput {
             view,
             body,

@@ -1,9 +1,8 @@
 //! The audit log: the row every action writes (successes in the store's own transaction,
 //! failures here) and reading it back.
 
-use super::fields::parse_name;
 use super::{Admin, Caller, ServiceError, now_secs};
-use crate::model::{AuditEntry, AuditQuery, AuditRecord, Page, escape_control};
+use crate::model::{AuditEntry, AuditQuery, AuditRecord, Name, Page, escape_control};
 use crate::store::Store;
 
 /// A target as the log keeps it: it carries client input (an attempted name), so no token
@@ -25,8 +24,7 @@ impl Admin {
         // on. Otherwise `tenant` is raw client input (a query parameter, a body field), which
         // must not become a column value nor file the attempt in another tenant's log: the
         // caller's own tenant records it, and the target still names what was attempted.
-        let tenant = if parse_name("tenant", tenant).is_ok() && caller.check_tenant(tenant).is_ok()
-        {
+        let tenant = if Name::parse(tenant).is_ok() && caller.check_tenant(tenant).is_ok() {
             tenant
         } else {
             caller.tenant.as_str()

@@ -45,8 +45,8 @@ use tollgate_core::TokenHash;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connections per replica: admin writes are rare and checks never touch the database.
 const MAX_CONNECTIONS: u32 = 8;
-/// The advisory lock every replica takes around a checked write ([`CheckedWrites`]); apart
-/// from the migrations' lock ("tollgate" in ASCII).
+/// The advisory lock every replica takes around a checked write ([`CheckedWrites`]): the
+/// migrations' lock ("tollgate" in ASCII) plus one, so the two never meet.
 const CHECKED_WRITES_LOCK: i64 = 0x746f_6c6c_6761_7466;
 
 pub struct PostgresStore {
